@@ -1,0 +1,40 @@
+"""The ``streambench`` command line. Commands are thin: parse, call one library function, render.
+
+Each command lives in a module of this package that registers itself on :data:`app`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from streambench.errors import StreambenchError
+
+app = typer.Typer(
+    name="streambench",
+    help="Record, replay and grade LLM streaming (SSE) implementations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    try:
+        app(args=argv, prog_name="streambench")
+    except StreambenchError as exc:
+        err_console.print(f"streambench: error: {exc}", markup=False)
+        sys.exit(2)
+
+
+@app.callback()
+def _root() -> None:
+    """Record, replay and grade LLM streaming (SSE) implementations."""
+
+
+# Command modules register on ``app`` when imported (one line each, alphabetical).
