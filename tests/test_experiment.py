@@ -1,0 +1,104 @@
+"""Paired-difference statistics of `streambench experiment` on synthetic result frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from streambench.errors import ConfigError
+from streambench.experiment import (
+    ORDER_BASELINE,
+    ORDER_VARIANT,
+    bootstrap_ci,
+    compare,
+    load_results,
+    to_markdown,
+    write_report,
+)
+
+
+def _rows(sut: str, ttfc: list[float], ttft: list[float], exact: list[bool]) -> list[dict]:
+    return [
+        {
+            "case": f"case{i}",
+            "sut": sut,
+            "dialect": "streambench",
+            "chunking": "events",
+            "latency": "recorded",
+            "fault": "",
+            "seed": 0,
+            "ttfc_ms": c,
+            "ttft_ms": t,
+            "total_ms": 1000.0 + i,
+            "useful_ms": min(c, t),
+            "code_exact": e,
+        }
+        for i, (c, t, e) in enumerate(zip(ttfc, ttft, exact, strict=True))
+    ]
+
+
+@pytest.fixture
+def results() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    n = 12
+    ttfc_a = list(200 + rng.normal(0, 10, n))
+    ttfc_b = [v + 400 + d for v, d in zip(ttfc_a, rng.normal(0, 20, n), strict=True)]
+    ttft = [500.0] * n
+    rows = _rows(ORDER_BASELINE, ttfc_a, ttft, [True] * n)
+    rows += _rows(ORDER_VARIANT, ttfc_b, ttft, [True] * n)
+    return pd.DataFrame(rows).sample(frac=1, random_state=3)
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_seeded() -> None:
+    values = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    low, high = bootstrap_ci(values, seed=7)
+    assert low < values.mean() < high
+    assert bootstrap_ci(values, seed=7) == (low, high)
+    assert bootstrap_ci(np.array([2.0, 2.0])) == (2.0, 2.0)
+
+
+def test_compare_pairs_by_variant_and_finds_the_ttfc_shift(results: pd.DataFrame) -> None:
+    comparison = compare(results)
+    table = comparison.table.set_index("metric")
+    assert len(comparison.pairs) == 12
+    ttfc = table.loc["ttfc_ms"]
+    assert ttfc["ci_low"] > 300 and ttfc["ci_high"] < 500
+    assert ttfc["verdict"] == f"{ORDER_BASELINE} better"
+    assert table.loc["ttft_ms", "verdict"] == "no clear difference"
+    assert table.loc["ttft_ms", "mean_diff"] == 0.0
+    assert table.loc["code_exact", "mean_a"] == 1.0
+
+
+def test_compare_skips_nan_pairs_per_metric(results: pd.DataFrame) -> None:
+    results.loc[results["case"] == "case0", "ttfc_ms"] = np.nan
+    table = compare(results).table.set_index("metric")
+    assert table.loc["ttfc_ms", "n"] == 11
+    assert table.loc["ttft_ms", "n"] == 12
+
+
+def test_success_rate_verdict_prefers_higher(results: pd.DataFrame) -> None:
+    results.loc[results["sut"] == ORDER_VARIANT, "code_exact"] = False
+    table = compare(results).table.set_index("metric")
+    assert table.loc["code_exact", "mean_diff"] == -1.0
+    assert table.loc["code_exact", "verdict"] == f"{ORDER_BASELINE} better"
+
+
+def test_unknown_sut_is_a_config_error(results: pd.DataFrame) -> None:
+    with pytest.raises(ConfigError, match="no rows for SUT 'nope'"):
+        compare(results, "reference", "nope")
+
+
+def test_reports_round_trip_through_files(results: pd.DataFrame, tmp_path: Path) -> None:
+    results.to_csv(tmp_path / "results.csv", index=False)
+    loaded = load_results([tmp_path / "results.csv"])
+    comparison = compare(loaded)
+    assert "| ttfc_ms | 12 |" in to_markdown(comparison)
+    md, page, pairs = write_report(comparison, tmp_path / "out")
+    assert "plotly" in page.read_text() and "<table" in page.read_text()
+    assert md.read_text().startswith("# Experiment")
+    assert len(pd.read_csv(pairs)) == 12
+    with pytest.raises(ConfigError, match="no such results file"):
+        load_results([tmp_path / "missing.parquet"])
