@@ -1,0 +1,105 @@
+"""``streambench import`` (cassettes to transcripts) and ``streambench inspect`` (what they hold)."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streambench.cli import app
+from streambench.inspection import TranscriptInfo, describe
+from streambench.transcript import expand_paths, import_cassette, load_file
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command("import")
+def import_command(
+    cassettes: Annotated[
+        list[Path], typer.Argument(help="vcrpy / pytest-recording cassettes, or folders of them.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write transcripts into.")],
+) -> None:
+    """Turn each streamed interaction of the cassettes into a transcript file."""
+    files = expand_paths(cassettes)
+    written = skipped = 0
+    for path in files:
+        transcripts, file_skipped = import_cassette(path, out)
+        skipped += file_skipped
+        for t in transcripts:
+            written += 1
+            console.print(
+                f"{t.path}  {t.meta.provider}/{t.meta.api}  {len(t.response.body):,} bytes",
+                markup=False,
+            )
+    console.print(
+        f"imported {written} streamed interaction(s) from {len(files)} cassette(s) into {out}"
+        f" ({skipped} not streamed, skipped)",
+        markup=False,
+    )
+
+
+def _table(rows: list[TranscriptInfo]) -> Table:
+    table = Table(show_lines=False)
+    for name in ("file", "provider", "api"):
+        table.add_column(name, overflow="fold")
+    for name in ("events", "bytes", "duration ms", "text", "tool json", "thinking"):
+        table.add_column(name, justify="right")
+    table.add_column("stop")
+    table.add_column("errors", justify="right")
+    for r in rows:
+        table.add_row(
+            r.file,
+            r.provider,
+            r.api,
+            str(r.events),
+            f"{r.bytes:,}",
+            "-" if r.duration_ms is None else f"{r.duration_ms:,.0f}",
+            str(r.text_chars),
+            str(r.tool_json_chars),
+            str(r.thinking_chars),
+            r.stop_reason or "-",
+            str(len(r.errors)) if r.errors else "-",
+        )
+    return table
+
+
+@app.command("inspect")
+def inspect_command(
+    paths: Annotated[list[Path], typer.Argument(help="Transcripts, cassettes, or folders of them.")],
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table for people, json for scripts.")
+    ] = OutputFormat.table,
+) -> None:
+    """Show provider, api, size, timing and content of each recorded stream."""
+    files = expand_paths(paths)
+    rows: list[TranscriptInfo] = []
+    skipped = 0
+    for path in files:
+        transcripts, file_skipped = load_file(path)
+        skipped += file_skipped
+        rows.extend(describe(t) for t in transcripts)
+    if output_format is OutputFormat.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
+        return
+    where = ", ".join(str(p) for p in paths)
+    if not rows:
+        console.print(f"no transcripts or streamed cassettes found in {where}", markup=False)
+        return
+    console.print(_table(rows))
+    with_errors = sum(1 for r in rows if r.errors)
+    console.print(
+        f"{len(rows)} stream(s) from {len(files)} file(s), {sum(r.events for r in rows):,} events,"
+        f" {with_errors} with error events, {skipped} non-streamed interaction(s) skipped",
+        markup=False,
+    )

@@ -1,0 +1,561 @@
+"""Transcript files: one recorded HTTP exchange as YAML a reviewer can read, byte-exact.
+
+A transcript keeps the response body byte for byte (``body`` as text, or ``body_b64`` when
+it is not valid UTF-8) and, when the recorder saw them, the chunk boundaries with their
+arrival times (``chunks: [[t_ms, nbytes], ...]``). vcrpy cassettes load as transcripts too
+(:func:`load_inputs`), one per streamed interaction, without chunks.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streambench import apis
+from streambench.errors import TranscriptError
+from streambench.sse import decode_all
+
+FORMAT_VERSION = 1
+API_NAMES = apis.API_NAMES
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie"}
+)
+REDACTED = "<redacted>"
+
+# Characters YAML treats as line breaks inside a literal block but that PyYAML's emitter lets
+# through: a literal block holding them would not load back to the same string.
+_LITERAL_UNSAFE = ("\x85", "\u2028", "\u2029")
+
+
+@dataclass
+class Meta:
+    provider: str
+    api: str
+    recorded_at: str | None = None
+    source: str | None = None
+    notes: str | None = None
+    truncated: bool = False
+
+
+@dataclass
+class Request:
+    method: str = "POST"
+    url: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None  # parsed JSON when the request body was JSON, else the text
+
+
+@dataclass
+class Response:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    chunks: list[tuple[float, int]] | None = None  # [(t_ms, nbytes)], lengths sum to len(body)
+
+
+@dataclass
+class Transcript:
+    meta: Meta
+    request: Request
+    response: Response
+    path: Path | None = None
+
+    def chunk_bodies(self) -> list[tuple[float, bytes]] | None:
+        """The body split at the recorded chunk boundaries, each with its arrival time in ms."""
+        if self.response.chunks is None:
+            return None
+        pieces: list[tuple[float, bytes]] = []
+        offset = 0
+        for t_ms, nbytes in self.response.chunks:
+            pieces.append((t_ms, self.response.body[offset : offset + nbytes]))
+            offset += nbytes
+        return pieces
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    """A copy of ``headers`` with credentials (Authorization, API keys, cookies) replaced."""
+    return {k: REDACTED if k.lower() in SENSITIVE_HEADERS else v for k, v in headers.items()}
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+class _Literal(str):
+    """A string to emit as a ``|`` block when YAML can hold it exactly."""
+
+
+class _Flow(list):  # type: ignore[type-arg]
+    """A list to emit on one line (``[t_ms, nbytes]``)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_literal(dumper: yaml.SafeDumper, data: _Literal) -> yaml.Node:
+    # The emitter falls back to a double-quoted scalar (exact for any text) when it cannot
+    # use a block, e.g. for trailing spaces, CR or control characters.
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style="|")
+
+
+def _represent_flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+
+_Dumper.add_representer(_Literal, _represent_literal)
+_Dumper.add_representer(_Flow, _represent_flow)
+
+
+def _text_scalar(text: str) -> str:
+    if any(ch in text for ch in _LITERAL_UNSAFE):
+        return text
+    return _Literal(text)
+
+
+def _to_document(t: Transcript) -> dict[str, Any]:
+    meta: dict[str, Any] = {"provider": t.meta.provider, "api": t.meta.api}
+    for key in ("recorded_at", "source", "notes"):
+        value = getattr(t.meta, key)
+        if value is not None:
+            meta[key] = _text_scalar(value) if "\n" in value else value
+    meta["truncated"] = t.meta.truncated
+    response: dict[str, Any] = {"status": t.response.status, "headers": dict(t.response.headers)}
+    try:
+        response["body"] = _text_scalar(t.response.body.decode("utf-8"))
+    except UnicodeDecodeError:
+        response["body_b64"] = _Literal(base64.encodebytes(t.response.body).decode("ascii"))
+    if t.response.chunks is not None:
+        response["chunks"] = [_Flow([t_ms, nbytes]) for t_ms, nbytes in t.response.chunks]
+    return {
+        "streambench": FORMAT_VERSION,
+        "meta": meta,
+        "request": {
+            "method": t.request.method,
+            "url": t.request.url,
+            "headers": dict(t.request.headers),
+            "body": t.request.body,
+        },
+        "response": response,
+    }
+
+
+def dumps(t: Transcript) -> str:
+    """The transcript as YAML text; :func:`loads` gives back the same bytes and fields."""
+    return yaml.dump(
+        _to_document(t),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+    )
+
+
+def save(t: Transcript, path: str | Path) -> Path:
+    """Write ``t`` to ``path`` atomically (temp file in the same folder + os.replace)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = dumps(t)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+class _SchemaError(Exception):
+    """A field is wrong; ``where`` is its key path, to find the YAML line afterwards."""
+
+    def __init__(self, where: tuple[str | int, ...], what: str) -> None:
+        super().__init__(what)
+        self.where = where
+        self.what = what
+
+
+def _line_of(text: str, where: tuple[str | int, ...]) -> int | None:
+    """1-based line of the deepest node of ``where`` present in the YAML text."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for step in where:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == step:
+                    line = key_node.start_mark.line + 1
+                    child = value_node
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            if step < len(node.value):
+                child = node.value[step]
+                line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _error(source: str, what: str, line: int | None = None) -> TranscriptError:
+    where = f"{source}:{line}" if line is not None else source
+    return TranscriptError(f"{where}: {what}")
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        line = mark.line + 1 if mark is not None else None
+        raise _error(source, f"not valid YAML: {problem}", line) from None
+    except yaml.YAMLError as exc:
+        raise _error(source, f"not valid YAML: {' '.join(str(exc).split())}") from None
+
+
+def _mapping(data: Any, where: tuple[str | int, ...], required: bool = True) -> dict[str, Any]:
+    if data is None and not required:
+        return {}
+    if not isinstance(data, dict):
+        name = ".".join(map(str, where)) or "the document"
+        raise _SchemaError(where, f"{name} must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _string(section: dict[str, Any], key: str, where: tuple[str, ...], default: str | None) -> Any:
+    value = section.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise _SchemaError((*where, key), f"{'.'.join((*where, key))} must be a string")
+    return value
+
+
+def _headers(data: Any, where: tuple[str, ...]) -> dict[str, str]:
+    headers = _mapping(data, where, required=False)
+    return {str(k): "" if v is None else str(v) for k, v in headers.items()}
+
+
+def _meta(doc: dict[str, Any]) -> Meta:
+    meta = _mapping(doc.get("meta"), ("meta",))
+    for key in ("provider", "api"):
+        if not meta.get(key):
+            raise _SchemaError(("meta",), f"meta.{key} is missing")
+    api = meta["api"]
+    if api not in API_NAMES:
+        raise _SchemaError(
+            ("meta", "api"), f"meta.api {api!r} is unknown; expected one of {', '.join(API_NAMES)}"
+        )
+    truncated = meta.get("truncated", False)
+    if not isinstance(truncated, bool):
+        raise _SchemaError(("meta", "truncated"), "meta.truncated must be true or false")
+    recorded_at = meta.get("recorded_at")
+    return Meta(
+        provider=str(meta["provider"]),
+        api=api,
+        # YAML turns an unquoted ISO timestamp into a datetime: keep it as text.
+        recorded_at=None if recorded_at is None else str(recorded_at),
+        source=_string(meta, "source", ("meta",), None),
+        notes=_string(meta, "notes", ("meta",), None),
+        truncated=truncated,
+    )
+
+
+def _request(doc: dict[str, Any]) -> Request:
+    req = _mapping(doc.get("request"), ("request",), required=False)
+    return Request(
+        method=_string(req, "method", ("request",), "POST"),
+        url=_string(req, "url", ("request",), ""),
+        headers=_headers(req.get("headers"), ("request", "headers")),
+        body=req.get("body"),
+    )
+
+
+def _body(resp: dict[str, Any]) -> bytes:
+    if "body" in resp and "body_b64" in resp:
+        raise _SchemaError(("response", "body_b64"), "response has both body and body_b64")
+    if "body_b64" in resp:
+        encoded = resp["body_b64"]
+        if not isinstance(encoded, str):
+            raise _SchemaError(("response", "body_b64"), "response.body_b64 must be a string")
+        try:
+            return base64.b64decode("".join(encoded.split()), validate=True)
+        except ValueError:
+            raise _SchemaError(
+                ("response", "body_b64"), "response.body_b64 is not valid base64"
+            ) from None
+    body = resp.get("body", "")
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise _SchemaError(("response", "body"), "response.body must be text")
+    return body.encode("utf-8")
+
+
+def _chunks(data: Any, body_length: int) -> list[tuple[float, int]] | None:
+    if data is None:
+        return None
+    where: tuple[str | int, ...] = ("response", "chunks")
+    if not isinstance(data, list):
+        raise _SchemaError(where, "response.chunks must be a list of [t_ms, nbytes]")
+    chunks: list[tuple[float, int]] = []
+    previous_ms = 0.0
+    for i, item in enumerate(data):
+        here = (*where, i)
+        if not (isinstance(item, list) and len(item) == 2):
+            raise _SchemaError(here, f"response.chunks[{i}] must be [t_ms, nbytes]")
+        t_ms, nbytes = item
+        if isinstance(t_ms, bool) or not isinstance(t_ms, int | float):
+            raise _SchemaError(here, f"response.chunks[{i}]: t_ms must be a number")
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+            raise _SchemaError(here, f"response.chunks[{i}]: nbytes must be an integer >= 0")
+        if t_ms < 0:
+            raise _SchemaError(here, f"response.chunks[{i}]: t_ms {t_ms} is negative")
+        if t_ms < previous_ms:
+            raise _SchemaError(
+                here, f"response.chunks[{i}]: t_ms {t_ms} is before the previous {previous_ms}"
+            )
+        previous_ms = float(t_ms)
+        chunks.append((float(t_ms), nbytes))
+    total = sum(n for _, n in chunks)
+    if total != body_length:
+        raise _SchemaError(
+            where, f"response.chunks lengths sum to {total}, but the body has {body_length} bytes"
+        )
+    return chunks
+
+
+def _response(doc: dict[str, Any]) -> Response:
+    resp = _mapping(doc.get("response"), ("response",))
+    status = resp.get("status", 200)
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise _SchemaError(("response", "status"), "response.status must be an integer")
+    body = _body(resp)
+    return Response(
+        status=status,
+        headers=_headers(resp.get("headers"), ("response", "headers")),
+        body=body,
+        chunks=_chunks(resp.get("chunks"), len(body)),
+    )
+
+
+def _from_document(doc: Any) -> Transcript:
+    doc = _mapping(doc, ())
+    version = doc.get("streambench")
+    if version is None:
+        raise _SchemaError((), "not a streambench transcript (no 'streambench: 1' line)")
+    if version != FORMAT_VERSION:
+        raise _SchemaError(
+            ("streambench",),
+            f"transcript format version {version!r} is not supported (expected {FORMAT_VERSION})",
+        )
+    return Transcript(meta=_meta(doc), request=_request(doc), response=_response(doc))
+
+
+def _transcript_from_data(data: Any, text: str, source: str) -> Transcript:
+    try:
+        return _from_document(data)
+    except _SchemaError as exc:
+        raise _error(source, exc.what, _line_of(text, exc.where)) from None
+
+
+def loads(text: str, source: str = "<string>") -> Transcript:
+    """Parse transcript YAML; errors are one line ``<source>:<line>: <what is wrong>``."""
+    return _transcript_from_data(_parse_yaml(text, source), text, source)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _error(str(path), "no such file") from None
+    except IsADirectoryError:
+        raise _error(str(path), "is a folder, not a transcript file") from None
+    except UnicodeDecodeError as exc:
+        raise _error(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise _error(str(path), exc.strerror or "cannot be read") from None
+
+
+def load(path: str | Path) -> Transcript:
+    """Load one transcript file."""
+    p = Path(path)
+    t = loads(_read_text(p), str(p))
+    t.path = p
+    return t
+
+
+# ---------------------------------------------------------------------------- cassettes
+
+
+def is_cassette(data: object) -> bool:
+    """Whether parsed YAML looks like a vcrpy / pytest-recording cassette."""
+    return (
+        isinstance(data, dict)
+        and "streambench" not in data
+        and isinstance(data.get("interactions"), list)
+    )
+
+
+def _single_values(headers: Any) -> dict[str, str]:
+    """vcrpy keeps each header as a list of values; a transcript keeps one string."""
+    if not isinstance(headers, dict):
+        return {}
+    flat: dict[str, str] = {}
+    for name, value in headers.items():
+        values = value if isinstance(value, list) else [value]
+        flat[str(name)] = ", ".join(str(v) for v in values)
+    return flat
+
+
+def _header(headers: dict[str, str], name: str) -> str:
+    return next((v for k, v in headers.items() if k.lower() == name), "")
+
+
+def _cassette_body(body: Any) -> bytes:
+    """``response.body`` of a cassette: ``{string: str | bytes}`` (bytes when ``!!binary``)."""
+    if isinstance(body, dict):
+        body = body.get("string", b"")
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    return str(body).encode("utf-8")
+
+
+def _request_body(body: Any) -> Any:
+    if isinstance(body, dict):
+        body = body.get("string")
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(body).decode("ascii")
+    if isinstance(body, str):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body
+    return body
+
+
+def _leading_comment(text: str) -> str | None:
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return "\n".join(lines) or None
+
+
+def from_cassette(data: Any, text: str, source: str) -> tuple[list[Transcript], int]:
+    """The streamed interactions of a parsed cassette as transcripts, and how many were skipped.
+
+    An interaction counts as streamed when its content-type is ``text/event-stream`` or its body
+    decodes as at least one SSE event.
+    """
+    transcripts: list[Transcript] = []
+    skipped = 0
+    notes = _leading_comment(text)
+    for index, interaction in enumerate(data["interactions"]):
+        if not isinstance(interaction, dict):
+            raise _error(source, f"interactions[{index}] is not a mapping", _line_of(text, ()))
+        req = interaction.get("request") or {}
+        resp = interaction.get("response") or {}
+        resp_headers = _single_values(resp.get("headers"))
+        body = _cassette_body(resp.get("body"))
+        if "gzip" in _header(resp_headers, "content-encoding") and body[:2] == b"\x1f\x8b":
+            body = gzip.decompress(body)
+            resp_headers = {k: v for k, v in resp_headers.items() if k.lower() != "content-encoding"}
+        events = decode_all(body)
+        if "text/event-stream" not in _header(resp_headers, "content-type") and not events:
+            skipped += 1
+            continue
+        url = str(req.get("uri") or req.get("url") or "")
+        provider, api = apis.detect(url, body, events)
+        status = resp.get("status", 200)
+        if isinstance(status, dict):
+            status = status.get("code", 200)
+        transcripts.append(
+            Transcript(
+                meta=Meta(provider=provider, api=api, source=f"{source}#{index}", notes=notes),
+                request=Request(
+                    method=str(req.get("method") or "POST"),
+                    url=url,
+                    headers=redact_headers(_single_values(req.get("headers"))),
+                    body=_request_body(req.get("body")),
+                ),
+                response=Response(status=int(status), headers=resp_headers, body=body),
+            )
+        )
+    return transcripts, skipped
+
+
+def _yaml_files(folder: Path) -> Iterator[Path]:
+    yield from sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_file(path: Path) -> tuple[list[Transcript], int]:
+    """A transcript file or a cassette: its transcripts and the count of skipped interactions."""
+    text = _read_text(path)
+    data = _parse_yaml(text, str(path))
+    if is_cassette(data):
+        transcripts, skipped = from_cassette(data, text, str(path))
+    else:
+        transcripts, skipped = [_transcript_from_data(data, text, str(path))], 0
+    for t in transcripts:
+        t.path = path
+    return transcripts, skipped
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders replaced by their ``*.yaml`` / ``*.yml`` files (recursive, sorted)."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files.extend(_yaml_files(p))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise _error(str(p), "no such file or folder")
+    return files
+
+
+def load_inputs(paths: Iterable[str | Path]) -> list[Transcript]:
+    """Transcripts from transcript files, cassettes and folders of them, in order."""
+    return [t for path in expand_paths(paths) for t in load_file(path)[0]]
+
+
+def import_cassette(path: str | Path, out_dir: str | Path) -> tuple[list[Transcript], int]:
+    """Save each streamed interaction of a cassette as ``<out_dir>/<stem>-<index>.yaml``.
+
+    Returns the saved transcripts (``path`` set to the written file) and how many interactions
+    were skipped as not streamed.
+    """
+    source = Path(path)
+    text = _read_text(source)
+    data = _parse_yaml(text, str(source))
+    if not is_cassette(data):
+        raise _error(str(source), "not a vcrpy cassette (no 'interactions' list)")
+    transcripts, skipped = from_cassette(data, text, str(source))
+    for t in transcripts:
+        index = (t.meta.source or "").rpartition("#")[2]
+        t.path = save(t, Path(out_dir) / f"{source.stem}-{index}.yaml")
+    return transcripts, skipped
