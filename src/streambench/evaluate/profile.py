@@ -1,0 +1,78 @@
+"""Profiles: which rules run, with which parameters. A user's own streaming contract, in YAML.
+
+default: on            # rules not listed: on (every rule) or off
+rules:
+  text-before-changes: off        # a text-first UI does not mind
+  duplicate-after-failover: {min_overlap_chars: 12}
+  escape-leak: on
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streambench.errors import ConfigError
+from streambench.evaluate.rules import RULES
+
+Profile = dict[str, dict[str, Any]]  # selected rule slug -> parameters
+
+
+def default_profile() -> Profile:
+    return {slug: {} for slug in RULES}
+
+
+def _switch(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in ("on", "off"):
+        return value == "on"
+    raise ConfigError(f"{where}: expected on, off, true, false or a mapping, got {value!r}")
+
+
+def parse_profile(data: Any, source: str) -> Profile:
+    """Validate a parsed profile document; ``source`` names it in errors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a profile is a mapping with 'rules' and 'default'")
+    unknown = sorted(set(data) - {"rules", "default"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: default, rules)")
+    default_on = _switch(data.get("default", "on"), f"{source}: default")
+    rules = data.get("rules") or {}
+    if not isinstance(rules, dict):
+        raise ConfigError(f"{source}: 'rules' must map rule slugs to on/off or parameters")
+    profile: Profile = default_profile() if default_on else {}
+    for slug, value in rules.items():
+        where = f"{source}: rules.{slug}"
+        if slug not in RULES:
+            raise ConfigError(f"{where}: unknown rule (known: {', '.join(RULES)})")
+        if isinstance(value, dict):
+            extra = sorted(set(value) - set(RULES[slug].defaults))
+            if extra:
+                known = ", ".join(RULES[slug].defaults) or "none"
+                raise ConfigError(f"{where}: unknown parameter {extra[0]!r} (known: {known})")
+            profile[slug] = dict(value)
+        elif _switch(value, where):
+            profile[slug] = {}
+        else:
+            profile.pop(slug, None)
+    return profile
+
+
+def load_profile(path: str | Path | None) -> Profile:
+    """The profile in ``path``; every rule with its defaults when ``path`` is None."""
+    if path is None:
+        return default_profile()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read profile: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_profile(data, str(path))

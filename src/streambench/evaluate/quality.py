@@ -1,0 +1,35 @@
+"""Code-edit resolution quality: the provisional code (first changes), the final code and the
+code the case expects, compared exactly and by similarity (rapidfuzz's normalised Indel ratio)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rapidfuzz import fuzz
+
+from streambench.evaluate.client import ClientState
+
+
+def code_quality(state: ClientState, expected_code: str | None) -> dict[str, Any]:
+    changes = state.changes
+    provisional = changes[0].code if changes else None
+    final = state.final_code
+    payload = changes[0].data if changes else {}
+    edits = payload.get("code_edits")
+    applied = payload.get("patches_applied")
+    failed = len(edits) - applied if isinstance(edits, list) and isinstance(applied, int) else None
+    warnings = payload.get("warnings") or []
+    comparable = expected_code is not None and final is not None
+    return {
+        "provisional_code": provisional,
+        "final_code": final,
+        "expected_code": expected_code,
+        "code_exact": final == expected_code if comparable else None,
+        "code_similarity": fuzz.ratio(final, expected_code) if comparable else None,
+        "provisional_exact": provisional == expected_code
+        if expected_code is not None and provisional is not None
+        else None,
+        "patches_applied": applied if isinstance(applied, int) else None,
+        "patches_failed": failed,
+        "warnings": [str(w) for w in warnings] if isinstance(warnings, list) else [str(warnings)],
+    }

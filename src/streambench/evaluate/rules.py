@@ -1,0 +1,324 @@
+"""Ordering and content rules over one run. Each rule is a slug, a one-line description
+(docs/rules.md has the long form) and a pure check over a :class:`RunContext`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streambench.evaluate.client import ClientState
+from streambench.evaluate.dialects import UIEvent
+
+STRUCTURED_MODES = frozenset({"job_code", "workflow"})
+_ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{1,4}|["\\/bfnrt])')
+_JSON_SYNTAX = re.compile(
+    r'"\s*\}\s*$|"(?:code_edits|text_answer|yaml|text|action|old_code|new_code)"\s*:|\]\s*,\s*"'
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    message: str
+    at_ms: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "message": self.message, "at_ms": self.at_ms}
+
+
+@dataclass
+class RunContext:
+    """Everything a rule may look at for one run."""
+
+    state: ClientState
+    mode: str
+    expected_text: str | None = None
+    n_upstreams: int = 1  # upstream calls the case offers (the provider chain's length)
+    # the first upstream failed before delivering any content (a fault the chain should absorb)
+    first_upstream_failed_early: bool = False
+    # upstream time the structured part (code_edits / yaml) was complete, on the request clock
+    structured_complete_ms: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reference_text(self) -> str | None:
+        """What the user should have read: the case's expected text, else the final message."""
+        return self.expected_text if self.expected_text is not None else self.state.final_text
+
+    def char_time(self, index: int) -> float | None:
+        """When the client showed the streamed text's character ``index``."""
+        seen = 0
+        for event in self.state.timeline:
+            if event.kind == "text" and event.text:
+                seen += len(event.text)
+                if index < seen:
+                    return event.t_ms
+        return None
+
+
+Check = Callable[[RunContext, dict[str, Any]], list[tuple[str, float | None]]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    slug: str
+    description: str
+    check: Check
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def _terminal_ms(ctx: RunContext) -> float | None:
+    terminal = ctx.state.terminal
+    return terminal.t_ms if terminal else None
+
+
+def _after_terminal(ctx: RunContext) -> list[UIEvent]:
+    terminal = ctx.state.terminal
+    if terminal is None:
+        return []
+    return ctx.state.timeline[ctx.state.timeline.index(terminal) + 1 :]
+
+
+def _first_text(ctx: RunContext) -> UIEvent | None:
+    return next((ev for ev in ctx.state.timeline if ev.kind == "text" and ev.text), None)
+
+
+def _text_before_changes(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    changes = ctx.state.changes
+    text = _first_text(ctx)
+    if ctx.mode not in STRUCTURED_MODES or not changes or text is None:
+        return []
+    if ctx.state.timeline.index(text) < ctx.state.timeline.index(changes[0]):
+        gap = changes[0].t_ms - text.t_ms
+        return [(f"text shown {gap:g} ms before the changes arrived", text.t_ms)]
+    return []
+
+
+def _missing_changes(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    if ctx.mode not in STRUCTURED_MODES or ctx.state.changes:
+        return []
+    end_ms = _terminal_ms(ctx)
+    terminal = ctx.state.terminal
+    if terminal is not None and terminal.kind == "done" and terminal.code is not None:
+        return [("the final message carries code but no changes event came first", end_ms)]
+    done_ms = ctx.structured_complete_ms
+    if done_ms is not None and (end_ms is None or done_ms <= end_ms):
+        return [(f"upstream finished the structured part at {done_ms:g} ms; no changes", end_ms)]
+    return []
+
+
+def _provisional_mismatch(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    terminal = ctx.state.terminal
+    if terminal is None or terminal.kind != "done" or terminal.code is None:
+        return []
+    return [
+        (f"changes at {ev.t_ms:g} ms differ from the final message's code", ev.t_ms)
+        for ev in ctx.state.changes
+        if ev.code != terminal.code
+    ]
+
+
+def _event_after_terminal(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    return [
+        (f"{ev.kind} event after the terminal event", ev.t_ms)
+        for ev in _after_terminal(ctx)
+        if ev.kind != "status" and not ev.is_terminal
+    ]
+
+
+def _terminal_count(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    terminals = ctx.state.terminals
+    if len(terminals) == 1:
+        return []
+    if not terminals:
+        return [("the stream ended without a done or error event", None)]
+    kinds = ", ".join(ev.kind for ev in terminals)
+    return [(f"{len(terminals)} terminal events ({kinds})", terminals[1].t_ms)]
+
+
+def _text_mismatch(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    final = ctx.state.final_text
+    streamed = ctx.state.streamed_text
+    if final is None or streamed == final:
+        return []
+    at = next(
+        (i for i, (a, b) in enumerate(zip(streamed, final, strict=False)) if a != b),
+        min(len(streamed), len(final)),
+    )
+    return [(f"streamed text differs from the final text at char {at}", _terminal_ms(ctx))]
+
+
+def _count_excess(pattern: re.Pattern[str], ctx: RunContext) -> re.Match[str] | None:
+    """The first match in the streamed text beyond what the reference text itself contains."""
+    reference = ctx.reference_text
+    if reference is None:
+        return None
+    streamed = ctx.state.streamed_text
+    matches = list(pattern.finditer(streamed))
+    if len(matches) <= len(pattern.findall(reference)):
+        return None
+    common = next(
+        (i for i, (a, b) in enumerate(zip(streamed, reference, strict=False)) if a != b),
+        min(len(streamed), len(reference)),
+    )
+    return next((m for m in matches if m.end() > common), matches[-1])
+
+
+def _escape_leak(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    match = _count_excess(_ESCAPE, ctx)
+    if match is None:
+        return []
+    return [
+        (
+            f"JSON escape {match.group()!r} shown at char {match.start()}",
+            ctx.char_time(match.start()),
+        )
+    ]
+
+
+def _json_leak(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    match = _count_excess(_JSON_SYNTAX, ctx)
+    if match is None:
+        return []
+    return [
+        (
+            f"JSON syntax {match.group()!r} shown at char {match.start()}",
+            ctx.char_time(match.start()),
+        )
+    ]
+
+
+def _duplicate_after_failover(
+    ctx: RunContext, params: dict[str, Any]
+) -> list[tuple[str, float | None]]:
+    reference = ctx.reference_text
+    streamed = ctx.state.streamed_text
+    if not reference or streamed == reference or reference.startswith(streamed):
+        return []
+    head = reference[: min(len(reference), int(params["min_overlap_chars"]))]
+    restart = streamed.find(head, 1)
+    if restart <= 0:
+        return []
+    return [
+        (
+            f"the answer restarts at char {restart} after {restart} chars already shown",
+            ctx.char_time(restart),
+        )
+    ]
+
+
+def _no_fallthrough(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    if (
+        ctx.state.terminal_kind != "error"
+        or ctx.n_upstreams < 2
+        or not ctx.first_upstream_failed_early
+    ):
+        return []
+    return [
+        (
+            f"failed before any content; {ctx.n_upstreams - 1} more upstream(s) were left",
+            _terminal_ms(ctx),
+        )
+    ]
+
+
+def _partial_mismatch(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    terminal = ctx.state.terminal
+    if terminal is None or terminal.kind != "error" or terminal.text is None:
+        return []
+    if terminal.text == ctx.state.streamed_text:
+        return []
+    shown, told = len(ctx.state.streamed_text), len(terminal.text)
+    return [(f"error.partial_content has {told} chars; the user saw {shown}", terminal.t_ms)]
+
+
+def _double_apply(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    applied = [a for a in ctx.state.applied if a.source == "changes"]
+    return [(f"changes applied again ({i + 2}. time)", a.t_ms) for i, a in enumerate(applied[1:])]
+
+
+def _status_after_terminal(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    return [
+        (f"status {ev.text!r} after the terminal event", ev.t_ms)
+        for ev in _after_terminal(ctx)
+        if ev.kind == "status"
+    ]
+
+
+RULES: dict[str, Rule] = {
+    rule.slug: rule
+    for rule in (
+        Rule(
+            "text-before-changes",
+            "Text was shown before the changes event arrived.",
+            _text_before_changes,
+        ),
+        Rule(
+            "missing-changes",
+            "Code/YAML was produced but no changes event reached the client.",
+            _missing_changes,
+        ),
+        Rule(
+            "provisional-mismatch",
+            "A changes event's code differs from the final code (a flash of wrong code).",
+            _provisional_mismatch,
+        ),
+        Rule(
+            "event-after-terminal",
+            "A changes, text or other event arrived after done/error.",
+            _event_after_terminal,
+        ),
+        Rule(
+            "terminal-count",
+            "The stream did not end with exactly one done or error event.",
+            _terminal_count,
+        ),
+        Rule(
+            "text-mismatch",
+            "The streamed text differs from the final message's text.",
+            _text_mismatch,
+        ),
+        Rule(
+            "escape-leak", 'A raw JSON escape (\\n, \\", \\uXXXX) was shown as text.', _escape_leak
+        ),
+        Rule(
+            "json-leak",
+            "JSON syntax of the model's answer (keys, closing quote and brace) was shown as text.",
+            _json_leak,
+        ),
+        Rule(
+            "duplicate-after-failover",
+            "Shown text is followed by an answer restarting from its beginning.",
+            _duplicate_after_failover,
+            {"min_overlap_chars": 8},
+        ),
+        Rule(
+            "no-fallthrough",
+            "A failure before any content ended in error although another upstream was available.",
+            _no_fallthrough,
+        ),
+        Rule(
+            "partial-mismatch",
+            "error.partial_content differs from the text the user saw.",
+            _partial_mismatch,
+        ),
+        Rule("double-apply", "The client applied changes more than once.", _double_apply),
+        Rule(
+            "status-after-terminal",
+            "A status event arrived after done/error.",
+            _status_after_terminal,
+        ),
+    )
+}
+
+
+def check_rules(ctx: RunContext, selected: dict[str, dict[str, Any]]) -> list[Violation]:
+    """Run the ``selected`` rules (slug -> parameters) in registry order."""
+    violations: list[Violation] = []
+    for slug, rule in RULES.items():
+        if slug in selected:
+            params = {**rule.defaults, **selected[slug]}
+            violations.extend(Violation(slug, msg, at) for msg, at in rule.check(ctx, params))
+    return violations
