@@ -1,0 +1,211 @@
+"""LLM providers: each turns an :class:`LLMRequest` into an async stream of text deltas.
+
+``anthropic`` (native SSE on ``/v1/messages``) and ``openai`` (native SSE on
+``/chat/completions``) stream; ``anthropic-sync`` / ``openai-sync`` are the non-streaming
+fallback of skytwin #151: one JSON response emitted as a single chunk. Every failure — an HTTP
+error status, a provider ``error`` event, malformed JSON, a stream that ends without its
+terminal event, a transport error — is raised as :class:`ProviderError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from streambench.sse import SSEDecoder, SSEEvent
+
+ANTHROPIC_VERSION = "2023-06-01"
+# Without prefill support, the prefill becomes an instruction (see docs/reference.md).
+OPENAI_PREFILL_INSTRUCTION = (
+    "Respond with one JSON object only, no prose around it. Begin your answer exactly with:\n"
+)
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """What the assistant asks for: ``prefill`` is the start of the answer the model continues."""
+
+    system: str
+    messages: list[dict[str, str]]
+    prefill: str = ""
+    max_tokens: int = 4096
+
+
+class ProviderError(Exception):
+    """A provider call failed; ``retry_after_s`` is set for 429/529 with a retry-after header."""
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class Provider(Protocol):
+    name: str
+    model: str
+
+    def stream(self, client: httpx.AsyncClient, request: LLMRequest) -> AsyncIterator[str]:
+        """Yield the answer's text deltas; raise :class:`ProviderError` on any failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class _HttpProvider:
+    """Shared HTTP plumbing: POST, status check, SSE decoding; subclasses speak one api."""
+
+    name: str
+    base_url: str
+    api_key: str
+    model: str
+    streaming: bool = True
+    timeout_s: float = 60.0
+
+    url_path = ""
+
+    def _headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _body(self, request: LLMRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _event_text(self, event: SSEEvent) -> str | None:
+        """Text of one SSE event; None for the terminal event; raises on an error event."""
+        raise NotImplementedError
+
+    def _response_text(self, body: Any) -> str:
+        raise NotImplementedError
+
+    async def stream(self, client: httpx.AsyncClient, request: LLMRequest) -> AsyncIterator[str]:
+        body = {**self._body(request), "stream": self.streaming}
+        headers = self._headers()
+        if self.streaming:
+            headers["accept"] = "text/event-stream"
+        url = self.base_url.rstrip("/") + self.url_path
+        try:
+            async with client.stream(
+                "POST", url, json=body, headers=headers, timeout=self.timeout_s
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _http_error(self.name, response)
+                if not self.streaming:
+                    await response.aread()
+                    yield self._response_text(_json(self.name, response.text))
+                    return
+                decoder = SSEDecoder()
+                async for data in response.aiter_bytes():
+                    for event in decoder.feed(data):
+                        text = self._event_text(event)
+                        if text is None:
+                            return
+                        if text:
+                            yield text
+                raise ProviderError(f"{self.name}: stream ended before its terminal event")
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _json(name: str, data: str) -> Any:
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ProviderError(f"{name}: malformed JSON from provider: {exc}") from None
+
+
+def _http_error(name: str, response: httpx.Response) -> ProviderError:
+    try:
+        detail = response.json().get("error", {}).get("message", "")
+    except (ValueError, AttributeError):
+        detail = response.text[:200]
+    retry_after_s = None
+    if response.status_code in (429, 529):
+        try:
+            retry_after_s = float(response.headers["retry-after"])
+        except (KeyError, ValueError):
+            retry_after_s = None
+    message = f"{name}: HTTP {response.status_code}" + (f" {detail}" if detail else "")
+    return ProviderError(message, response.status_code, retry_after_s)
+
+
+class AnthropicMessages(_HttpProvider):
+    url_path = "/v1/messages"
+
+    def _headers(self) -> dict[str, str]:
+        return {"x-api-key": self.api_key, "anthropic-version": ANTHROPIC_VERSION}
+
+    def _body(self, request: LLMRequest) -> dict[str, Any]:
+        messages = list(request.messages)
+        if request.prefill:
+            messages.append({"role": "assistant", "content": request.prefill})
+        return {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "system": request.system,
+            "messages": messages,
+        }
+
+    def _event_text(self, event: SSEEvent) -> str | None:
+        data = _json(self.name, event.data)
+        kind = data.get("type") if isinstance(data, dict) else None
+        if event.event == "error" or kind == "error":
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            raise ProviderError(
+                f"{self.name}: error event: {error.get('type', '')} {error.get('message', '')}"
+            )
+        if kind == "message_stop":
+            return None
+        if kind == "content_block_delta" and data["delta"].get("type") == "text_delta":
+            return str(data["delta"]["text"])
+        return ""
+
+    def _response_text(self, body: Any) -> str:
+        blocks = body.get("content", []) if isinstance(body, dict) else []
+        return "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+
+
+class OpenAIChat(_HttpProvider):
+    url_path = "/chat/completions"
+
+    def _headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.api_key}"}
+
+    def _body(self, request: LLMRequest) -> dict[str, Any]:
+        system = request.system
+        if request.prefill:
+            system += "\n\n" + OPENAI_PREFILL_INSTRUCTION + request.prefill
+        return {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "messages": [{"role": "system", "content": system}, *request.messages],
+        }
+
+    def _event_text(self, event: SSEEvent) -> str | None:
+        if event.data.strip() == "[DONE]":
+            return None
+        data = _json(self.name, event.data)
+        if not isinstance(data, dict):
+            raise ProviderError(f"{self.name}: unexpected chunk {event.data[:80]!r}")
+        if "error" in data:
+            raise ProviderError(f"{self.name}: error event: {data['error']}")
+        return "".join(
+            choice.get("delta", {}).get("content") or "" for choice in data.get("choices", [])
+        )
+
+    def _response_text(self, body: Any) -> str:
+        choices = body.get("choices", []) if isinstance(body, dict) else []
+        return "".join(c.get("message", {}).get("content") or "" for c in choices)
+
+
+# Provider kinds accepted in STREAMBENCH_PROVIDERS: (class, streaming).
+KINDS: dict[str, tuple[type[AnthropicMessages | OpenAIChat], bool]] = {
+    "anthropic": (AnthropicMessages, True),
+    "anthropic-sync": (AnthropicMessages, False),
+    "openai": (OpenAIChat, True),
+    "openai-sync": (OpenAIChat, False),
+}
