@@ -38,3 +38,5 @@ def _root() -> None:
 
 
 # Command modules register on ``app`` when imported (one line each, alphabetical).
+from streambench.cli import record  # noqa: E402,F401
+from streambench.cli import transcripts  # noqa: E402,F401

@@ -1,0 +1,196 @@
+"""``streambench record``, ``proxy``, ``scan`` and ``fake-provider``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import Progress
+
+from streambench import _server
+from streambench.cli import app, err_console
+from streambench.errors import ConfigError
+from streambench.fake_provider import fake_provider_app
+from streambench.proxy import proxy_app
+from streambench.recorder import (
+    PROVIDERS,
+    auth_headers,
+    is_recorded,
+    load_request,
+    plan_entries,
+    record,
+    request_url,
+    signals_as_interrupts,
+)
+from streambench.redact import Redactor, load_config, make_config, scan
+
+console = Console(highlight=False, soft_wrap=True)
+
+RedactHeader = Annotated[
+    list[str], typer.Option("--redact-header", help="Extra header to redact (repeatable).")
+]
+RedactQuery = Annotated[
+    list[str], typer.Option("--redact-query", help="Extra query parameter to redact.")
+]
+RedactPath = Annotated[
+    list[str], typer.Option("--redact-path", help="JSON-body path to redact (a.b.*.c).")
+]
+RedactPattern = Annotated[
+    list[str], typer.Option("--redact-pattern", help="Regex to redact everywhere.")
+]
+RedactConfig = Annotated[
+    Path | None, typer.Option("--redact-config", help="YAML: headers, query, json_paths, patterns.")
+]
+
+
+def _redactor(
+    headers: list[str], query: list[str], paths: list[str], patterns: list[str], cfg: Path | None
+) -> Redactor:
+    config = make_config(headers, query, paths, patterns)
+    if cfg is not None:
+        config = config.merged(load_config(cfg))
+    return Redactor(config)
+
+
+def _parse_headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--header {value!r}: expected NAME:VALUE")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+@app.command("record")
+def record_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Transcript file (or folder).")],
+    provider: Annotated[str, typer.Option(help=f"One of {', '.join(PROVIDERS)}.")] = "anthropic",
+    request: Annotated[Path | None, typer.Option(help="Request body (JSON or YAML).")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Last user message.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Server to record from (the endpoint URL for 'url').")
+    ] = None,
+    header: Annotated[
+        list[str], typer.Option("--header", "-H", help="Extra request header NAME:VALUE.")
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    repeat: Annotated[int, typer.Option(min=1, help="Record N times (OUT is a folder).")] = 1,
+    matrix: Annotated[
+        Path | None, typer.Option(help="YAML: prompts x variants (OUT is a folder).")
+    ] = None,
+    notes: Annotated[str | None, typer.Option(help="Free text for meta.notes.")] = None,
+    redact_header: RedactHeader = [],  # noqa: B006
+    redact_query: RedactQuery = [],  # noqa: B006
+    redact_path: RedactPath = [],  # noqa: B006
+    redact_pattern: RedactPattern = [],  # noqa: B006
+    redact_config: RedactConfig = None,
+) -> None:
+    """Send a streaming request and save the raw chunks with their arrival times."""
+    redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
+    body = load_request(request) if request is not None else None
+    plan = None
+    if matrix is not None:
+        try:
+            plan = yaml.safe_load(matrix.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{matrix}: cannot read matrix ({exc})") from None
+        if not isinstance(plan, dict):
+            raise ConfigError(f"{matrix}: a matrix is a mapping with prompts and variants")
+    entries = plan_entries(provider, body, prompt, model, repeat, plan, str(matrix))
+    headers = {**auth_headers(provider), **_parse_headers(header)}
+    api = PROVIDERS[provider].api if provider != "url" else None
+    single = matrix is None and repeat == 1
+    targets = [out if single else out / f"{entry.name}.yaml" for entry in entries]
+    with signals_as_interrupts(), Progress(console=err_console, transient=single) as progress:
+        task = progress.add_task("recording", total=len(entries))
+        for entry, target in zip(entries, targets, strict=True):
+            if not single and is_recorded(target):
+                progress.advance(task)
+                continue
+            url = request_url(provider, base_url, entry.body.get("model") or model or "")
+            try:
+                t = record(
+                    url,
+                    entry.body,
+                    out=target,
+                    provider=provider,
+                    api=api,
+                    headers=headers,
+                    redactor=redactor,
+                    notes=notes,
+                )
+            except KeyboardInterrupt:
+                err_console.print(f"interrupted: partial transcript saved to {target}")
+                raise typer.Exit(130) from None
+            progress.advance(task)
+            state = "truncated" if t.meta.truncated else "ok"
+            err_console.print(
+                f"{target}: HTTP {t.response.status}, {len(t.response.body)} bytes, "
+                f"{len(t.response.chunks or [])} chunks, {state}"
+            )
+
+
+@app.command("proxy")
+def proxy_command(
+    upstream: Annotated[str, typer.Option(help="Provider base URL to forward to.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the transcripts.")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = _server.LOOPBACK,
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 0,
+    save_all: Annotated[bool, typer.Option("--all", help="Save non-streamed calls too.")] = False,
+    redact_header: RedactHeader = [],  # noqa: B006
+    redact_query: RedactQuery = [],  # noqa: B006
+    redact_path: RedactPath = [],  # noqa: B006
+    redact_pattern: RedactPattern = [],  # noqa: B006
+    redact_config: RedactConfig = None,
+) -> None:
+    """A recording reverse proxy: point an application's base URL at it."""
+    redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
+    app_ = proxy_app(upstream, out, redactor, save_all)
+
+    def ready(url: str) -> None:
+        err_console.print(f"streambench proxy on {url} -> {upstream}, saving to {out}/")
+
+    _server.serve_forever(app_, host, port, ready)
+
+
+@app.command("scan")
+def scan_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to scan.")],
+    pattern: Annotated[
+        list[str], typer.Option("--pattern", help="Extra secret regex (repeatable).")
+    ] = [],  # noqa: B006
+    config: RedactConfig = None,
+) -> None:
+    """Find secrets (provider keys, bearer tokens, key headers / query parameters)."""
+    extra = make_config(patterns=pattern, where="--pattern")
+    if config is not None:
+        extra = extra.merged(load_config(config))
+    findings = scan(paths, extra.patterns)
+    for finding in findings:
+        console.print(str(finding), markup=False)
+    if findings:
+        err_console.print(f"{len(findings)} secret(s) found")
+        raise typer.Exit(1)
+
+
+@app.command("fake-provider")
+def fake_provider_command(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = _server.LOOPBACK,
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 0,
+    script: Annotated[Path | None, typer.Option(help="Script YAML (rules).")] = None,
+    rate: Annotated[float, typer.Option(help="Content tokens per second (0: no pauses).")] = 200,
+    ttfb: Annotated[float, typer.Option(help="Pause before the first event, ms.")] = 0,
+) -> None:
+    """An offline provider: anthropic-messages, openai-chat and openai-responses endpoints."""
+    app_ = fake_provider_app(script, rate=rate, ttfb_ms=ttfb)
+
+    def ready(url: str) -> None:
+        # stdout, flushed: scripts and tests read the URL from the first line.
+        print(url, flush=True)
+        err_console.print(f"streambench fake-provider on {url}")
+
+    _server.serve_forever(app_, host, port, ready)

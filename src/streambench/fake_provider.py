@@ -1,0 +1,344 @@
+"""An offline LLM provider on a real socket: anthropic-messages, openai-chat, openai-responses.
+
+Answers are deterministic: a script rule matching the request (last user message, mode,
+prefill) gives the text or JSON answer, else the last user message is echoed. Streams are
+rendered by :mod:`streambench.synth` and paced at ``rate`` tokens per second. Every streamed
+frame's send time (``time.monotonic()``) is logged in :attr:`FakeProvider.sent` so tests can
+compare a recorder's arrival times against them.
+
+Faults for failover demos, by request header ``x-fake-fail`` or a rule's ``fail``:
+``529`` / ``429`` / any status (HTTP error before the stream), ``error@N`` (a provider error
+event after N content deltas), ``drop@N`` (connection dropped after N content deltas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from streambench import synth
+from streambench.errors import ConfigError
+
+LOREM = (
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
+    "incididunt ut labore et dolore magna aliqua."
+)
+_RULE_KEYS = {"match", "mode", "prefill", "text", "json", "thinking", "fail", "model", "ascii"}
+_FAIL = re.compile(r"^(?:(?P<status>\d{3})|(?P<kind>error|drop)@(?P<after>\d+))$")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """``status`` for an HTTP error response, else ``kind`` ('error'/'drop') after N deltas."""
+
+    status: int | None = None
+    kind: str | None = None
+    after: int = 0
+
+
+def parse_fault(spec: str, where: str = "x-fake-fail") -> Fault:
+    m = _FAIL.match(spec.strip())
+    if m is None:
+        raise ConfigError(f"{where}: fault {spec!r} is not a status (529), error@N or drop@N")
+    if m["status"]:
+        return Fault(status=int(m["status"]))
+    return Fault(kind=m["kind"], after=int(m["after"]))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One script rule. ``match`` is a regex searched in the last user message."""
+
+    match: re.Pattern[str] | None = None
+    mode: str | None = None
+    prefill: str | None = None
+    text: str | None = None
+    json: dict[str, Any] | None = None
+    thinking: str = ""
+    fail: Fault | None = None
+    model: str | None = None
+    ascii: bool = False
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the fake provider reads from a request, whatever the API."""
+
+    api: str
+    user_text: str
+    prefill: str
+    stream: bool
+    model: str | None
+
+    @property
+    def mode(self) -> str:
+        if "code_edits" in self.prefill or "text_answer" in self.prefill:
+            return "job_code"
+        if '"yaml"' in self.prefill or '"text"' in self.prefill:
+            return "workflow"
+        return "chat"
+
+
+def load_script(path: str | Path) -> list[Rule]:
+    """Rules from a script YAML file: ``rules: [{match, mode, prefill, text|json, fail}, ...]``."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read script ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
+    return parse_script(data, str(p))
+
+
+def parse_script(data: Any, source: str = "<script>") -> list[Rule]:
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise ConfigError(f"{source}: a script is a mapping with a 'rules' list")
+    rules = []
+    for i, raw in enumerate(data["rules"]):
+        where = f"{source}: rules[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be a mapping")
+        unknown = set(raw) - _RULE_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        if raw.get("json") is not None and not isinstance(raw["json"], dict):
+            raise ConfigError(f"{where}.json must be a mapping of answer fields")
+        try:
+            pattern = re.compile(str(raw["match"])) if raw.get("match") is not None else None
+        except re.error as exc:
+            raise ConfigError(f"{where}.match is not a valid regex: {exc}") from None
+        fail = raw.get("fail")
+        rules.append(
+            Rule(
+                match=pattern,
+                mode=raw.get("mode"),
+                prefill=raw.get("prefill"),
+                text=None if raw.get("text") is None else str(raw["text"]),
+                json=raw.get("json"),
+                thinking=str(raw.get("thinking") or ""),
+                fail=None if fail is None else parse_fault(str(fail), f"{where}.fail"),
+                model=raw.get("model"),
+                ascii=bool(raw.get("ascii", False)),
+            )
+        )
+    return rules
+
+
+# --- reading requests -----------------------------------------------------------------------
+
+
+def _text_of(content: Any) -> str:
+    """Text of a message's content: a string or a list of text parts (any API's spelling)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def read_prompt(api: str, body: dict[str, Any]) -> Prompt:
+    items = body.get("input") if api == "openai-responses" else body.get("messages")
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    messages = [m for m in items or [] if isinstance(m, dict)]
+    prefill = ""
+    if messages and messages[-1].get("role") == "assistant":
+        prefill = _text_of(messages[-1].get("content"))
+    users = [m for m in messages if m.get("role") == "user"]
+    user_text = _text_of(users[-1].get("content")) if users else ""
+    return Prompt(api, user_text, prefill, bool(body.get("stream")), body.get("model"))
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+def json_answer(fields: dict[str, Any], prefill: str, ensure_ascii: bool = False) -> str:
+    """The JSON answer as the model writes it after ``prefill``: keys in the order the prefill
+    starts them (``{"code_edits": [`` -> changes first, ``{"text_answer": "`` -> text first)."""
+    first = sorted(fields, key=lambda k: (f'"{k}"' not in prefill, prefill.find(f'"{k}"')))
+    full = json.dumps({k: fields[k] for k in first}, indent=2, ensure_ascii=ensure_ascii)
+    common = 0
+    while common < min(len(full), len(prefill)) and full[common] == prefill[common]:
+        common += 1
+    return full[common:]
+
+
+def _default_fields(prompt: Prompt) -> dict[str, Any]:
+    echo = f"Echo: {prompt.user_text}" if prompt.user_text else LOREM
+    if prompt.mode == "job_code":
+        return {"code_edits": [], "text_answer": echo}
+    return {"yaml": "name: echo\nsteps: []\n", "text": echo}
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    thinking: str = ""
+    fault: Fault | None = None
+    model: str | None = None
+
+
+def answer_for(prompt: Prompt, rules: Sequence[Rule]) -> Answer:
+    """The first matching rule's answer (continuing the prefill), else the default echo."""
+    for rule in rules:
+        if rule.match is not None and not rule.match.search(prompt.user_text):
+            continue
+        if rule.mode is not None and rule.mode != prompt.mode:
+            continue
+        if rule.prefill is not None and not prompt.prefill.startswith(rule.prefill):
+            continue
+        if rule.json is not None:
+            text = json_answer(rule.json, prompt.prefill, rule.ascii)
+        elif rule.text is not None:
+            text = rule.text
+        else:
+            text = _default_answer(prompt)
+        return Answer(text, rule.thinking, rule.fail, rule.model)
+    return Answer(_default_answer(prompt))
+
+
+def _default_answer(prompt: Prompt) -> str:
+    if prompt.mode == "chat":
+        return f"Echo: {prompt.user_text}" if prompt.user_text else LOREM
+    return json_answer(_default_fields(prompt), prompt.prefill)
+
+
+# --- errors in each API's shape -------------------------------------------------------------
+
+
+def _error_body(api: str, status: int) -> dict[str, Any]:
+    kind = {429: "rate_limit_error", 529: "overloaded_error", 500: "api_error"}.get(
+        status, "invalid_request_error"
+    )
+    message = {529: "Overloaded", 429: "Rate limited"}.get(status, f"fake-provider error {status}")
+    if api == "anthropic-messages":
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
+
+
+def _error_frame(api: str) -> bytes:
+    body = json.dumps(_error_body(api, 529), separators=(",", ":"))
+    if api == "openai-chat":
+        return f"data: {body}\n\n".encode()
+    return f"event: error\ndata: {body}\n\n".encode()
+
+
+class DroppedConnection(Exception):
+    """Raised inside a stream to make the server abort the connection (``drop@N``)."""
+
+
+# --- the app --------------------------------------------------------------------------------
+
+
+@dataclass
+class SentStream:
+    """One streamed response as sent: the body and ``(monotonic_s, nbytes)`` per frame."""
+
+    api: str
+    body: bytearray = field(default_factory=bytearray)
+    frames: list[tuple[float, int]] = field(default_factory=list)
+
+
+@dataclass
+class FakeProvider:
+    rules: Sequence[Rule] = ()
+    rate: float = 200.0  # content tokens per second; 0 sends without pauses
+    ttfb_ms: float = 0.0
+    sent: list[SentStream] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/v1/messages", self._endpoint("anthropic-messages"), methods=["POST"]),
+            Route("/v1/chat/completions", self._endpoint("openai-chat"), methods=["POST"]),
+            Route("/chat/completions", self._endpoint("openai-chat"), methods=["POST"]),
+            Route("/v1/responses", self._endpoint("openai-responses"), methods=["POST"]),
+        ]
+        app = Starlette(routes=routes)
+        app.state.provider = self
+        return app
+
+    def _endpoint(self, api: str):  # type: ignore[no-untyped-def]
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                return JSONResponse(_error_body(api, 400), status_code=400)
+            prompt = read_prompt(api, body if isinstance(body, dict) else {})
+            answer = answer_for(prompt, self.rules)
+            header = request.headers.get("x-fake-fail")
+            fault = parse_fault(header) if header else answer.fault
+            if fault is not None and fault.status is not None:
+                headers = {"retry-after": "0"} if fault.status in (429, 529) else {}
+                return JSONResponse(
+                    _error_body(api, fault.status), status_code=fault.status, headers=headers
+                )
+            model = answer.model or prompt.model
+            if not prompt.stream:
+                payload = synth.render_json_response(api, answer.text, model)
+                return Response(payload, media_type="application/json")
+            frames = synth.render_frames(
+                api, text=answer.text, thinking=answer.thinking, model=model
+            )
+            return StreamingResponse(
+                self._paced(api, frames, fault),
+                media_type="text/event-stream; charset=utf-8",
+                headers={"cache-control": "no-cache"},
+            )
+
+        return endpoint
+
+    async def _paced(
+        self, api: str, frames: list[synth.Frame], fault: Fault | None
+    ) -> AsyncIterator[bytes]:
+        log = SentStream(api)
+        self.sent.append(log)
+        if self.ttfb_ms:
+            await asyncio.sleep(self.ttfb_ms / 1000)
+        for frame in _apply_fault(api, frames, fault):
+            if frame.tokens and self.rate > 0:
+                await asyncio.sleep(frame.tokens / self.rate)
+            yield frame.data
+            # Resumed only after the server wrote the frame: this is its send time.
+            log.frames.append((time.monotonic(), len(frame.data)))
+            log.body += frame.data
+        if fault is not None and fault.kind == "drop":
+            raise DroppedConnection(f"drop@{fault.after}")
+
+
+def _apply_fault(api: str, frames: list[synth.Frame], fault: Fault | None) -> list[synth.Frame]:
+    """The frames up to the fault's delta count, plus the error event for ``error@N``."""
+    if fault is None or fault.kind is None:
+        return frames
+    kept: list[synth.Frame] = []
+    deltas = 0
+    for frame in frames:
+        if frame.tokens and deltas >= fault.after:
+            break
+        kept.append(frame)
+        deltas += frame.tokens
+    if fault.kind == "error":
+        kept.append(synth.Frame(_error_frame(api)))
+    return kept
+
+
+def fake_provider_app(
+    script: str | Path | Sequence[Rule] | None = None,
+    rate: float = 200.0,
+    ttfb_ms: float = 0.0,
+) -> Starlette:
+    """The fake provider as an ASGI app; its :class:`FakeProvider` is ``app.state.provider``."""
+    rules = load_script(script) if isinstance(script, str | Path) else list(script or ())
+    return FakeProvider(rules=rules, rate=rate, ttfb_ms=ttfb_ms).app()

@@ -1,0 +1,335 @@
+"""Record a provider's stream: every raw chunk with its arrival time, into a transcript file.
+
+The transcript is redacted before it is written, written atomically, and written whatever
+happens: an HTTP error is recorded as such; an interrupt (SIGINT, SIGTERM) or a dropped
+connection leaves ``meta.truncated: true`` with every byte received so far.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from streambench import apis
+from streambench.errors import ConfigError, TranscriptError
+from streambench.redact import Redactor
+from streambench.transcript import Meta, Request, Response, Transcript, load, save
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    base_url: str
+    path: str
+    api: str
+    key_env: str | None
+    vendor: str
+
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    "anthropic": ProviderSpec(
+        "https://api.anthropic.com",
+        "/v1/messages",
+        "anthropic-messages",
+        "ANTHROPIC_API_KEY",
+        "anthropic",
+    ),
+    "openai-chat": ProviderSpec(
+        "https://api.openai.com", "/v1/chat/completions", "openai-chat", "OPENAI_API_KEY", "openai"
+    ),
+    "openai-responses": ProviderSpec(
+        "https://api.openai.com", "/v1/responses", "openai-responses", "OPENAI_API_KEY", "openai"
+    ),
+    "google": ProviderSpec(
+        "https://generativelanguage.googleapis.com",
+        "/v1beta/models/{model}:streamGenerateContent?alt=sse",
+        "google-generate",
+        "GOOGLE_API_KEY",
+        "google",
+    ),
+    "url": ProviderSpec("", "", "generic-sse", None, "unknown"),
+}
+DEFAULT_MODELS = {
+    "anthropic": "claude-sonnet-4-20250514",
+    "openai-chat": "gpt-4o",
+    "openai-responses": "gpt-4o",
+    "google": "gemini-2.5-flash",
+    "url": "default",
+}
+
+
+def _spec(provider: str) -> ProviderSpec:
+    if provider not in PROVIDERS:
+        raise ConfigError(f"--provider {provider!r}: expected one of {', '.join(PROVIDERS)}")
+    return PROVIDERS[provider]
+
+
+def build_body(
+    provider: str, request: dict[str, Any] | None, prompt: str | None, model: str | None
+) -> dict[str, Any]:
+    """The request body: ``request`` (or a minimal one) with ``prompt`` as the last user
+    message and ``model`` set, streaming switched on."""
+    body = dict(request or {})
+    if model or "model" not in body:
+        body["model"] = model or DEFAULT_MODELS[provider]
+    if provider == "google":
+        body.pop("model")
+        if prompt is not None:
+            body["contents"] = [{"role": "user", "parts": [{"text": prompt}]}]
+        return body
+    if provider == "openai-responses":
+        if prompt is not None:
+            body["input"] = prompt
+    elif prompt is not None:
+        messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
+        prefill = [messages.pop()] if messages and messages[-1].get("role") == "assistant" else []
+        if messages and messages[-1].get("role") == "user":
+            messages.pop()
+        body["messages"] = [*messages, {"role": "user", "content": prompt}, *prefill]
+    if provider == "anthropic":
+        body.setdefault("max_tokens", 1024)
+    body["stream"] = True
+    return body
+
+
+def request_url(provider: str, base_url: str | None, model: str) -> str:
+    spec = _spec(provider)
+    if provider == "url":
+        if not base_url:
+            raise ConfigError("--provider url needs --base-url (the full endpoint URL)")
+        return base_url
+    return (base_url or spec.base_url).rstrip("/") + spec.path.format(model=model)
+
+
+def auth_headers(provider: str) -> dict[str, str]:
+    """Credentials from the environment, in the header each provider expects."""
+    spec = _spec(provider)
+    key = os.environ.get(spec.key_env, "") if spec.key_env else ""
+    if provider == "anthropic":
+        headers = {"anthropic-version": "2023-06-01"}
+        return {**headers, "x-api-key": key} if key else headers
+    if provider == "google":
+        return {"x-goog-api-key": key} if key else {}
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
+def load_request(path: str | Path) -> dict[str, Any]:
+    """A request body file (JSON or YAML mapping)."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read request ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid JSON/YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a request file holds the JSON body, a mapping")
+    return data
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM turned into an exception so the recorder can save what it has."""
+
+
+@contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """Make SIGTERM raise like Ctrl-C does, for the duration (main thread only)."""
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a file is being written: a signal then cannot cut the save."""
+    mask = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def save_redacted(t: Transcript, path: Path, redactor: Redactor) -> Path:
+    with _signals_blocked():
+        return save(redactor.transcript(t), path)
+
+
+def record(
+    url: str,
+    body: Any,
+    *,
+    out: str | Path,
+    provider: str,
+    api: str | None = None,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+    redactor: Redactor | None = None,
+    timeout_s: float = 600.0,
+    notes: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    transport: httpx.BaseTransport | None = None,
+) -> Transcript:
+    """Send one streaming request and write its transcript to ``out``; returns it (redacted).
+
+    Chunk times are ms since the request was sent, read from ``clock``. On KeyboardInterrupt
+    (SIGINT, or SIGTERM under :func:`signals_as_interrupts`) the partial transcript is saved
+    with ``truncated: true`` and the interrupt propagates.
+    """
+    redactor = redactor or Redactor()
+    target = Path(out)
+    meta = Meta(
+        provider=_spec(provider).vendor,
+        api=api or "generic-sse",
+        recorded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        source=f"streambench record {url}",
+        notes=notes,
+        truncated=True,
+    )
+    # identity: the raw chunks are then the body bytes themselves, not a compressed stream.
+    request_headers = {
+        "content-type": "application/json",
+        "accept": "text/event-stream",
+        "accept-encoding": "identity",
+    }
+    request_headers.update(headers or {})
+    content = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    transcript = Transcript(
+        meta=meta,
+        request=Request(method, url, request_headers, body),
+        response=Response(status=0, headers={}, body=b"", chunks=[]),
+    )
+    received = bytearray()
+    chunks: list[tuple[float, int]] = []
+
+    def snapshot(truncated: bool) -> Transcript:
+        transcript.meta.truncated = truncated
+        transcript.response.body = bytes(received)
+        transcript.response.chunks = list(chunks)
+        if api is None and received:
+            # --provider url: the vendor and API are whatever the stream turns out to be.
+            transcript.meta.provider, transcript.meta.api = apis.detect(url, bytes(received))
+        return transcript
+
+    # A placeholder first: from here on the file on disk is always a loadable transcript.
+    save_redacted(snapshot(True), target, redactor)
+    try:
+        with httpx.Client(timeout=timeout_s, transport=transport) as client:
+            t0 = clock()
+            request = client.build_request(method, url, content=content, headers=request_headers)
+            response = client.send(request, stream=True)
+            try:
+                transcript.response.status = response.status_code
+                transcript.response.headers = dict(response.headers)
+                for chunk in response.iter_raw():
+                    chunks.append((round((clock() - t0) * 1000, 3), len(chunk)))
+                    received += chunk
+            finally:
+                response.close()
+    except httpx.TransportError as exc:
+        transcript.meta.notes = _join(notes, f"connection ended early: {type(exc).__name__}")
+        return _finish(snapshot(True), target, redactor)
+    except KeyboardInterrupt:
+        _finish(snapshot(True), target, redactor)
+        raise
+    return _finish(snapshot(False), target, redactor)
+
+
+def _join(notes: str | None, extra: str) -> str:
+    return f"{notes}; {extra}" if notes else extra
+
+
+def _finish(t: Transcript, target: Path, redactor: Redactor) -> Transcript:
+    save_redacted(t, target, redactor)
+    return redactor.transcript(t)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One recording of a batch: its file name (without folder) and its request body."""
+
+    name: str
+    body: dict[str, Any]
+
+
+def _variant_body(body: dict[str, Any], variant: dict[str, Any], provider: str) -> dict[str, Any]:
+    body = {**body, **(variant.get("body") or {})}
+    if variant.get("system") is not None:
+        if provider == "anthropic":
+            body["system"] = variant["system"]
+        elif provider == "openai-chat":
+            system = {"role": "system", "content": variant["system"]}
+            body["messages"] = [system, *body.get("messages", [])]
+        else:
+            body["instructions"] = variant["system"]
+    if variant.get("prefill") is not None and "messages" in body:
+        body["messages"] = [
+            *body["messages"],
+            {"role": "assistant", "content": variant["prefill"]},
+        ]
+    return body
+
+
+def plan_entries(
+    provider: str,
+    request: dict[str, Any] | None,
+    prompt: str | None,
+    model: str | None,
+    repeat: int = 1,
+    matrix: dict[str, Any] | None = None,
+    source: str = "matrix",
+) -> list[Entry]:
+    """The recordings of a batch: prompts x variants x repeats (a matrix), or ``repeat`` copies
+    of one request. Names are stable, so a rerun skips what is already recorded."""
+    if matrix is None:
+        body = build_body(provider, request, prompt, model)
+        return [Entry(f"{i + 1:03d}", body) for i in range(repeat)]
+    prompts = matrix.get("prompts")
+    variants = matrix.get("variants") or [{"name": "default"}]
+    if not isinstance(prompts, list) or not prompts:
+        raise ConfigError(f"{source}: 'prompts' must be a non-empty list")
+    if not isinstance(variants, list):
+        raise ConfigError(f"{source}: 'variants' must be a list")
+    repeat = int(matrix.get("repeat", repeat))
+    entries = []
+    for i, p in enumerate(prompts):
+        if not isinstance(p, dict) or not isinstance(p.get("text"), str):
+            raise ConfigError(f"{source}: prompts[{i}] needs a 'text' string")
+        body = build_body(provider, request, p["text"], model)
+        for j, v in enumerate(variants):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{source}: variants[{j}] must be a mapping")
+            unknown = set(v) - {"name", "prefill", "system", "body"}
+            if unknown:
+                raise ConfigError(f"{source}: variants[{j}]: unknown key(s) {sorted(unknown)}")
+            name = f"{p.get('name', f'p{i + 1}')}-{v.get('name', f'v{j + 1}')}"
+            for k in range(repeat):
+                suffix = f"-{k + 1:03d}" if repeat > 1 else ""
+                entries.append(Entry(name + suffix, _variant_body(body, v, provider)))
+    return entries
+
+
+def is_recorded(path: Path) -> bool:
+    """Whether a complete (not truncated) transcript is already at ``path``."""
+    if not path.is_file():
+        return False
+    try:
+        return not load(path).meta.truncated
+    except TranscriptError:
+        return False
