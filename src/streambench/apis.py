@@ -249,7 +249,7 @@ def _interpret(api: str, ev: SSEEvent) -> _EventInfo:
 
 
 def event_content(api: str, ev: SSEEvent) -> list[tuple[ContentKind, str]]:
-    """The content pieces one event carries, as ``(kind, text)`` with kind text/tool_json/thinking."""
+    """The content pieces one event carries: ``(kind, text)``, kind text / tool_json / thinking."""
     return _interpret(api, ev).pieces
 
 

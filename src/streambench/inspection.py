@@ -1,4 +1,4 @@
-"""One row per transcript for ``streambench inspect``: size, timing and an api-aware content summary."""
+"""One row per transcript for ``streambench inspect``: size, timing, api-aware content summary."""
 
 from __future__ import annotations
 

@@ -31,8 +31,8 @@ SENSITIVE_HEADERS = frozenset(
 )
 REDACTED = "<redacted>"
 
-# Characters YAML treats as line breaks inside a literal block but that PyYAML's emitter lets
-# through: a literal block holding them would not load back to the same string.
+# Characters YAML treats as line breaks that PyYAML's emitter writes raw, so that a plain or
+# block scalar holding them would not load back to the same string.
 _LITERAL_UNSAFE = ("\x85", "\u2028", "\u2029")
 
 
@@ -107,18 +107,24 @@ def _represent_literal(dumper: yaml.SafeDumper, data: _Literal) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style="|")
 
 
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # PyYAML emits these line-break characters raw in plain and block scalars, where they load
+    # back as "\n" or a space; double quotes escape them.
+    style = '"' if any(ch in data for ch in _LITERAL_UNSAFE) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
 def _represent_flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
 
 
 _Dumper.add_representer(_Literal, _represent_literal)
+_Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(_Flow, _represent_flow)
 
 
 def _text_scalar(text: str) -> str:
-    if any(ch in text for ch in _LITERAL_UNSAFE):
-        return text
-    return _Literal(text)
+    return text if any(ch in text for ch in _LITERAL_UNSAFE) else _Literal(text)
 
 
 def _to_document(t: Transcript) -> dict[str, Any]:
@@ -204,10 +210,11 @@ def _line_of(text: str, where: tuple[str | int, ...]) -> int | None:
                     line = key_node.start_mark.line + 1
                     child = value_node
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
-            if step < len(node.value):
-                child = node.value[step]
-                line = child.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value)
+        ):
+            child = node.value[step]
+            line = child.start_mark.line + 1
         if child is None:
             break
         node = child
@@ -482,7 +489,9 @@ def from_cassette(data: Any, text: str, source: str) -> tuple[list[Transcript], 
         body = _cassette_body(resp.get("body"))
         if "gzip" in _header(resp_headers, "content-encoding") and body[:2] == b"\x1f\x8b":
             body = gzip.decompress(body)
-            resp_headers = {k: v for k, v in resp_headers.items() if k.lower() != "content-encoding"}
+            resp_headers = {
+                k: v for k, v in resp_headers.items() if k.lower() != "content-encoding"
+            }
         events = decode_all(body)
         if "text/event-stream" not in _header(resp_headers, "content-type") and not events:
             skipped += 1
@@ -525,7 +534,7 @@ def load_file(path: Path) -> tuple[list[Transcript], int]:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders replaced by their ``*.yaml`` / ``*.yml`` files (recursive, sorted)."""
+    """Files as given; folders become their ``*.yaml`` / ``*.yml`` files (recursive, sorted)."""
     files: list[Path] = []
     for raw in paths:
         p = Path(raw)

@@ -1,9 +1,11 @@
-"""``streambench import`` (cassettes to transcripts) and ``streambench inspect`` (what they hold)."""
+"""``streambench import`` (cassettes to transcripts) and ``streambench inspect`` (their content)."""
 
 from __future__ import annotations
 
 import json
-from enum import Enum
+import os
+import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,10 +17,12 @@ from streambench.cli import app
 from streambench.inspection import TranscriptInfo, describe
 from streambench.transcript import expand_paths, import_cassette, load_file
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (CI logs, files) gets room for the whole table instead of rich's 80 columns.
+_PIPE_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 180
+console = Console(highlight=False, soft_wrap=True, width=_PIPE_WIDTH)
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
 
@@ -50,13 +54,15 @@ def import_command(
 
 
 def _table(rows: list[TranscriptInfo]) -> Table:
-    table = Table(show_lines=False)
-    for name in ("file", "provider", "api"):
-        table.add_column(name, overflow="fold")
-    for name in ("events", "bytes", "duration ms", "text", "tool json", "thinking"):
-        table.add_column(name, justify="right")
-    table.add_column("stop")
-    table.add_column("errors", justify="right")
+    # Numbers never wrap; the file name folds when the terminal is narrow.
+    table = Table(caption="text / tool json / thinking: characters of content")
+    table.add_column("file", overflow="fold", min_width=16)
+    for name in ("provider", "api"):
+        table.add_column(name, no_wrap=True)
+    for name in ("events", "bytes", "ms", "text", "tool json", "thinking"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("stop", no_wrap=True)
+    table.add_column("errors", justify="right", no_wrap=True)
     for r in rows:
         table.add_row(
             r.file,
@@ -76,7 +82,9 @@ def _table(rows: list[TranscriptInfo]) -> Table:
 
 @app.command("inspect")
 def inspect_command(
-    paths: Annotated[list[Path], typer.Argument(help="Transcripts, cassettes, or folders of them.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Transcripts, cassettes, or folders of them.")
+    ],
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="table for people, json for scripts.")
     ] = OutputFormat.table,
