@@ -1,0 +1,185 @@
+"""Deliver replay plans to httpx clients: a transport (sync and async) and a respx helper.
+
+Like httpx's own transports, these only decide where bytes come from: any httpx-based
+client (the anthropic and openai SDKs included) receives the planned status, headers and
+chunks at the planned times, and sees a dropped connection as httpx's RemoteProtocolError.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import respx
+
+from streambench.replay.plan import ReplayPlan, build_plan
+from streambench.transcript import Transcript
+
+# What httpx (h11) raises when a server closes the connection inside a chunked body.
+DROPPED_MESSAGE = (
+    "peer closed connection without sending complete message body: incomplete chunked read"
+)
+
+
+@dataclass
+class RequestRecord:
+    """One request the replay answered, and what happened to its response."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    plan_index: int
+    delivered_bytes: int = 0
+    completed: bool = False  # every planned byte was delivered and the stream ended as planned
+    client_closed: bool = False  # the client closed the response before its end
+    disconnected: bool = False  # the replay dropped the connection (a disconnect fault)
+    t_ms: list[float] = field(default_factory=list)  # delivery time of each chunk
+
+    @property
+    def json(self) -> Any:
+        """The request body parsed as JSON (None when it is not JSON)."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+class ReplayLog:
+    """Hands out plans in order (cycling) and records every request; thread-safe."""
+
+    def __init__(self, plans: Sequence[ReplayPlan | Transcript] | ReplayPlan, cycle: bool) -> None:
+        items = [plans] if isinstance(plans, ReplayPlan | Transcript) else list(plans)
+        if not items:
+            raise ValueError("a replay needs at least one plan or transcript")
+        self.plans = [p if isinstance(p, ReplayPlan) else build_plan(p) for p in items]
+        self.cycle = cycle
+        self.requests: list[RequestRecord] = []
+        self._lock = threading.Lock()
+
+    def next(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[ReplayPlan, RequestRecord]:
+        with self._lock:
+            n = len(self.requests)
+            if n >= len(self.plans) and not self.cycle:
+                raise LookupError(
+                    f"replay has {len(self.plans)} plan(s) and cycle=False:"
+                    f" no answer for request {n + 1}"
+                )
+            index = n % len(self.plans)
+            record = RequestRecord(method, url, headers, body, index)
+            self.requests.append(record)
+        return self.plans[index], record
+
+
+class _ReplayStream(httpx.AsyncByteStream, httpx.SyncByteStream):
+    """The response body: plays the plan's chunks on the clock of whoever iterates it."""
+
+    def __init__(self, plan: ReplayPlan, record: RequestRecord, speed: float) -> None:
+        self._plan = plan
+        self._record = record
+        self._speed = speed
+
+    def _delivered(self, t_ms: float, data: bytes) -> None:
+        self._record.delivered_bytes += len(data)
+        self._record.t_ms.append(t_ms)
+
+    def _finish(self) -> None:
+        if self._plan.ending == "disconnect":
+            self._record.disconnected = True
+            raise httpx.RemoteProtocolError(DROPPED_MESSAGE)
+        self._record.completed = True
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for t_ms, data in self._plan.aiter(self._speed):
+            self._delivered(t_ms, data)
+            yield data
+        self._finish()
+
+    def __iter__(self) -> Iterator[bytes]:
+        start = time.monotonic()
+        for chunk in self._plan.chunks:
+            delay = start + chunk.t_ms / 1000.0 / self._speed - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._delivered(chunk.t_ms, chunk.data)
+            yield chunk.data
+        self._finish()
+
+    def close(self) -> None:
+        record = self._record
+        if not (record.completed or record.disconnected):
+            record.client_closed = True
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
+    """Answer each request with the next plan (in order, cycling): ``httpx.AsyncClient(
+    transport=ReplayTransport([plan]))`` or ``anthropic.AsyncAnthropic(http_client=...)``.
+
+    Async clients wait on the event loop's clock (virtual under ``virtual_time``); sync clients
+    sleep for real. ``speed`` divides every delay (``math.inf``: no waiting at all).
+    ``requests`` records every request: method, url, headers, json, delivered_bytes, completed,
+    client_closed, disconnected.
+    """
+
+    def __init__(
+        self,
+        plans: Sequence[ReplayPlan | Transcript] | ReplayPlan,
+        cycle: bool = True,
+        speed: float = 1.0,
+    ) -> None:
+        if not speed > 0:
+            raise ValueError("speed must be above 0")
+        self.log = ReplayLog(plans, cycle)
+        self.speed = speed
+        self.router: respx.MockRouter | None = None  # set by mock_upstream
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return self.log.requests
+
+    @property
+    def plans(self) -> list[ReplayPlan]:
+        return self.log.plans
+
+    def respond(self, request: httpx.Request) -> httpx.Response:
+        """The (streaming) response to ``request``; its body plays when it is read."""
+        body = request.content if isinstance(request.stream, httpx.ByteStream) else b""
+        plan, record = self.log.next(request.method, str(request.url), dict(request.headers), body)
+        stream = _ReplayStream(plan, record, self.speed)
+        return httpx.Response(plan.status, headers=plan.headers, stream=stream, request=request)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        return self.respond(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return self.respond(request)
+
+
+@contextmanager
+def mock_upstream(
+    plans: Sequence[ReplayPlan | Transcript] | ReplayPlan,
+    base_url: str | None = None,
+    cycle: bool = True,
+    speed: float = 1.0,
+) -> Iterator[ReplayTransport]:
+    """Every httpx request in the process (to ``base_url``, or anywhere) gets the replay, via
+    respx. Yields the :class:`ReplayTransport` (``.requests``; ``.router.calls`` is respx's)."""
+    transport = ReplayTransport(plans, cycle=cycle, speed=speed)
+    with respx.mock(assert_all_called=False) as router:
+        route = router.route(url__startswith=base_url) if base_url else router.route()
+        route.mock(side_effect=transport.respond)
+        transport.router = router
+        yield transport
