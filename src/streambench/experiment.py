@@ -152,7 +152,21 @@ def load_results(paths: Sequence[Path]) -> pd.DataFrame:
     return frame.drop_duplicates(subset=["sut", *PAIR_COLUMNS], keep="last")
 
 
-def _fmt(value: float) -> str:
+def load_or_run(inputs: Sequence[Path], baseline: str, variant: str) -> pd.DataFrame:
+    """Results to compare: result files / ``--out`` folders, or one matrix YAML that is run
+    against both SUTs (its own ``suts`` are replaced by ``baseline`` and ``variant``)."""
+    if len(inputs) == 1 and inputs[0].suffix in (".yaml", ".yml"):
+        return run_both(inputs[0], baseline, variant)
+    return load_results(inputs)
+
+
+def run_both(matrix_path: Path, baseline: str, variant: str) -> pd.DataFrame:
+    """Run the matrix in ``matrix_path`` against ``baseline`` and ``variant``."""
+    raise ConfigError(f"{matrix_path}: running a matrix needs streambench.evaluate.run_matrix")
+
+
+def format_number(value: float) -> str:
+    """A metric value for tables: 3 decimals at most, "–" for NaN."""
     return "–" if pd.isna(value) else f"{value:.3f}".rstrip("0").rstrip(".")
 
 
@@ -169,10 +183,9 @@ def to_markdown(comparison: Comparison) -> str:
         "|---|---:|---:|---:|---:|---|---|",
     ]
     for row in comparison.table.itertuples():
-        lines.append(
-            f"| {row.metric} | {row.n} | {_fmt(row.mean_a)} | {_fmt(row.mean_b)} | "
-            f"{_fmt(row.mean_diff)} | [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}] | {row.verdict} |"
-        )
+        ci = f"[{format_number(row.ci_low)}, {format_number(row.ci_high)}]"
+        means = " | ".join(format_number(v) for v in (row.mean_a, row.mean_b, row.mean_diff))
+        lines.append(f"| {row.metric} | {row.n} | {means} | {ci} | {row.verdict} |")
     lines += ["", f"A = `{comparison.baseline}`, B = `{comparison.variant}`.", ""]
     return "\n".join(lines)
 
@@ -190,7 +203,7 @@ def to_html(comparison: Comparison) -> str:
         yaxis_title="difference (ms; success rate for code_exact)",
     )
     plot = figure.to_html(full_html=False, include_plotlyjs=True)
-    table = comparison.table.to_html(index=False, float_format=lambda v: _fmt(v), border=0)
+    table = comparison.table.to_html(index=False, float_format=format_number, border=0)
     title = html.escape(f"{comparison.variant} vs {comparison.baseline}")
     return (
         "<!doctype html>\n<html><head><meta charset='utf-8'>"

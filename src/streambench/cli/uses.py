@@ -1,0 +1,134 @@
+"""``streambench chaos`` and ``streambench experiment order``: failover and order front doors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streambench.chaos import POSITIONS, CellResult, load_factory, parse_providers, run_chaos
+from streambench.cli import app
+from streambench.errors import SpecError
+from streambench.experiment import (
+    Comparison,
+    compare,
+    format_number,
+    load_or_run,
+    to_markdown,
+    write_report,
+)
+
+experiment_app = typer.Typer(help="Paired experiments between two systems under test.")
+app.add_typer(experiment_app, name="experiment")
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def _check_format(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise SpecError(f"--format {value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+@app.command()
+def chaos(
+    sut: Annotated[
+        str, typer.Option(help="'reference' or module:attr, a factory(providers, http)")
+    ] = "reference",
+    providers: Annotated[
+        str, typer.Option(help="The chain, in order: anthropic, openai, anthropic-sync, ...")
+    ] = "anthropic,openai,anthropic-sync",
+    seed: Annotated[int, typer.Option(help="Replay seed")] = 0,
+    output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Every fault kind x position x place in the provider chain, checked against the failover
+    contract. Exit 1 when any cell fails."""
+    _check_format(output_format, ("table", "json"))
+    results = run_chaos(parse_providers(providers), load_factory(sut), seed)
+    if output_format == "json":
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        console.print(_chaos_table(results))
+        failed = sum(not r.passed for r in results)
+        style = "bold red" if failed else "bold green"
+        console.print(f"[{style}]{len(results) - failed}/{len(results)} cells pass[/]")
+    if any(not r.passed for r in results):
+        raise typer.Exit(1)
+
+
+def _chaos_table(results: list[CellResult]) -> Table:
+    table = Table(title="Failover contract: fault kind x position x place in the chain")
+    table.add_column("chain")
+    table.add_column("fault")
+    for position in POSITIONS:
+        table.add_column(position)
+    rows: dict[tuple[int, str], dict[str, str]] = {}
+    for r in results:
+        row = rows.setdefault((r.cell.chain_index, r.cell.kind), {})
+        if r.passed:
+            row[r.cell.position] = f"[green]pass[/] {r.outcome}"
+        else:
+            rules = ", ".join(sorted({rule for rule, _ in r.violations}))
+            row[r.cell.position] = f"[bold white on red]FAIL[/] [red]{rules}[/]"
+    providers = {r.cell.chain_index: r.cell.chain_provider for r in results}
+    for (index, kind), row in sorted(rows.items()):
+        table.add_row(providers[index], kind, *(row.get(p, "[dim]–[/]") for p in POSITIONS))
+    return table
+
+
+@experiment_app.command("order")
+def experiment_order(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Result files / --out folders, or one MATRIX.yaml")
+    ],
+    baseline: Annotated[str, typer.Option(help="SUT A")] = "reference",
+    variant: Annotated[str, typer.Option(help="SUT B")] = "reference:order=text_first",
+    out: Annotated[Path | None, typer.Option(help="Write experiment.md/.html here")] = None,
+    confidence: Annotated[float, typer.Option(help="Confidence level of the CIs")] = 0.95,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples")] = 2000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
+    output_format: Annotated[str, typer.Option("--format", help="table, markdown or json")] = (
+        "table"
+    ),
+) -> None:
+    """Compare two orders (changes_first vs text_first) or any two SUTs on the same replays:
+    paired differences, bootstrap confidence intervals, a verdict per metric."""
+    _check_format(output_format, ("table", "markdown", "json"))
+    if not 0 < confidence < 1:
+        raise SpecError(f"--confidence {confidence}: must be between 0 and 1")
+    results = load_or_run(inputs, baseline, variant)
+    comparison = compare(
+        results, baseline, variant, confidence=confidence, n_resamples=resamples, seed=seed
+    )
+    if out is not None:
+        for path in write_report(comparison, out):
+            console.print(f"wrote {path}", style="dim")
+    if output_format == "json":
+        typer.echo(comparison.table.to_json(orient="records", indent=2))
+    elif output_format == "markdown":
+        typer.echo(to_markdown(comparison))
+    else:
+        console.print(_experiment_table(comparison))
+
+
+def _experiment_table(comparison: Comparison) -> Table:
+    pct = round(comparison.confidence * 100)
+    table = Table(title=f"B = {comparison.variant}  vs  A = {comparison.baseline}")
+    for name in ("metric", "n", "mean A", "mean B", "mean B-A", f"{pct}% CI", "verdict"):
+        table.add_column(name, justify="right" if name not in ("metric", "verdict") else "left")
+    for row in comparison.table.itertuples():
+        style = "dim" if row.verdict == "no clear difference" else "bold"
+        table.add_row(
+            row.metric,
+            str(row.n),
+            format_number(row.mean_a),
+            format_number(row.mean_b),
+            format_number(row.mean_diff),
+            f"[{format_number(row.ci_low)}, {format_number(row.ci_high)}]",
+            f"[{style}]{row.verdict}[/]",
+        )
+    return table
