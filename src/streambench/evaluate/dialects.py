@@ -74,7 +74,7 @@ def parse_streambench(t_ms: float, event: str, data: str) -> list[UIEvent]:
 def parse_anthropic(t_ms: float, event: str, data: str) -> list[UIEvent]:
     payload = _json(data)
     body = payload if isinstance(payload, dict) else {}
-    kind = event or str(body.get("type", ""))
+    kind = event if event not in ("", "message") else str(body.get("type", ""))
     if kind == "changes":
         return [UIEvent(t_ms, "changes", code=_changes_code(body), data=body)]
     if kind == "content_block_delta":

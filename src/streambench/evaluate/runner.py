@@ -1,0 +1,347 @@
+"""A matrix of runs: cases x SUTs x dialects x chunkings x latencies x faults x seeds.
+
+``run_one`` is one run end to end: case -> replay plans -> SUT -> SSE -> dialect -> client
+model -> metrics, rules, quality -> one result row. ``run_matrix`` maps it over an executor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shlex
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from streambench.cases import load_case
+from streambench.errors import ConfigError
+from streambench.evaluate.client import consume
+from streambench.evaluate.dialects import UIEvent, dialect_parser
+from streambench.evaluate.executors import Executor, LocalExecutor, Progress
+from streambench.evaluate.metrics import compute_metrics
+from streambench.evaluate.profile import load_profile
+from streambench.evaluate.quality import code_quality
+from streambench.evaluate.rules import RunContext, check_rules
+from streambench.evaluate.sut import (
+    ReplayHost,
+    SutResponse,
+    call_http,
+    call_in_process,
+    parse_sut,
+    replay_host,
+)
+from streambench.evaluate.upstream import analyse_upstream
+from streambench.replay import build_plan
+from streambench.sse import SSEDecoder
+from streambench.transcript import load_inputs
+
+ID_COLUMNS = ("case", "sut", "dialect", "chunking", "latency", "fault", "seed")
+# The replay's own default: recorded chunk times when the transcript has them, else tokens.
+DEFAULT_LATENCY = "default"
+DEFAULT_CHUNKINGS = ("events", "bytes:1", "random:min=1,max=64", "deltas:1", "deltas:adversarial")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run; frozen and picklable so any executor can ship it."""
+
+    case_path: str
+    sut: str = "reference"
+    dialect: str = "streambench"
+    chunking: str = "events"
+    latency: str = DEFAULT_LATENCY
+    faults: tuple[str, ...] = ()
+    seed: int = 0
+    profile_path: str | None = None
+
+
+@dataclass
+class Matrix:
+    cases: list[str]
+    suts: list[str] = field(default_factory=lambda: ["reference"])
+    dialects: list[str] = field(default_factory=lambda: ["streambench"])
+    chunkings: list[str] = field(default_factory=lambda: ["events"])
+    latencies: list[str] = field(default_factory=lambda: [DEFAULT_LATENCY])
+    faults: list[tuple[str, ...]] = field(default_factory=lambda: [()])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    profile: str | None = None
+    sut_cmd: str | None = None
+    replay_port: int = 0
+
+    def specs(self) -> list[RunSpec]:
+        case_files = [str(p) for p in _case_files(self.cases)]
+        axes = itertools.product(
+            case_files,
+            self.suts,
+            self.dialects,
+            self.chunkings,
+            self.latencies,
+            self.faults,
+            self.seeds,
+        )
+        return [RunSpec(*axis, profile_path=self.profile) for axis in axes]
+
+
+def _case_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir() and not (path / "case.yaml").is_file():
+            found = sorted(path.glob("*/case.yaml"))
+            if not found:
+                raise ConfigError(f"{path}: no case.yaml in it or its subfolders")
+            files.extend(found)
+        elif path.is_dir():
+            files.append(path / "case.yaml")
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f"{path}: no such case file or folder")
+    return files
+
+
+def parse_faults(value: str | Sequence[str]) -> tuple[str, ...]:
+    """One fault-axis entry: ``"a;b"`` or ``[a, b]`` combine; ``""``/``none`` is no fault."""
+    items = value.split(";") if isinstance(value, str) else list(value)
+    return tuple(f.strip() for f in items if f.strip() and f.strip() != "none")
+
+
+MATRIX_KEYS = {
+    "case": "cases",
+    "sut": "suts",
+    "dialect": "dialects",
+    "chunking": "chunkings",
+    "latency": "latencies",
+    "fault": "faults",
+    "seed": "seeds",
+}
+
+
+def load_matrix(path: str | Path) -> dict[str, Any]:
+    """A matrix YAML's axes (keys as on the command line, singular or plural, scalar or list)
+    plus ``profile``, ``sut_cmd``, ``out``; case paths resolve against the file's folder."""
+    path = Path(path)
+    try:
+        data = yaml_load(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read matrix: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a matrix is a mapping of axes (case, sut, chunking, ...)")
+    plural = {v: v for v in MATRIX_KEYS.values()}
+    known = {**MATRIX_KEYS, **plural}
+    axes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("profile", "sut_cmd", "out"):
+            axes[key] = None if value is None else str(value)
+            continue
+        if key not in known:
+            raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(MATRIX_KEYS)}, ...)")
+        values = value if isinstance(value, list) else [value]
+        axes[known[key]] = values
+    if "cases" in axes:
+        axes["cases"] = [str(path.parent / str(c)) for c in axes["cases"]]
+    if axes.get("profile"):
+        axes["profile"] = str(path.parent / axes["profile"])
+    if "faults" in axes:
+        axes["faults"] = [
+            parse_faults(f if isinstance(f, str | list) else str(f)) for f in axes["faults"]
+        ]
+    if "seeds" in axes:
+        try:
+            axes["seeds"] = [int(s) for s in axes["seeds"]]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: seed: must be integers") from None
+    return axes
+
+
+def yaml_load(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _ui_events(response: SutResponse, dialect: str) -> list[UIEvent]:
+    parse = dialect_parser(dialect)
+    decoder = SSEDecoder()
+    events: list[UIEvent] = []
+    for t_ms, data in response.chunks:
+        for sse in decoder.feed(data):
+            events.extend(parse(t_ms, sse.event, sse.data))
+    end_ms = response.chunks[-1][0] if response.chunks else 0.0
+    for sse in decoder.close():
+        events.extend(parse(end_ms, sse.event, sse.data))
+    return events
+
+
+def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
+    """One run's result row (see docs/evaluation.md for the columns)."""
+    case = load_case(spec.case_path)
+    transcripts = load_inputs(case.upstream)
+    latency = None if spec.latency == DEFAULT_LATENCY else spec.latency
+    plans = [
+        build_plan(t, spec.chunking, latency, spec.faults if i == 0 else (), spec.seed)
+        for i, t in enumerate(transcripts)
+    ]
+    sut = parse_sut(spec.sut)
+    body = case.request_body()
+    if sut.kind == "http":
+        if host is None:
+            raise ConfigError(
+                f"sut {spec.sut!r}: an HTTP SUT needs a replay host (streambench run)"
+            )
+        response = call_http(sut.target, body, plans, host)
+    else:
+        response = call_in_process(sut, body, plans)
+    state = consume(_ui_events(response, spec.dialect))
+
+    served = max(0, min(len(response.upstream_starts_ms), len(plans)) - 1)
+    offset = response.upstream_starts_ms[served] if response.upstream_starts_ms else 0.0
+    upstream = analyse_upstream(plans[served].content_timeline, case.mode).shifted(offset)
+    expected_code = case.expect_code if case.expect_code is not None else case.expect_yaml
+    ctx = RunContext(
+        state,
+        case.mode,
+        expected_text=case.expect_text,
+        n_upstreams=len(plans),
+        first_upstream_failed_early=bool(spec.faults) and not plans[0].content_timeline,
+        structured_complete_ms=upstream.structured_complete_ms,
+    )
+    violations = check_rules(ctx, load_profile(spec.profile_path))
+    terminal = state.terminal
+    row: dict[str, Any] = {
+        "case": case.name,
+        "sut": spec.sut,
+        "dialect": spec.dialect,
+        "chunking": spec.chunking,
+        "latency": spec.latency,
+        "fault": ";".join(spec.faults),
+        "seed": spec.seed,
+        **compute_metrics(response.chunks, state, upstream),
+        "terminal": state.terminal_kind,
+        "provider": terminal.data.get("provider") if terminal else None,
+        "error_message": terminal.data.get("message")
+        if terminal and terminal.kind == "error"
+        else None,
+        "status_code": response.status,
+        "upstream_calls": len(response.upstream_starts_ms),
+        "violations": [v.as_dict() for v in violations],
+        "n_violations": len(violations),
+        "streamed_text": state.streamed_text,
+        "final_text": state.final_text,
+        "expected_text": case.expect_text,
+        **code_quality(state, expected_code),
+        "timeline_json": json.dumps(_timeline(state.timeline, plans, response.upstream_starts_ms)),
+    }
+    return row
+
+
+def _timeline(
+    events: list[UIEvent], plans: Sequence[Any], starts: list[float]
+) -> list[dict[str, Any]]:
+    """Upstream content and client events on the request's clock, for the HTML report."""
+    rows = [
+        {"t_ms": start + t_ms, "source": f"upstream {i + 1}", "kind": kind, "text": text[:80]}
+        for i, start in enumerate(starts[: len(plans)])
+        for t_ms, kind, text in plans[i].content_timeline
+    ]
+    rows += [
+        {
+            "t_ms": ev.t_ms,
+            "source": "client",
+            "kind": ev.kind,
+            "text": (ev.text or ev.code or "")[:80],
+        }
+        for ev in events
+    ]
+    return sorted(rows, key=lambda r: r["t_ms"])
+
+
+def _wait_for_port(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ConfigError(
+                f"--sut-cmd exited with code {process.returncode} before {url} answered"
+            )
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ConfigError(f"--sut-cmd: nothing listens on {host}:{port} after {timeout_s:g} s")
+
+
+@contextmanager
+def sut_process(cmd: str, sut_url: str, replay_url: str) -> Iterator[None]:
+    """Start ``cmd`` with its provider base URLs on the replay host; stop it afterwards."""
+    with tempfile.TemporaryDirectory(prefix="streambench-sut-") as tmp:
+        env = {
+            **os.environ,
+            "ANTHROPIC_BASE_URL": replay_url,
+            "OPENAI_BASE_URL": f"{replay_url}/v1",
+            "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY", "streambench"),
+            "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "streambench"),
+            "STREAMBENCH_DB": str(Path(tmp) / "sut.sqlite3"),
+        }
+        try:
+            process = subprocess.Popen(shlex.split(cmd), env=env, stdout=subprocess.DEVNULL)
+        except OSError as exc:
+            raise ConfigError(f"--sut-cmd {cmd!r}: cannot start: {exc.strerror}") from None
+        try:
+            _wait_for_port(sut_url, process)
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def run_matrix(
+    matrix: Matrix,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    on_host: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Every run of ``matrix`` as one DataFrame, rows sorted by the id columns.
+
+    HTTP SUTs run here, one after another, against one loopback replay host (``on_host`` gets
+    its URL); ``sut_cmd`` starts the SUT first and stops it afterwards.
+    """
+    specs = matrix.specs()
+    http = [s for s in specs if parse_sut(s.sut).kind == "http"]
+    local = [s for s in specs if s not in http]
+    rows = (executor or LocalExecutor()).map(run_one, local, progress) if local else []
+    if http:
+        with replay_host(matrix.replay_port) as host:
+            if on_host is not None:
+                on_host(host.url)
+            urls = sorted({s.sut for s in http})
+            if matrix.sut_cmd and len(urls) != 1:
+                raise ConfigError("--sut-cmd starts one SUT: give exactly one http:// --sut")
+            with (
+                sut_process(matrix.sut_cmd, urls[0], host.url) if matrix.sut_cmd else nullcontext()
+            ):
+                rows += LocalExecutor(1).map(partial(run_one, host=host), http, progress)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.sort_values(list(ID_COLUMNS), kind="stable").reset_index(drop=True)
