@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.conftest import corpus_files
 
+from streambench import transcript
 from streambench.errors import TranscriptError
 from streambench.transcript import (
     Meta,
@@ -40,6 +42,17 @@ def make(body: bytes, chunks: list[tuple[float, int]] | None = None) -> Transcri
     )
 
 
+def round_trip(t: Transcript) -> list[Transcript]:
+    """``t`` saved and loaded back, once with libyaml and once with pure-Python PyYAML."""
+    backs = [loads(dumps(t))]
+    with (
+        mock.patch.object(transcript, "_DUMPER", transcript._PyDumper),
+        mock.patch.object(transcript, "_LOADER", yaml.SafeLoader),
+    ):
+        backs.append(loads(dumps(t)))
+    return backs
+
+
 def chunked(body: bytes, sizes: list[int]) -> list[tuple[float, int]]:
     """Split ``len(body)`` into the given sizes (last chunk takes the rest), 5 ms apart."""
     chunks, left = [], len(body)
@@ -55,10 +68,10 @@ def chunked(body: bytes, sizes: list[int]) -> list[tuple[float, int]]:
 @given(body=st.binary(max_size=300), sizes=st.lists(st.integers(0, 40), max_size=8))
 def test_round_trip_is_byte_exact_for_any_bytes(body: bytes, sizes: list[int]) -> None:
     t = make(body, chunked(body, sizes))
-    back = loads(dumps(t))
-    assert back.response.body == body
-    assert back.response.chunks == t.response.chunks
-    assert back.meta == t.meta and back.request == t.request
+    for back in round_trip(t):
+        assert back.response.body == body
+        assert back.response.chunks == t.response.chunks
+        assert back.meta == t.meta and back.request == t.request
 
 
 @settings(max_examples=300 if os.environ.get("STREAMBENCH_FULL") else 120, deadline=None)
@@ -67,9 +80,9 @@ def test_round_trip_is_exact_for_any_text(text: str) -> None:
     t = make(text.encode("utf-8"))
     t.meta.notes = t.meta.source = text
     t.request.body = {"messages": [{"content": text}], text: text}
-    back = loads(dumps(t))
-    assert back.response.body == t.response.body
-    assert back.meta == t.meta and back.request == t.request
+    for back in round_trip(t):
+        assert back.response.body == t.response.body
+        assert back.meta == t.meta and back.request == t.request
 
 
 @pytest.mark.parametrize(
@@ -88,7 +101,13 @@ def test_round_trip_is_exact_for_any_text(text: str) -> None:
         "data: \u2028 \x85 nel\n\n".encode(),
     ],
 )
-def test_round_trip_through_a_file(tmp_path: Path, body: bytes) -> None:
+@pytest.mark.parametrize("backend", ["libyaml", "pure-python"])
+def test_round_trip_through_a_file(
+    tmp_path: Path, body: bytes, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend == "pure-python":
+        monkeypatch.setattr(transcript, "_DUMPER", transcript._PyDumper)
+        monkeypatch.setattr(transcript, "_LOADER", yaml.SafeLoader)
     path = save(make(body, [(0.0, len(body))]), tmp_path / "deep" / "t.yaml")
     back = load(path)
     assert back.response.body == body
