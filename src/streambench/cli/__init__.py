@@ -38,5 +38,9 @@ def _root() -> None:
 
 
 # Command modules register on ``app`` when imported (one line each, alphabetical).
+from streambench.cli import evaluate  # noqa: E402,F401
 from streambench.cli import record  # noqa: E402,F401
+from streambench.cli import reference  # noqa: E402,F401
+from streambench.cli import replay  # noqa: E402,F401
 from streambench.cli import transcripts  # noqa: E402,F401
+from streambench.cli import uses  # noqa: E402,F401

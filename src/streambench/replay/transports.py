@@ -7,12 +7,15 @@ chunks at the planned times, and sees a dropped connection as httpx's RemoteProt
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -79,8 +82,10 @@ class ReplayLog:
         return self.plans[index], record
 
 
-class _ReplayStream(httpx.AsyncByteStream, httpx.SyncByteStream):
+class _ReplayStream:
     """The response body: plays the plan's chunks on the clock of whoever iterates it."""
+
+    error: type[Exception] = Exception  # the client library's RemoteProtocolError
 
     def __init__(self, plan: ReplayPlan, record: RequestRecord, speed: float) -> None:
         self._plan = plan
@@ -94,7 +99,7 @@ class _ReplayStream(httpx.AsyncByteStream, httpx.SyncByteStream):
     def _finish(self) -> None:
         if self._plan.ending == "disconnect":
             self._record.disconnected = True
-            raise httpx.RemoteProtocolError(DROPPED_MESSAGE)
+            raise self.error(DROPPED_MESSAGE)
         self._record.completed = True
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -120,6 +125,18 @@ class _ReplayStream(httpx.AsyncByteStream, httpx.SyncByteStream):
 
     async def aclose(self) -> None:
         self.close()
+
+
+@functools.cache
+def _stream_class(http: ModuleType) -> type[_ReplayStream]:
+    """The body stream for one client library: httpx, or httpx2 (what the anthropic and openai
+    SDKs use since they moved to it). Both have the same interfaces in different modules."""
+    bases = (_ReplayStream, http.AsyncByteStream, http.SyncByteStream)
+    return type(f"ReplayStream_{http.__name__}", bases, {"error": http.RemoteProtocolError})
+
+
+def _module_of(request: Any) -> ModuleType:
+    return sys.modules[type(request).__module__.partition(".")[0]]
 
 
 class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
@@ -153,11 +170,16 @@ class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         return self.log.plans
 
     def respond(self, request: httpx.Request) -> httpx.Response:
-        """The (streaming) response to ``request``; its body plays when it is read."""
-        body = request.content if isinstance(request.stream, httpx.ByteStream) else b""
+        """The (streaming) response to ``request``, of the request's own library (httpx or
+        httpx2); its body plays when it is read."""
+        http = _module_of(request)
+        body = request.content if isinstance(request.stream, http.ByteStream) else b""
         plan, record = self.log.next(request.method, str(request.url), dict(request.headers), body)
-        stream = _ReplayStream(plan, record, self.speed)
-        return httpx.Response(plan.status, headers=plan.headers, stream=stream, request=request)
+        stream = _stream_class(http)(plan, record, self.speed)
+        response: httpx.Response = http.Response(
+            plan.status, headers=plan.headers, stream=stream, request=request
+        )
+        return response
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
