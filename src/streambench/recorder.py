@@ -198,7 +198,7 @@ def record(
         provider=_spec(provider).vendor,
         api=api or "generic-sse",
         recorded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        source=f"streambench record {url}",
+        source=f"streambench record {redactor.url(url)}",
         notes=notes,
         truncated=True,
     )
