@@ -1,0 +1,25 @@
+"""``streambench reference-server``: the reference streaming stack on a loopback port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from streambench._server import LOOPBACK, serve_forever
+from streambench.cli import app
+from streambench.reference.app import create_app
+from streambench.reference.config import ReferenceConfig
+
+
+@app.command("reference-server")
+def reference_server(
+    host: str = typer.Option(LOOPBACK, help="Interface to bind (loopback by default)."),
+    port: int = typer.Option(0, help="Port (0 picks a free one; the URL is printed)."),
+    db: Path | None = typer.Option(None, help="SQLite file (default: $STREAMBENCH_DB)."),
+) -> None:
+    """Serve POST /messages (streambench SSE dialect); upstream URLs and keys come from env."""
+    config = ReferenceConfig.from_env()
+    if db is not None:
+        config.db_path = str(db)
+    serve_forever(create_app(config), host, port, on_ready=lambda url: print(url, flush=True))
