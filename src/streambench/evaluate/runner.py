@@ -49,7 +49,14 @@ from streambench.transcript import load_inputs
 ID_COLUMNS = ("case", "sut", "dialect", "chunking", "latency", "fault", "seed")
 # The replay's own default: recorded chunk times when the transcript has them, else tokens.
 DEFAULT_LATENCY = "default"
-DEFAULT_CHUNKINGS = ("events", "bytes:1", "random:min=1,max=64", "deltas:1", "deltas:adversarial")
+DEFAULT_CHUNKINGS = (
+    "events",
+    "bytes:16",
+    "utf8",
+    "random:min=1,max=64",
+    "deltas:1",
+    "deltas:adversarial",
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,204 @@
+"""Reports of a results DataFrame: results.parquet, results.csv, summary.md, junit.xml and a
+self-contained report.html (plotly inlined: per-run timelines, ttfc/ttft distributions)."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from streambench.errors import ConfigError
+from streambench.evaluate.runner import ID_COLUMNS
+
+REPORT_FILES = ("results.parquet", "results.csv", "summary.md", "junit.xml", "report.html")
+SUMMARY_METRICS = ("ttfb_ms", "ttfc_ms", "ttft_ms", "total_ms", "changes_lag_ms", "text_lag_p95_ms")
+# Runs drawn as timelines in report.html: every run with violations, up to this many in all.
+MAX_TIMELINES = 40
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lists and dicts as JSON text, for CSV."""
+    out = frame.copy()
+    for column in ("violations", "warnings"):
+        if column in out:
+            out[column] = out[column].map(json.dumps)
+    return out
+
+
+def run_id(row: pd.Series | dict[str, Any]) -> str:
+    parts = [str(row[c]) for c in ID_COLUMNS if str(row[c]) != ""]
+    return " | ".join(parts)
+
+
+def summary_markdown(frame: pd.DataFrame) -> str:
+    n = len(frame)
+    clean = int((frame["n_violations"] == 0).sum()) if n else 0
+    lines = ["# streambench results", "", f"{n} runs, {clean} without violations.", ""]
+    if n:
+        lines += [
+            "| sut | chunking | runs | "
+            + " | ".join(f"{m} p50 / p95" for m in SUMMARY_METRICS)
+            + " | violations |"
+        ]
+        lines += ["|" + "---|" * (len(SUMMARY_METRICS) + 4)]
+        for (sut, chunking), group in frame.groupby(["sut", "chunking"], sort=True):
+            cells = []
+            for metric in SUMMARY_METRICS:
+                values = group[metric].dropna()
+                cells.append(
+                    f"{values.quantile(0.5):.0f} / {values.quantile(0.95):.0f}"
+                    if len(values)
+                    else "–"
+                )
+            lines.append(
+                f"| {sut} | {chunking} | {len(group)} | "
+                + " | ".join(cells)
+                + f" | {int(group['n_violations'].sum())} |"
+            )
+        counts = Counter(v["rule"] for vs in frame["violations"] for v in vs)
+        lines += ["", "## Violations by rule", ""]
+        if counts:
+            lines += ["| rule | count |", "|---|---|"]
+            lines += [f"| {rule} | {count} |" for rule, count in sorted(counts.items())]
+        else:
+            lines.append("None.")
+    return "\n".join(lines) + "\n"
+
+
+def junit_xml(frame: pd.DataFrame) -> bytes:
+    failures = int((frame["n_violations"] > 0).sum()) if len(frame) else 0
+    suite = ET.Element(
+        "testsuite", name="streambench", tests=str(len(frame)), failures=str(failures)
+    )
+    for _, row in frame.iterrows():
+        case = ET.SubElement(
+            suite, "testcase", classname=f"streambench.{row['case']}", name=run_id(row)
+        )
+        case.set("time", f"{(row['total_ms'] if pd.notna(row['total_ms']) else 0) / 1000:.3f}")
+        for v in row["violations"]:
+            failure = ET.SubElement(case, "failure", type=v["rule"], message=v["message"])
+            failure.text = f"{v['rule']} at {v['at_ms']} ms: {v['message']}"
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+def _distribution_figure(frame: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    variant = (
+        frame["sut"] + " · " + frame["chunking"] + " · " + frame["fault"].replace("", "no fault")
+    )
+    for metric in ("ttfc_ms", "ttft_ms"):
+        fig.add_trace(go.Box(x=variant, y=frame[metric], name=metric, boxpoints="all", jitter=0.3))
+    fig.update_layout(boxmode="group", title="ttfc / ttft across variants (ms)", height=460)
+    return fig
+
+
+def _timeline_figure(row: pd.Series) -> go.Figure:
+    points = json.loads(row["timeline_json"])
+    fig = go.Figure()
+    for source in sorted({p["source"] for p in points}, key=lambda s: (s != "client", s)):
+        mine = [p for p in points if p["source"] == source]
+        fig.add_trace(
+            go.Scatter(
+                x=[p["t_ms"] for p in mine],
+                y=[f"{source}: {p['kind']}" for p in mine],
+                mode="markers",
+                name=source,
+                text=[p["text"] for p in mine],
+                hovertemplate="%{x:.1f} ms<br>%{text}<extra></extra>",
+            )
+        )
+    for v in row["violations"]:
+        if v["at_ms"] is not None:
+            fig.add_vline(x=v["at_ms"], line_dash="dot", line_color="red")
+    fig.update_layout(title=run_id(row), height=320, xaxis_title="ms since request")
+    return fig
+
+
+def report_html(frame: pd.DataFrame) -> str:
+    flagged_count = int((frame["n_violations"] > 0).sum()) if len(frame) else 0
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>streambench report</title>",
+        f"<script>{get_plotlyjs()}</script>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}.bad{color:#b00}</style>",
+        "</head><body><h1>streambench report</h1>",
+        f"<p>{len(frame)} runs, {flagged_count} with violations.</p>",
+    ]
+    if len(frame):
+        parts.append(_distribution_figure(frame).to_html(full_html=False, include_plotlyjs=False))
+        flagged = frame[frame["n_violations"] > 0]
+        shown = pd.concat([flagged, frame[frame["n_violations"] == 0]]).head(MAX_TIMELINES)
+        parts.append(f"<h2>Timelines ({len(shown)} of {len(frame)} runs, violations first)</h2>")
+        for _, row in shown.iterrows():
+            parts.append(_timeline_figure(row).to_html(full_html=False, include_plotlyjs=False))
+            for v in row["violations"]:
+                parts.append(
+                    f"<p class='bad'>{html.escape(v['rule'])}: {html.escape(v['message'])}</p>"
+                )
+        columns = [*ID_COLUMNS, "terminal", "ttfc_ms", "ttft_ms", "total_ms", "n_violations"]
+        parts.append("<h2>All runs</h2>")
+        parts.append(
+            frame[columns].to_html(index=False, na_rep="–", float_format=lambda x: f"{x:.1f}")
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Write the five report files into ``out`` (created); returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / name for name in REPORT_FILES]
+    parquet, csv, summary, junit, page = paths
+    _atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
+    _atomic_write(csv, lambda p: _flat(frame).to_csv(p, index=False))
+    _atomic_write(summary, lambda p: p.write_text(summary_markdown(frame), encoding="utf-8"))
+    _atomic_write(junit, lambda p: p.write_bytes(junit_xml(frame)))
+    _atomic_write(page, lambda p: p.write_text(report_html(frame), encoding="utf-8"))
+    return paths
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Results from an ``--out`` folder or a .parquet / .csv / .json / .jsonl file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.parquet"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such results file")
+    try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            frame["violations"] = frame["violations"].map(lambda vs: [dict(v) for v in vs])
+        elif path.suffix == ".csv":
+            frame = pd.read_csv(path, keep_default_na=True)
+            frame["violations"] = frame["violations"].map(json.loads)
+        elif path.suffix in (".json", ".jsonl"):
+            frame = pd.read_json(path, lines=path.suffix == ".jsonl")
+        else:
+            raise ConfigError(f"{path}: expected an --out folder or .parquet/.csv/.json/.jsonl")
+    except (ValueError, KeyError, OSError) as exc:
+        raise ConfigError(f"{path}: cannot read results: {exc}") from None
+    if "violations" not in frame:
+        raise ConfigError(f"{path}: not a streambench results file (no violations column)")
+    return frame
