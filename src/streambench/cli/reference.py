@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,9 +15,9 @@ from streambench.reference.config import ReferenceConfig
 
 @app.command("reference-server")
 def reference_server(
-    host: str = typer.Option(LOOPBACK, help="Interface to bind (loopback by default)."),
-    port: int = typer.Option(0, help="Port (0 picks a free one; the URL is printed)."),
-    db: Path | None = typer.Option(None, help="SQLite file (default: $STREAMBENCH_DB)."),
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = LOOPBACK,
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one; the URL is printed).")] = 0,
+    db: Annotated[Path | None, typer.Option(help="SQLite file (default: $STREAMBENCH_DB).")] = None,
 ) -> None:
     """Serve POST /messages (streambench SSE dialect); upstream URLs and keys come from env."""
     config = ReferenceConfig.from_env()
