@@ -244,6 +244,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         if terminal and terminal.kind == "error"
         else None,
         "status_code": response.status,
+        "sut_error": response.sut_error,
         "upstream_calls": len(response.upstream_starts_ms),
         "violations": [v.as_dict() for v in violations],
         "n_violations": len(violations),

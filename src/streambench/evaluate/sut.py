@@ -51,6 +51,7 @@ class SutResponse:
     status: int
     chunks: list[tuple[float, bytes]]
     upstream_starts_ms: list[float]
+    sut_error: str | None = None  # the in-process app raised (its stream ends there)
 
 
 def parse_sut(spec: str) -> SutSpec:
@@ -134,7 +135,9 @@ def request_body(sut: SutSpec, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, **extra}
 
 
-async def _post_asgi(app: ASGIApp, path: str, body: bytes) -> tuple[int, list[tuple[float, bytes]]]:
+async def _post_asgi(
+    app: ASGIApp, path: str, body: bytes
+) -> tuple[int, list[tuple[float, bytes]], str | None]:
     """Call ``app`` directly (httpx's ASGITransport buffers the body, losing the timing)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -180,13 +183,18 @@ async def _post_asgi(app: ASGIApp, path: str, body: bytes) -> tuple[int, list[tu
         "server": ("sut.local", 80),
         "state": {},
     }
+    error: str | None = None
     try:
         await asyncio.wait_for(app(scope, receive, send), RUN_TIMEOUT_S)
     except TimeoutError:
-        chunks.append(((loop.time() - start) * 1000.0, b""))
+        error = f"no end of response after {RUN_TIMEOUT_S:g} s"
+    except Exception as exc:  # a crashing SUT is a result, not a harness failure
+        error = f"{type(exc).__name__}: {exc}"
     finally:
         finished.set()
-    return status, chunks
+    if error is not None:
+        chunks.append(((loop.time() - start) * 1000.0, b""))
+    return status, chunks, error
 
 
 class _TimedReplay(ReplayTransport):
@@ -213,8 +221,8 @@ def call_in_process(sut: SutSpec, body: dict[str, Any], plans: Sequence[ReplayPl
         with respx.mock(assert_all_called=False) as router:
             router.route().mock(side_effect=replay.respond)
             payload = json.dumps(request_body(sut, body)).encode()
-            status, chunks = await _post_asgi(app, "/messages", payload)
-        return SutResponse(status, chunks, replay.starts_ms)
+            status, chunks, error = await _post_asgi(app, "/messages", payload)
+        return SutResponse(status, chunks, replay.starts_ms, error)
 
     return run_virtual(main)
 
