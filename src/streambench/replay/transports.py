@@ -26,7 +26,7 @@ from streambench.transcript import Transcript
 
 # What httpx (h11) raises when a server closes the connection inside a chunked body.
 DROPPED_MESSAGE = (
-    "peer closed connection without sending complete message body: incomplete chunked read"
+    "peer closed connection without sending complete message body (incomplete chunked read)"
 )
 
 
