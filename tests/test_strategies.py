@@ -1,0 +1,99 @@
+"""Hypothesis strategies generate only what the replay accepts, and streams that are valid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streambench import synth
+from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
+from streambench.sse import decode_all
+from streambench.strategies import (
+    FAULT_KINDS,
+    chunkings,
+    delta_chunkings,
+    faults,
+    latencies,
+    seeds,
+    stream_texts,
+    transcripts,
+    transport_chunkings,
+)
+from streambench.transcript import Transcript
+
+FAST = settings(max_examples=40, deadline=None)
+
+
+@FAST
+@given(spec=chunkings())
+def test_chunkings_parse(spec: str) -> None:
+    assert parse_chunking(spec).spec == spec
+
+
+@FAST
+@given(spec=transport_chunkings())
+def test_transport_chunkings_have_no_content_split(spec: str) -> None:
+    assert parse_chunking(spec).content is None
+
+
+@FAST
+@given(spec=delta_chunkings())
+def test_delta_chunkings_are_content_splits(spec: str) -> None:
+    assert parse_chunking(spec).content is not None
+
+
+@FAST
+@given(spec=latencies())
+def test_latencies_parse(spec: str) -> None:
+    assert parse_latency(spec).spec == spec
+
+
+@FAST
+@given(spec=faults(kinds=FAULT_KINDS))
+def test_faults_parse(spec: str) -> None:
+    assert parse_fault(spec).kind in FAULT_KINDS
+
+
+def test_faults_rejects_unknown_kinds() -> None:
+    with pytest.raises(ValueError, match="unknown kind"):
+        faults(kinds=["meteor"])
+
+
+def _text_of(transcript: Transcript) -> str:
+    return "".join(
+        json.loads(event.data)["delta"]["text"]
+        for event in decode_all(transcript.response.body)
+        if event.event == "content_block_delta"
+    )
+
+
+@FAST
+@given(transcript=transcripts(apis=["anthropic-messages"], texts=stream_texts()), data=st.data())
+def test_transcripts_are_valid_streams_any_fault_fits(
+    transcript: Transcript, data: st.DataObject
+) -> None:
+    assert transcript.meta.api == "anthropic-messages"
+    n_events = len(synth.event_spans(transcript.response.body))
+    assert len(transcript.response.chunks or []) == n_events
+    # any fault drawn within the stream's length and any split replay without a spec error
+    fault = data.draw(faults(max_event=n_events - 1, max_bytes=len(transcript.response.body) - 1))
+    chunking = data.draw(chunkings())
+    plan = build_plan(transcript, chunking=chunking, faults=[fault], seed=data.draw(seeds()))
+    assert plan.chunks
+
+
+@FAST
+@given(text=stream_texts(), data=st.data())
+def test_transcripts_carry_the_drawn_text(text: str, data: st.DataObject) -> None:
+    transcript = data.draw(transcripts(apis=["anthropic-messages"], texts=st.just(text)))
+    assert _text_of(transcript) == text
+
+
+@FAST
+@given(transcript=transcripts())
+def test_transcripts_cover_every_synth_api(transcript: Transcript) -> None:
+    plan = build_plan(transcript, chunking="deltas:1")
+    assert plan.body
