@@ -56,6 +56,8 @@ def test_client_applies_a_differing_final_code_and_it_is_a_provisional_mismatch(
 def test_text_before_changes_and_missing_changes() -> None:
     late = [ev(1, "text", "Hi"), ev(4, "changes", code="c"), ev(5, "done", "Hi", code="c")]
     assert slugs(late) == ["text-before-changes"]
+    # A request that asks for the older text-first order gets what it asked for.
+    assert slugs(late, requested_order="text_first") == []
     none = [ev(1, "text", "Hi"), ev(5, "done", "Hi", code="c")]
     assert slugs(none) == ["missing-changes"]
     # An error before the structured part completed upstream expects no changes ...

@@ -40,6 +40,8 @@ class RunContext:
     first_upstream_failed_early: bool = False
     # upstream time the structured part (code_edits / yaml) was complete, on the request clock
     structured_complete_ms: float | None = None
+    # the order the request asked for: a text_first request states text before changes on purpose
+    requested_order: str = "changes_first"
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,7 +90,9 @@ def _first_text(ctx: RunContext) -> UIEvent | None:
 def _text_before_changes(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
     changes = ctx.state.changes
     text = _first_text(ctx)
-    if ctx.mode not in STRUCTURED_MODES or not changes or text is None:
+    if ctx.mode not in STRUCTURED_MODES or ctx.requested_order == "text_first":
+        return []
+    if not changes or text is None:
         return []
     if ctx.state.timeline.index(text) < ctx.state.timeline.index(changes[0]):
         gap = changes[0].t_ms - text.t_ms

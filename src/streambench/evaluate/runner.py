@@ -40,6 +40,7 @@ from streambench.evaluate.sut import (
     call_in_process,
     parse_sut,
     replay_host,
+    request_body,
 )
 from streambench.evaluate.upstream import analyse_upstream
 from streambench.replay import build_plan
@@ -226,6 +227,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         n_upstreams=len(plans),
         first_upstream_failed_early=bool(spec.faults) and not plans[0].content_timeline,
         structured_complete_ms=upstream.structured_complete_ms,
+        requested_order=request_body(sut, body).get("order", "changes_first"),
     )
     violations = check_rules(ctx, load_profile(spec.profile_path))
     terminal = state.terminal
