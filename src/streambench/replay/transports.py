@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+from unittest import mock
 
 import httpx
 import respx
@@ -191,16 +192,53 @@ class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
 
 
 @contextmanager
+def _patch_httpx2(transport: ReplayTransport, base_url: str | None) -> Iterator[None]:
+    """The anthropic and openai SDKs send through httpx2, which respx does not patch: answer
+    its default transports' requests (to ``base_url``, or all) with the replay too."""
+    try:
+        import httpx2
+    except ImportError:
+        yield
+        return
+    sync_send = httpx2.HTTPTransport.handle_request
+    async_send = httpx2.AsyncHTTPTransport.handle_async_request
+
+    def matches(request: httpx2.Request) -> bool:
+        return base_url is None or str(request.url).startswith(base_url)
+
+    def handle_request(self: httpx2.HTTPTransport, request: httpx2.Request) -> httpx2.Response:
+        if not matches(request):
+            return sync_send(self, request)
+        request.read()
+        return transport.respond(request)  # type: ignore[arg-type,return-value]
+
+    async def handle_async_request(
+        self: httpx2.AsyncHTTPTransport, request: httpx2.Request
+    ) -> httpx2.Response:
+        if not matches(request):
+            return await async_send(self, request)
+        await request.aread()
+        return transport.respond(request)  # type: ignore[arg-type,return-value]
+
+    with (
+        mock.patch.object(httpx2.HTTPTransport, "handle_request", handle_request),
+        mock.patch.object(httpx2.AsyncHTTPTransport, "handle_async_request", handle_async_request),
+    ):
+        yield
+
+
+@contextmanager
 def mock_upstream(
     plans: Sequence[ReplayPlan | Transcript] | ReplayPlan,
     base_url: str | None = None,
     cycle: bool = True,
     speed: float = 1.0,
 ) -> Iterator[ReplayTransport]:
-    """Every httpx request in the process (to ``base_url``, or anywhere) gets the replay, via
-    respx. Yields the :class:`ReplayTransport` (``.requests``; ``.router.calls`` is respx's)."""
+    """Every httpx and httpx2 request in the process (to ``base_url``, or anywhere) gets the
+    replay: httpx via respx, httpx2 (the SDKs' client) by patching its default transports.
+    Yields the :class:`ReplayTransport` (``.requests``; ``.router.calls`` is respx's)."""
     transport = ReplayTransport(plans, cycle=cycle, speed=speed)
-    with respx.mock(assert_all_called=False) as router:
+    with respx.mock(assert_all_called=False) as router, _patch_httpx2(transport, base_url):
         route = router.route(url__startswith=base_url) if base_url else router.route()
         route.mock(side_effect=transport.respond)
         transport.router = router
