@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from streambench.cli import main
 from streambench.errors import ConfigError
 from streambench.experiment import (
     ORDER_BASELINE,
@@ -66,7 +68,7 @@ def test_compare_pairs_by_variant_and_finds_the_ttfc_shift(results: pd.DataFrame
     assert len(comparison.pairs) == 12
     ttfc = table.loc["ttfc_ms"]
     assert ttfc["ci_low"] > 300 and ttfc["ci_high"] < 500
-    assert ttfc["verdict"] == f"{ORDER_BASELINE} better"
+    assert ttfc["verdict"] == "A better"
     assert table.loc["ttft_ms", "verdict"] == "no clear difference"
     assert table.loc["ttft_ms", "mean_diff"] == 0.0
     assert table.loc["code_exact", "mean_a"] == 1.0
@@ -83,7 +85,7 @@ def test_success_rate_verdict_prefers_higher(results: pd.DataFrame) -> None:
     results.loc[results["sut"] == ORDER_VARIANT, "code_exact"] = False
     table = compare(results).table.set_index("metric")
     assert table.loc["code_exact", "mean_diff"] == -1.0
-    assert table.loc["code_exact", "verdict"] == f"{ORDER_BASELINE} better"
+    assert table.loc["code_exact", "verdict"] == "A better"
 
 
 def test_unknown_sut_is_a_config_error(results: pd.DataFrame) -> None:
@@ -102,3 +104,30 @@ def test_reports_round_trip_through_files(results: pd.DataFrame, tmp_path: Path)
     assert len(pd.read_csv(pairs)) == 12
     with pytest.raises(ConfigError, match="no such results file"):
         load_results([tmp_path / "missing.parquet"])
+
+
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "experiments"
+
+
+def test_order_experiment_over_recordings_of_both_orders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    matrices = [str(RECORDINGS / "changes_first.yaml"), str(RECORDINGS / "text_first.yaml")]
+    with pytest.raises(SystemExit) as exited:
+        main(["experiment", "order", *matrices, "--out", str(tmp_path), "--format", "json"])
+    assert exited.value.code in (0, None)
+    rows = {row["metric"]: row for row in json.loads(capsys.readouterr().out)}
+    ttfc = rows["ttfc_ms"]
+    assert ttfc["n"] == 6
+    # text first delays the changes: the whole interval lies above 0
+    assert ttfc["ci_low"] > 0 and ttfc["verdict"] == "A better"
+    assert rows["ttft_ms"]["ci_high"] < 0 and rows["ttft_ms"]["verdict"] == "B better"
+    assert rows["code_exact"]["mean_a"] == rows["code_exact"]["mean_b"] == 1.0
+    assert {p.name for p in tmp_path.iterdir()} == {"experiment.md", "experiment.html", "pairs.csv"}
+
+
+def test_experiment_cli_misuse_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["experiment", "order", str(tmp_path / "nope.parquet")])
+    assert exited.value.code == 2
+    assert "nope.parquet: no such results file" in capsys.readouterr().err

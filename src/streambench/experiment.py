@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from streambench.errors import ConfigError
+from streambench.evaluate import Executor, Matrix, run_matrix
+from streambench.evaluate.runner import load_matrix
 
 ORDER_BASELINE = "reference"
 ORDER_VARIANT = "reference:order=text_first"
@@ -91,12 +93,12 @@ def pair_runs(results: pd.DataFrame, baseline: str, variant: str) -> pd.DataFram
     return pairs.sort_values(keys).reset_index(drop=True)
 
 
-def _verdict(metric: str, low: float, high: float, variant: str, baseline: str) -> str:
+def _verdict(metric: str, low: float, high: float) -> str:
+    """``B better`` / ``A better`` when the interval excludes 0, else ``no clear difference``."""
     if np.isnan(low) or (low <= 0.0 <= high):
         return "no clear difference"
     variant_higher = low > 0.0
-    variant_better = variant_higher != METRICS[metric]
-    return f"{variant if variant_better else baseline} better"
+    return "B better" if variant_higher != METRICS[metric] else "A better"
 
 
 def compare(
@@ -128,7 +130,7 @@ def compare(
                 "mean_diff": float(diffs.mean()) if diffs.size else float("nan"),
                 "ci_low": low,
                 "ci_high": high,
-                "verdict": _verdict(metric, low, high, variant, baseline),
+                "verdict": _verdict(metric, low, high),
             }
         )
     return Comparison(baseline, variant, confidence, pd.DataFrame(rows), pairs)
@@ -148,21 +150,37 @@ def load_results(paths: Sequence[Path]) -> pd.DataFrame:
             frames.append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
         else:
             raise ConfigError(f"{path}: results must be .parquet, .csv or an --out folder")
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_or_run(
+    inputs: Sequence[Path], baseline: str, variant: str, executor: Executor | None = None
+) -> pd.DataFrame:
+    """The rows to compare, from result files / ``--out`` folders and matrix YAMLs (run here).
+
+    A matrix naming its own ``sut`` runs as written (so each order can have its own
+    recordings: one matrix per SUT); a matrix without one runs against both SUTs.
+    """
+    frames = []
+    results = [p for p in inputs if p.suffix not in (".yaml", ".yml")]
+    if results:
+        frames.append(load_results(results))
+    for path in (p for p in inputs if p.suffix in (".yaml", ".yml")):
+        frames.append(run_matrix_file(path, [baseline, variant], executor))
     frame = pd.concat(frames, ignore_index=True)
     return frame.drop_duplicates(subset=["sut", *PAIR_COLUMNS], keep="last")
 
 
-def load_or_run(inputs: Sequence[Path], baseline: str, variant: str) -> pd.DataFrame:
-    """Results to compare: result files / ``--out`` folders, or one matrix YAML that is run
-    against both SUTs (its own ``suts`` are replaced by ``baseline`` and ``variant``)."""
-    if len(inputs) == 1 and inputs[0].suffix in (".yaml", ".yml"):
-        return run_both(inputs[0], baseline, variant)
-    return load_results(inputs)
-
-
-def run_both(matrix_path: Path, baseline: str, variant: str) -> pd.DataFrame:
-    """Run the matrix in ``matrix_path`` against ``baseline`` and ``variant``."""
-    raise ConfigError(f"{matrix_path}: running a matrix needs streambench.evaluate.run_matrix")
+def run_matrix_file(
+    path: Path, default_suts: list[str], executor: Executor | None = None
+) -> pd.DataFrame:
+    """Run the matrix in ``path``; ``default_suts`` when it names none."""
+    axes = load_matrix(path)
+    axes.pop("out", None)  # the experiment writes its own report
+    if "cases" not in axes:
+        raise ConfigError(f"{path}: an experiment matrix needs case: [...]")
+    axes.setdefault("suts", default_suts)
+    return run_matrix(Matrix(**axes), executor=executor)
 
 
 def format_number(value: float) -> str:

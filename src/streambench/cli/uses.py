@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streambench.chaos import POSITIONS, CellResult, load_factory, parse_providers, run_chaos
-from streambench.cli import app
+from streambench.cli import app, err_console
 from streambench.errors import SpecError
 from streambench.experiment import (
     Comparison,
@@ -106,7 +106,7 @@ def experiment_order(
     )
     if out is not None:
         for path in write_report(comparison, out):
-            console.print(f"wrote {path}", style="dim")
+            err_console.print(f"wrote {path}", style="dim")
     if output_format == "json":
         typer.echo(comparison.table.to_json(orient="records", indent=2))
     elif output_format == "markdown":
@@ -119,7 +119,8 @@ def _experiment_table(comparison: Comparison) -> Table:
     pct = round(comparison.confidence * 100)
     table = Table(title=f"B = {comparison.variant}  vs  A = {comparison.baseline}")
     for name in ("metric", "n", "mean A", "mean B", "mean B-A", f"{pct}% CI", "verdict"):
-        table.add_column(name, justify="right" if name not in ("metric", "verdict") else "left")
+        justify = "left" if name in ("metric", "verdict") else "right"
+        table.add_column(name, justify=justify, no_wrap=name in ("metric", "verdict"))
     for row in comparison.table.itertuples():
         style = "dim" if row.verdict == "no clear difference" else "bold"
         table.add_row(
