@@ -145,11 +145,15 @@ def load_results(paths: Sequence[Path]) -> pd.DataFrame:
         if not path.is_file():
             raise ConfigError(f"{path}: no such results file")
         if path.suffix == ".parquet":
-            frames.append(pd.read_parquet(path))
+            frame = pd.read_parquet(path)
         elif path.suffix == ".csv":
-            frames.append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
         else:
             raise ConfigError(f"{path}: results must be .parquet, .csv or an --out folder")
+        missing = [c for c in ("sut", *PAIR_COLUMNS) if c not in frame.columns]
+        if missing:
+            raise ConfigError(f"{path}: not a results file: no column {', '.join(missing)}")
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
