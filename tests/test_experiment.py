@@ -104,7 +104,7 @@ def test_reports_round_trip_through_files(results: pd.DataFrame, tmp_path: Path)
     assert len(pd.read_csv(pairs)) == 12
     with pytest.raises(ConfigError, match="no such results file"):
         load_results([tmp_path / "missing.parquet"])
-    with pytest.raises(ConfigError, match="pairs.csv: not a results file: no column sut"):
+    with pytest.raises(ConfigError, match=r"pairs\.csv: not a results file: no column sut"):
         load_results([pairs])
 
 
