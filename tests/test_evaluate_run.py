@@ -139,10 +139,9 @@ def test_a_naive_sut_is_flagged_and_the_reference_is_clean() -> None:
     naive_rules = {v["rule"] for vs in naive["violations"] for v in vs}
     assert {"escape-leak", "json-leak", "missing-changes"} <= naive_rules
     reference = frame[frame["sut"] == "reference"]
-    flagged = reference[reference["n_violations"] > 0]
-    # The fixtures that ask for the old text-first order are the only ones that break a rule.
-    assert set(flagged["case"]) == {"job-text-first", "workflow-text-first"}
-    assert {v["rule"] for vs in flagged["violations"] for v in vs} == {"text-before-changes"}
+    # Every fixture is clean, including those that ask for the older text-first order.
+    assert reference["violations"].map(len).sum() == 0
+    assert {"job-text-first", "workflow-text-first"} <= set(reference["case"])
     assert (reference["terminal"] == "done").all()
 
 

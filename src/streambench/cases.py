@@ -96,16 +96,26 @@ def load_case(path: str | Path) -> Case:
     )
 
 
-def load_cases(paths: Iterable[str | Path]) -> list[Case]:
-    """Cases from case files or folders; a folder without case.yaml is searched for them."""
-    cases: list[Case] = []
+def case_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The case.yaml files that case files or folders name; a folder without case.yaml is
+    searched one level down for them."""
+    files: list[Path] = []
     for item in paths:
         path = Path(item)
         if path.is_dir() and not (path / "case.yaml").is_file():
             found = sorted(path.glob("*/case.yaml"))
             if not found:
                 raise ConfigError(f"{path}: no case.yaml in it or its subfolders")
-            cases.extend(load_case(file) for file in found)
+            files.extend(found)
+        elif path.is_dir():
+            files.append(path / "case.yaml")
+        elif path.is_file():
+            files.append(path)
         else:
-            cases.append(load_case(path))
-    return cases
+            raise ConfigError(f"{path}: no such case file or folder")
+    return files
+
+
+def load_cases(paths: Iterable[str | Path]) -> list[Case]:
+    """Cases from case files or folders (see :func:`case_files`)."""
+    return [load_case(file) for file in case_files(paths)]

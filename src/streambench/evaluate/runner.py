@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from streambench.cases import load_case
+from streambench.cases import case_files, load_case
 from streambench.errors import ConfigError
 from streambench.evaluate.client import consume
 from streambench.evaluate.dialects import UIEvent, dialect_parser
@@ -88,9 +88,9 @@ class Matrix:
     replay_port: int = 0
 
     def specs(self) -> list[RunSpec]:
-        case_files = [str(p) for p in _case_files(self.cases)]
+        case_paths = [str(p) for p in case_files(self.cases)]
         axes = itertools.product(
-            case_files,
+            case_paths,
             self.suts,
             self.dialects,
             self.chunkings,
@@ -99,24 +99,6 @@ class Matrix:
             self.seeds,
         )
         return [RunSpec(*axis, profile_path=self.profile) for axis in axes]
-
-
-def _case_files(paths: Sequence[str]) -> list[Path]:
-    files: list[Path] = []
-    for item in paths:
-        path = Path(item)
-        if path.is_dir() and not (path / "case.yaml").is_file():
-            found = sorted(path.glob("*/case.yaml"))
-            if not found:
-                raise ConfigError(f"{path}: no case.yaml in it or its subfolders")
-            files.extend(found)
-        elif path.is_dir():
-            files.append(path / "case.yaml")
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ConfigError(f"{path}: no such case file or folder")
-    return files
 
 
 def parse_faults(value: str | Sequence[str]) -> tuple[str, ...]:
