@@ -172,7 +172,12 @@ def _free_port() -> int:
 def test_an_http_sut_started_with_sut_cmd_gives_the_in_process_verdicts() -> None:
     port = _free_port()
     cases = [str(FIXTURES / "job-unicode-escaped"), str(FIXTURES / "job-text-first")]
-    axes = {"cases": cases, "chunkings": ["deltas:adversarial"], "latencies": ["scale:0.05"]}
+    axes = {
+        "cases": cases,
+        "chunkings": ["deltas:adversarial"],
+        "latencies": ["scale:0.05"],
+        "faults": [(), ("http:529@start",)],
+    }
     executable = shutil.which("streambench", path=str(Path(sys.executable).parent))
     assert executable is not None
     over_http = run_matrix(
@@ -184,17 +189,24 @@ def test_an_http_sut_started_with_sut_cmd_gives_the_in_process_verdicts() -> Non
     )
     in_process = run_matrix(Matrix(**axes))
 
-    def verdicts(frame: pd.DataFrame) -> dict[str, list[str]]:
+    def verdicts(frame: pd.DataFrame) -> dict[tuple[str, str], tuple[str, list[str]]]:
         return {
-            row["case"]: sorted(v["rule"] for v in row["violations"]) for _, row in frame.iterrows()
+            (row["case"], row["fault"]): (
+                row["terminal"],
+                sorted(v["rule"] for v in row["violations"]),
+            )
+            for _, row in frame.iterrows()
         }
 
     assert (
         verdicts(over_http)
         == verdicts(in_process)
         == {
-            "job-text-first": ["text-before-changes"],
-            "job-unicode-escaped": [],
+            ("job-text-first", ""): ("done", []),
+            ("job-unicode-escaped", ""): ("done", []),
+            # the only upstream answers 529: the chain has nowhere to fall through to
+            ("job-text-first", "http:529@start"): ("error", []),
+            ("job-unicode-escaped", "http:529@start"): ("error", []),
         }
     )
     assert list(over_http["streamed_text"]) == list(in_process["streamed_text"])
@@ -266,9 +278,13 @@ def test_gate_thresholds_rules_and_baseline(
     thresholds.write_text(f"metrics:\n  ttfc_ms: {{p95: {{max: {p95 - 100}}}}}\n")
     assert _gate([str(default_run), "--thresholds", str(thresholds)]) == 1
     assert "(+100.0 beyond)" in capsys.readouterr().out
-    thresholds.write_text('rules:\n  "*": 0\n')  # the text-first fixtures break text-before-changes
-    assert _gate([str(default_run), "--thresholds", str(thresholds)]) == 1
-    assert "rule text-before-changes" in capsys.readouterr().out
+    thresholds.write_text('rules:\n  "*": 0\n')  # the reference is clean on the default matrix
+    assert _gate([str(default_run), "--thresholds", str(thresholds)]) == 0
+    dirty = tmp_path / "dirty.parquet"
+    violation = [{"rule": "json-leak", "message": "x", "at_ms": 1.0}]
+    frame.assign(violations=[violation] + [[]] * (len(frame) - 1)).to_parquet(dirty)
+    assert _gate([str(dirty), "--thresholds", str(thresholds)]) == 1
+    assert "rule json-leak" in capsys.readouterr().out
     # A baseline 20% faster is a regression beyond 10%.
     faster = frame.assign(ttfc_ms=frame["ttfc_ms"] / 1.2)
     faster.to_parquet(tmp_path / "base.parquet")
