@@ -13,7 +13,7 @@ Nothing is observable before a blank line, so the decoder only ever parses compl
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 __all__ = ["SSEDecoder", "SSEEvent", "decode_all", "encode"]
 
@@ -21,7 +21,11 @@ _BOM = b"\xef\xbb\xbf"
 # A maximal run of line-end bytes; it holds a blank line when it is more than one line end.
 _LINE_END_RUN = re.compile(rb"[\r\n]+")
 _SINGLE_LINE_ENDS = (b"\r", b"\n", b"\r\n")
-_LINE = re.compile(rb"([^\r\n]*)(?:\r\n|\r|\n)")
+# A line end followed by blank lines: what separates blocks (a CR before LF is never alone).
+_BLOCK_SEPARATOR = re.compile(rb"((?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)+)")
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+# In an LF-only region: a block that is one data line, maybe after an event line.
+_SIMPLE_BLOCK = re.compile(rb"(?:(?<=\n\n)|(?<!.))(?:event: ([^\n]+)\n)?data: ([^\n]*)\n\n", re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +59,19 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buf = self._buf
         buf += chunk
-        if b"\r" in chunk:
+        if self._has_cr or b"\r" in chunk:
             self._has_cr = True
-        end = self._complete_end(final=False)
-        return self._take(end) if end else []
+            end = self._complete_end(final=False)
+            return self._take(end) if end else []
+        # Fast path, LF only: a blank line is b"\n\n", and it may straddle the chunks.
+        end = buf.find(b"\n\n", self._scan)
+        if end < 0:
+            self._scan = max(len(buf) - 1, 0)
+            return []
+        return self._take(buf.rfind(b"\n\n", end) + 2)
 
     def close(self) -> list[SSEEvent]:
+        self._scan = 0  # so that blank lines at the buffer start are found, whatever the chunks
         end = self._complete_end(final=True)
         events = self._take(end) if end else []
         self.tail = bytes(self._buf)
@@ -87,26 +98,66 @@ class SSEDecoder:
         region = bytes(buf[:end])
         del buf[:end]
         offset = self._offset
-        self._offset += end
+        self._offset = offset + end
         self._scan = 0
         self._has_cr = b"\r" in buf
-        if offset == 0 and region.startswith(_BOM):
+        if not offset and region.startswith(_BOM):
             region = region[len(_BOM) :]
             offset = len(_BOM)
+        first_cr = region.find(b"\r")
+        if first_cr < 0:
+            return self._decode_lf(region, offset)
+        # Only the blocks around CRs need the general parser; the LF-only ends stay fast.
+        head = region.rfind(b"\n\n", 0, first_cr) + 2  # 1 when there is no such block
+        head = head if head > 1 else 0
+        tail = region.find(b"\n\n", region.rfind(b"\r")) + 2
+        tail = tail if tail > 1 else len(region)
+        return (
+            self._decode_lf(region[:head], offset)
+            + self._decode_general(region[head:tail], offset + head)
+            + self._decode_lf(region[tail:], offset + tail)
+        )
+
+    def _decode_lf(self, region: bytes, offset: int) -> list[SSEEvent]:
+        """Events of an LF-only region that starts at a block boundary and ends with one."""
+        # One C call cuts out every block that is a `data:` line, maybe after an `event:`
+        # line: [gap, event, data, gap, event, data, ..., gap]; the gaps hold other blocks.
+        parts = _SIMPLE_BLOCK.split(region)
+        events = self._decode_general(parts[0], offset) if parts[0] else []
+        append = events.append
+        last_id = self._last_id
+        pos = offset + len(parts[0])
+        items = iter(parts)
+        next(items)
+        for event_type, data, gap in zip(items, items, items, strict=False):
+            start = pos
+            if event_type is None:
+                pos += len(data) + 8
+                append(_event("message", data.decode("utf-8", "replace"), last_id, start, pos))
+            else:
+                pos += len(event_type) + len(data) + 16
+                name = event_type.decode("utf-8", "replace")
+                append(_event(name, data.decode("utf-8", "replace"), last_id, start, pos))
+            if gap:
+                events += self._decode_general(gap, pos)
+                last_id = self._last_id
+                pos += len(gap)
+        return events
+
+    def _decode_general(self, region: bytes, offset: int) -> list[SSEEvent]:
+        """Events of any region that starts at a block boundary and ends with one."""
+        parts = _BLOCK_SEPARATOR.split(region)
         events = []
-        lines: list[bytes] = []
-        start = offset
-        for match in _LINE.finditer(region):
-            line = match.group(1)
-            if line:
-                if not lines:
-                    start = offset + match.start()
-                lines.append(line)
-            elif lines:
-                event = self._dispatch(lines, start, offset + match.end())
+        pos = offset
+        for piece, separator in zip(parts[::2], parts[1::2], strict=False):
+            block = piece.lstrip(b"\r\n")  # blank lines before the block
+            if block:
+                start = pos + len(piece) - len(block)
+                end = pos + len(piece) + _dispatch_length(separator)
+                event = self._dispatch(_LINE_END.split(block), start, end)
                 if event is not None:
                     events.append(event)
-                lines = []
+            pos += len(piece) + len(separator)
         return events
 
     def _dispatch(self, lines: list[bytes], start: int, end: int) -> SSEEvent | None:
@@ -129,14 +180,40 @@ class SSEDecoder:
                 retry = int(value)
         if not data:
             return None
-        return SSEEvent(
+        return _event(
             event_type.decode("utf-8", "replace") if event_type else "message",
             b"\n".join(data).decode("utf-8", "replace"),
             self._last_id,
-            retry,
             start,
             end,
+            retry,
         )
+
+
+def _dispatch_length(separator: bytes) -> int:
+    """Bytes of a block separator's first two line ends: the last line's end and the blank line."""
+    first = 2 if separator.startswith(b"\r\n") else 1
+    return first + (2 if separator.startswith(b"\r\n", first) else 1)
+
+
+# The frozen dataclass's __init__ costs an object.__setattr__ per field; the decoder fills
+# the slots directly (the same values, about half the time).
+_new_object = object.__new__
+_SETTERS = tuple(SSEEvent.__dict__[f.name].__set__ for f in fields(SSEEvent))
+_set_event, _set_data, _set_id, _set_retry, _set_start, _set_end = _SETTERS
+
+
+def _event(
+    event: str, data: str, id: str | None, start: int, end: int, retry: int | None = None
+) -> SSEEvent:
+    new = _new_object(SSEEvent)
+    _set_event(new, event)
+    _set_data(new, data)
+    _set_id(new, id)
+    _set_retry(new, retry)
+    _set_start(new, start)
+    _set_end(new, end)
+    return new
 
 
 def decode_all(body: bytes) -> list[SSEEvent]:
