@@ -15,7 +15,7 @@ from rich.table import Table
 
 from streambench.cli import app, err_console
 from streambench.errors import ConfigError
-from streambench.evaluate.executors import LocalExecutor
+from streambench.evaluate.dask_executor import make_executor
 from streambench.evaluate.gate import evaluate_gate, load_thresholds
 from streambench.evaluate.report import load_results, write_reports
 from streambench.evaluate.runner import (
@@ -72,6 +72,10 @@ def run_command(
     ] = None,
     format: Annotated[str, typer.Option("--format", help="table, json or jsonl")] = "table",
     jobs: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
+    executor: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
+    ] = None,
     replay_port: Annotated[int, typer.Option(help="Port of the replay host for http SUTs.")] = 0,
 ) -> None:
     """Run a matrix of replays against SUTs; write reports. Violations are data: exit 0."""
@@ -104,7 +108,7 @@ def run_command(
         task = bar.add_task("runs", total=len(specs))
         frame = run_matrix(
             matrix,
-            LocalExecutor(jobs),
+            make_executor(executor, jobs, scheduler),
             progress=lambda n: bar.advance(task, n),
             on_host=lambda url: err_console.print(f"replay host: {url}"),
         )

@@ -1,0 +1,73 @@
+"""Runs on a Dask distributed cluster (``streambench run --executor dask --scheduler ADDR``).
+
+Each run is one task. In-process SUTs answer their upstream calls through respx, which patches
+httpx process-wide, so a worker must run one task at a time: start workers with
+``--nthreads 1`` (the LocalCluster started without ``--scheduler`` does). Workers need
+streambench installed and the case files at the same paths. Timings are virtual, so rows are
+identical to a local run with the same seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from streambench.errors import ConfigError
+from streambench.evaluate.executors import Executor, LocalExecutor, Progress, Row
+
+S = TypeVar("S")
+EXECUTORS = ("local", "dask")
+
+
+class DaskExecutor:
+    """On the cluster whose scheduler listens at ``scheduler`` (``tcp://host:8786``), or on a
+    LocalCluster of ``workers`` single-threaded processes when no address is given."""
+
+    def __init__(
+        self, scheduler: str | None = None, workers: int = 2, connect_timeout_s: float = 10.0
+    ) -> None:
+        self.scheduler = scheduler
+        self.workers = workers
+        self.connect_timeout_s = connect_timeout_s
+
+    def map(
+        self, fn: Callable[[S], Row], specs: Sequence[S], progress: Progress | None = None
+    ) -> list[Row]:
+        from distributed import Client, LocalCluster, as_completed
+
+        if self.scheduler is None:
+            cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, dashboard_address=None
+            )
+            client = Client(cluster)
+        else:
+            cluster = None
+            try:
+                client = Client(self.scheduler, timeout=self.connect_timeout_s)
+            except OSError as exc:
+                raise ConfigError(f"--scheduler {self.scheduler}: cannot connect: {exc}") from None
+        try:
+            futures = client.map(fn, list(specs), pure=False)
+            index = {future.key: i for i, future in enumerate(futures)}
+            rows: list[Row | None] = [None] * len(futures)
+            for future, row in as_completed(futures, with_results=True):
+                rows[index[future.key]] = row
+                if progress is not None:
+                    progress(1)
+            return [row for row in rows if row is not None]
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def make_executor(name: str, jobs: int = 1, scheduler: str | None = None) -> Executor:
+    """``local`` (``jobs`` processes) or ``dask`` (at ``scheduler``, else a LocalCluster of
+    ``jobs`` workers)."""
+    if name == "local":
+        if scheduler is not None:
+            raise ConfigError("--scheduler needs --executor dask")
+        return LocalExecutor(jobs)
+    if name == "dask":
+        return DaskExecutor(scheduler, workers=jobs)
+    raise ConfigError(f"--executor {name!r}: expected one of {', '.join(EXECUTORS)}")
