@@ -21,6 +21,7 @@ def bind_socket(host: str = LOOPBACK, port: int = 0) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
+    sock.listen(2048)  # accept (queue) connections as soon as the URL is printed
     return sock
 
 
@@ -29,8 +30,8 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _server(app: ASGIApp) -> uvicorn.Server:
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+def _server(app: ASGIApp, loop: str = "auto") -> uvicorn.Server:
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, loop=loop)
     return uvicorn.Server(config)
 
 
@@ -39,19 +40,23 @@ def serve_forever(
     host: str = LOOPBACK,
     port: int = 0,
     on_ready: Callable[[str], None] | None = None,
+    loop: str = "auto",
 ) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn's handlers shut down gracefully)."""
+    """Serve until SIGINT/SIGTERM (uvicorn's handlers shut down gracefully). ``loop`` is
+    uvicorn's loop option ("auto", or "module:factory" of a custom event loop)."""
     sock = bind_socket(host, port)
     if on_ready is not None:
         on_ready(url_of(sock))
-    _server(app).run(sockets=[sock])
+    _server(app, loop).run(sockets=[sock])
 
 
 @contextmanager
-def running_server(app: ASGIApp, host: str = LOOPBACK, port: int = 0) -> Iterator[str]:
+def running_server(
+    app: ASGIApp, host: str = LOOPBACK, port: int = 0, loop: str = "auto"
+) -> Iterator[str]:
     """Serve ``app`` from a background thread; yields the base URL, stops on exit."""
     sock = bind_socket(host, port)
-    server = _server(app)
+    server = _server(app, loop)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

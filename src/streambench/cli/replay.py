@@ -140,6 +140,7 @@ def serve_command(
 ) -> None:
     """Answer any method and path with the replays in order (cycling) until SIGINT/SIGTERM."""
     from streambench._server import serve_forever
+    from streambench.replay.server import PRECISE_LOOP
 
     if not speed > 0:
         raise SpecError(f"--speed {speed:g}: must be above 0")
@@ -148,4 +149,4 @@ def serve_command(
     def ready(url: str) -> None:
         print(f"streambench serve: {len(app_.log.plans)} replay(s) at {url}", flush=True)
 
-    serve_forever(app_, host=host, port=port, on_ready=ready)
+    serve_forever(app_, host=host, port=port, on_ready=ready, loop=PRECISE_LOOP)

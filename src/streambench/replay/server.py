@@ -8,8 +8,8 @@ real time divided by ``speed``; a disconnect fault really drops the TCP connecti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import selectors
 from collections.abc import Sequence
 from types import SimpleNamespace
 
@@ -33,6 +33,15 @@ class _QuietDrops(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+# uvicorn ``loop`` option for serving replays: see :func:`precise_event_loop`.
+PRECISE_LOOP = "streambench.replay.server:precise_event_loop"
+
+
+def precise_event_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose timers wake within ~0.1 ms: select() takes microsecond timeouts,
+    while epoll (asyncio's default) rounds every wait up to the next millisecond."""
+    return asyncio.SelectorEventLoop(selectors.SelectSelector())
 
 
 class ReplayApp:
@@ -83,8 +92,7 @@ class ReplayApp:
             for chunk in plan.chunks:
                 delay = start + chunk.t_ms / 1000.0 / self.speed - loop.time()
                 if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(disconnected.wait(), timeout=delay)
+                    await asyncio.sleep(delay)
                 if disconnected.is_set():
                     record.client_closed = True
                     return
