@@ -61,22 +61,25 @@ def chaos(
 
 
 def _chaos_table(results: list[CellResult]) -> Table:
-    table = Table(title="Failover contract: fault kind x position x place in the chain")
-    table.add_column("chain")
-    table.add_column("fault")
-    for position in POSITIONS:
-        table.add_column(position)
-    rows: dict[tuple[int, str], dict[str, str]] = {}
+    """Rows: position x fault kind; columns: the provider under the fault, by chain place."""
+    chain = sorted({(r.cell.chain_index, r.cell.chain_provider) for r in results})
+    table = Table(title="Failover contract: fault position x kind x place in the chain")
+    table.add_column("position", no_wrap=True)
+    table.add_column("fault", no_wrap=True)
+    for _, name in chain:
+        table.add_column(f"fault at {name}")
+    cells: dict[tuple[str, str], dict[int, str]] = {}
     for r in results:
-        row = rows.setdefault((r.cell.chain_index, r.cell.kind), {})
+        row = cells.setdefault((r.cell.position, r.cell.kind), {})
         if r.passed:
-            row[r.cell.position] = f"[green]pass[/] {r.outcome}"
+            row[r.cell.chain_index] = f"[green]pass[/] {r.outcome}"
         else:
-            rules = ", ".join(sorted({rule for rule, _ in r.violations}))
-            row[r.cell.position] = f"[bold white on red]FAIL[/] [red]{rules}[/]"
-    providers = {r.cell.chain_index: r.cell.chain_provider for r in results}
-    for (index, kind), row in sorted(rows.items()):
-        table.add_row(providers[index], kind, *(row.get(p, "[dim]–[/]") for p in POSITIONS))
+            rules = "\n".join(sorted({rule for rule, _ in r.violations}))
+            row[r.cell.chain_index] = f"[bold white on red]FAIL[/]\n[red]{rules}[/]"
+    for position in POSITIONS:
+        for kind in sorted({k for p, k in cells if p == position}):
+            row = cells[(position, kind)]
+            table.add_row(position, kind, *(row.get(i, "[dim]–[/]") for i, _ in chain))
     return table
 
 
