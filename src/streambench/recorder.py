@@ -16,15 +16,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import yaml
 
 from streambench import apis
 from streambench.errors import ConfigError, TranscriptError
 from streambench.redact import Redactor
 from streambench.transcript import Meta, Request, Response, Transcript, load, save
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ def record(
     (SIGINT, or SIGTERM under :func:`signals_as_interrupts`) the partial transcript is saved
     with ``truncated: true`` and the interrupt propagates.
     """
+    import httpx  # here, not at module level: the CLI reads PROVIDERS for its help text
+
     redactor = redactor or Redactor()
     target = Path(out)
     meta = Meta(

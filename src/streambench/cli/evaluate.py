@@ -5,28 +5,20 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from streambench.cli import app, err_console
 from streambench.errors import ConfigError
-from streambench.evaluate.dask_executor import make_executor
-from streambench.evaluate.gate import evaluate_gate, load_thresholds
-from streambench.evaluate.report import load_results, write_reports
-from streambench.evaluate.runner import (
-    DEFAULT_CHUNKINGS,
-    ID_COLUMNS,
-    Matrix,
-    load_matrix,
-    parse_faults,
-    run_matrix,
-)
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from streambench.evaluate.runner import Matrix
+
+# pandas and the evaluation stack load inside the commands: `streambench --help` stays fast.
 DEFAULT_CASES = "fixtures"
 DEFAULT_OUT = "reports"
 FORMATS = ("table", "json", "jsonl")
@@ -36,6 +28,8 @@ Many = Annotated[list[str] | None, typer.Option(show_default=False)]
 
 def build_matrix(matrix_file: Path | None, options: dict[str, Any]) -> tuple[Matrix, str]:
     """Command-line axes override the matrix file's; unset axes take the defaults."""
+    from streambench.evaluate.runner import DEFAULT_CHUNKINGS, Matrix, load_matrix
+
     axes: dict[str, Any] = load_matrix(matrix_file) if matrix_file else {}
     for key, value in options.items():
         if value:
@@ -81,6 +75,12 @@ def run_command(
     """Run a matrix of replays against SUTs; write reports. Violations are data: exit 0."""
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from streambench.evaluate.dask_executor import make_executor
+    from streambench.evaluate.report import write_reports
+    from streambench.evaluate.runner import parse_faults, run_matrix
+
     options = {
         "cases": case,
         "suts": sut,
@@ -123,6 +123,11 @@ def run_command(
 
 
 def _render(frame: pd.DataFrame, format: str) -> None:
+    import pandas as pd
+    from rich.table import Table
+
+    from streambench.evaluate.runner import ID_COLUMNS
+
     if format == "json":
         sys.stdout.write(frame.to_json(orient="records") + "\n")
         return
@@ -151,6 +156,9 @@ def gate_command(
     baseline: Annotated[Path | None, typer.Option(help="Baseline results to compare with.")] = None,
 ) -> None:
     """Check results against thresholds: exit 0 pass, 1 fail, 2 misuse."""
+    from streambench.evaluate.gate import evaluate_gate, load_thresholds
+    from streambench.evaluate.report import load_results
+
     limits = load_thresholds(thresholds)
     frame = load_results(results)
     before = load_results(baseline) if baseline else None

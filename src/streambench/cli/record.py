@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 from rich.console import Console
-from rich.progress import Progress
 
 from streambench import _server
 from streambench.cli import app, err_console
 from streambench.errors import ConfigError
-from streambench.fake_provider import fake_provider_app
-from streambench.proxy import proxy_app
-from streambench.recorder import (
-    PROVIDERS,
-    auth_headers,
-    is_recorded,
-    load_request,
-    plan_entries,
-    record,
-    request_url,
-    signals_as_interrupts,
-)
-from streambench.redact import Redactor, load_config, make_config, scan
+from streambench.recorder import PROVIDERS
+
+if TYPE_CHECKING:
+    from streambench.redact import Redactor
+
+# The recorder, proxy and servers (httpx, starlette, uvicorn) load inside the commands.
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -49,6 +40,8 @@ RedactConfig = Annotated[
 def _redactor(
     headers: list[str], query: list[str], paths: list[str], patterns: list[str], cfg: Path | None
 ) -> Redactor:
+    from streambench.redact import Redactor, load_config, make_config
+
     config = make_config(headers, query, paths, patterns)
     if cfg is not None:
         config = config.merged(load_config(cfg))
@@ -90,6 +83,19 @@ def record_command(
     redact_config: RedactConfig = None,
 ) -> None:
     """Send a streaming request and save the raw chunks with their arrival times."""
+    import yaml
+    from rich.progress import Progress
+
+    from streambench.recorder import (
+        auth_headers,
+        is_recorded,
+        load_request,
+        plan_entries,
+        record,
+        request_url,
+        signals_as_interrupts,
+    )
+
     redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
     body = load_request(request) if request is not None else None
     plan = None
@@ -148,6 +154,8 @@ def proxy_command(
     redact_config: RedactConfig = None,
 ) -> None:
     """A recording reverse proxy: point an application's base URL at it."""
+    from streambench.proxy import proxy_app
+
     redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
     app_ = proxy_app(upstream, out, redactor, save_all)
 
@@ -166,6 +174,8 @@ def scan_command(
     config: RedactConfig = None,
 ) -> None:
     """Find secrets (provider keys, bearer tokens, key headers / query parameters)."""
+    from streambench.redact import load_config, make_config, scan
+
     extra = make_config(patterns=pattern, where="--pattern")
     if config is not None:
         extra = extra.merged(load_config(config))
@@ -186,6 +196,8 @@ def fake_provider_command(
     ttfb: Annotated[float, typer.Option(help="Pause before the first event, ms.")] = 0,
 ) -> None:
     """An offline provider: anthropic-messages, openai-chat and openai-responses endpoints."""
+    from streambench.fake_provider import fake_provider_app
+
     app_ = fake_provider_app(script, rate=rate, ttfb_ms=ttfb)
 
     def ready(url: str) -> None:

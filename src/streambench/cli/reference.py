@@ -9,8 +9,6 @@ import typer
 
 from streambench._server import LOOPBACK, serve_forever
 from streambench.cli import app
-from streambench.reference.app import create_app
-from streambench.reference.config import ReferenceConfig
 
 
 @app.command("reference-server")
@@ -20,6 +18,9 @@ def reference_server(
     db: Annotated[Path | None, typer.Option(help="SQLite file (default: $STREAMBENCH_DB).")] = None,
 ) -> None:
     """Serve POST /messages (streambench SSE dialect); upstream URLs and keys come from env."""
+    from streambench.reference.app import create_app
+    from streambench.reference.config import ReferenceConfig
+
     config = ReferenceConfig.from_env()
     if db is not None:
         config.db_path = str(db)

@@ -7,15 +7,17 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from streambench.cli import app
-from streambench.inspection import TranscriptInfo, describe
-from streambench.transcript import expand_paths, import_cassette, load_file
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from streambench.inspection import TranscriptInfo
 
 # Piped output (CI logs, files) gets room for the whole table instead of rich's 80 columns.
 _PIPE_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 180
@@ -35,6 +37,8 @@ def import_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write transcripts into.")],
 ) -> None:
     """Turn each streamed interaction of the cassettes into a transcript file."""
+    from streambench.transcript import expand_paths, import_cassette
+
     files = expand_paths(cassettes)
     written = skipped = 0
     for path in files:
@@ -54,6 +58,8 @@ def import_command(
 
 
 def _table(rows: list[TranscriptInfo]) -> Table:
+    from rich.table import Table
+
     # Numbers never wrap; the file name folds when the terminal is narrow.
     table = Table(caption="text / tool json / thinking: characters of content")
     table.add_column("file", overflow="fold", min_width=16)
@@ -90,6 +96,9 @@ def inspect_command(
     ] = OutputFormat.table,
 ) -> None:
     """Show provider, api, size, timing and content of each recorded stream."""
+    from streambench.inspection import describe
+    from streambench.transcript import expand_paths, load_file
+
     files = expand_paths(paths)
     rows: list[TranscriptInfo] = []
     skipped = 0

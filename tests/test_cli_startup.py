@@ -1,0 +1,86 @@
+"""CLI start-up: commands load their heavy dependencies (pandas, the evaluation runner, the
+reference app, servers) when they run, not when ``streambench`` starts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = (
+    "pandas",
+    "numpy",
+    "plotly",
+    "streambench.evaluate.runner",
+    "streambench.evaluate.report",
+    "streambench.reference.app",
+    "starlette.applications",
+    "httpx",
+)
+# Command modules outside this test's scope (still importing their stack at module level);
+# replaced by empty modules so the rest of the CLI is measured on its own.
+OTHER_COMMANDS = ("streambench.cli.replay", "streambench.cli.uses")
+
+
+def modules_loaded(code: str, stub_other_commands: bool = True) -> set[str]:
+    """The names in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    prelude = "import json, sys, types\n"
+    if stub_other_commands:
+        prelude += "".join(
+            f"sys.modules[{m!r}] = types.ModuleType({m!r})\n" for m in OTHER_COMMANDS
+        )
+    epilogue = "\nprint(json.dumps(sorted(sys.modules)), file=sys.__stderr__)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + code + epilogue],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stderr.splitlines()[-1]))
+
+
+def run_cli(*args: str) -> str:
+    return f"""
+from streambench.cli import main
+try:
+    main({list(args)!r})
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cli/uses.py imports streambench.experiment (pandas, the runner) at module level",
+)
+def test_import_streambench_cli_loads_neither_pandas_nor_the_runner() -> None:
+    loaded = modules_loaded("import streambench.cli", stub_other_commands=False)
+    assert {"pandas", "streambench.evaluate.runner"}.isdisjoint(loaded)
+
+
+def test_the_command_modules_load_nothing_heavy_at_import() -> None:
+    loaded = modules_loaded("import streambench.cli")
+    assert "streambench.cli.evaluate" in loaded and "streambench.cli.record" in loaded
+    assert sorted(loaded.intersection(HEAVY)) == []
+
+
+def test_help_loads_nothing_heavy() -> None:
+    loaded = modules_loaded(run_cli("--help"))
+    assert sorted(loaded.intersection(HEAVY)) == []
+
+
+def test_inspect_loads_the_transcript_stack_only() -> None:
+    loaded = modules_loaded(run_cli("inspect", "recordings/"))
+    assert {"streambench.transcript", "streambench.inspection"} <= loaded
+    assert sorted(loaded.intersection(HEAVY)) == []
+
+
+def test_run_help_needs_no_evaluation_stack() -> None:
+    loaded = modules_loaded(run_cli("run", "--help"))
+    assert sorted(loaded.intersection(HEAVY)) == []
