@@ -188,8 +188,10 @@ def run_matrix_file(
 
 
 def format_number(value: float) -> str:
-    """A metric value for tables: 3 decimals at most, "–" for NaN."""
-    return "–" if pd.isna(value) else f"{value:.3f}".rstrip("0").rstrip(".")
+    """A metric value for tables: ms to 0.1, small values (rates) to 3 digits, "–" for NaN."""
+    if pd.isna(value):
+        return "–"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
 
 
 def to_markdown(comparison: Comparison) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +26,8 @@ from streambench.experiment import (
 experiment_app = typer.Typer(help="Paired experiments between two systems under test.")
 app.add_typer(experiment_app, name="experiment")
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (CI logs) gets room for the whole table instead of rich's 80-column default.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 130)
 
 
 def _check_format(value: str, allowed: tuple[str, ...]) -> str:
@@ -123,7 +125,7 @@ def _experiment_table(comparison: Comparison) -> Table:
     table = Table(title=f"B = {comparison.variant}  vs  A = {comparison.baseline}")
     for name in ("metric", "n", "mean A", "mean B", "mean B-A", f"{pct}% CI", "verdict"):
         justify = "left" if name in ("metric", "verdict") else "right"
-        table.add_column(name, justify=justify, no_wrap=name in ("metric", "verdict"))
+        table.add_column(name, justify=justify, no_wrap=True)
     for row in comparison.table.itertuples():
         style = "dim" if row.verdict == "no clear difference" else "bold"
         table.add_row(
