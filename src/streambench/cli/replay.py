@@ -88,7 +88,9 @@ def timeline_table(plan: ReplayPlan) -> Table:
         while k < len(ends) - 1 and ends[k] < frame_end:
             k += 1
         assert entry.event is not None
-        label = entry.event.event if entry.frame.origin == "recorded" else entry.frame.origin
+        label = entry.event.event
+        if entry.frame.origin != "recorded":  # split, duplicate, garbage, error-event
+            label += f" ({entry.frame.origin})"
         done.setdefault(k, []).append((label, "".join(t for _, t in entry.frame.content)))
     for i, chunk in enumerate(plan.chunks):
         events = done.get(i, [])

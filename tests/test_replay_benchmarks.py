@@ -1,0 +1,38 @@
+"""Short forms of the replay benchmarks: they run and print their figures (no timing checks)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from tests.conftest import CORPUS_DIR, REPO_ROOT, corpus_files
+
+BENCHMARKS = REPO_ROOT / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_bench_replay_prints_modelled_wall_and_ratio() -> None:
+    if not corpus_files():
+        pytest.skip("corpus folder absent")
+    out = run("bench_replay.py", "--corpus", str(CORPUS_DIR), "--limit", "5", "--repeat", "1")
+    assert "modelled duration:" in out and "virtual replay:" in out and "ratio" in out
+
+
+@pytest.mark.slow
+def test_bench_serve_prints_percentiles() -> None:
+    if not corpus_files():
+        pytest.skip("corpus folder absent")
+    out = run("bench_serve.py", "--corpus", str(CORPUS_DIR), "--streams", "5", "--max-ms", "2000")
+    assert "p50" in out and "p99" in out and "max" in out
