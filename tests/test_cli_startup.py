@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = (
     "pandas",
@@ -55,10 +53,6 @@ except SystemExit as exc:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/uses.py imports streambench.experiment (pandas, the runner) at module level",
-)
 def test_import_streambench_cli_loads_neither_pandas_nor_the_runner() -> None:
     loaded = modules_loaded("import streambench.cli", stub_other_commands=False)
     assert {"pandas", "streambench.evaluate.runner"}.isdisjoint(loaded)

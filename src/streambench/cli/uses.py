@@ -5,23 +5,21 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from streambench.chaos import POSITIONS, CellResult, load_factory, parse_providers, run_chaos
 from streambench.cli import app, err_console
 from streambench.errors import SpecError
-from streambench.experiment import (
-    Comparison,
-    compare,
-    format_number,
-    load_or_run,
-    to_markdown,
-    write_report,
-)
+
+if TYPE_CHECKING:
+    from streambench.chaos import CellResult
+    from streambench.experiment import Comparison
+
+# The chaos and experiment stacks (httpx, the reference chain, pandas, numpy) load inside the
+# commands, so `streambench --help` stays fast.
 
 experiment_app = typer.Typer(help="Paired experiments between two systems under test.")
 app.add_typer(experiment_app, name="experiment")
@@ -49,6 +47,8 @@ def chaos(
 ) -> None:
     """Every fault kind x position x place in the provider chain, checked against the failover
     contract. Exit 1 when any cell fails."""
+    from streambench.chaos import load_factory, parse_providers, run_chaos
+
     _check_format(output_format, ("table", "json"))
     results = run_chaos(parse_providers(providers), load_factory(sut), seed)
     if output_format == "json":
@@ -64,6 +64,8 @@ def chaos(
 
 def _chaos_table(results: list[CellResult]) -> Table:
     """Rows: position x fault kind; columns: the provider under the fault, by chain place."""
+    from streambench.chaos import POSITIONS
+
     chain = sorted({(r.cell.chain_index, r.cell.chain_provider) for r in results})
     table = Table(title="Failover contract: fault position x kind x place in the chain")
     table.add_column("position", no_wrap=True)
@@ -102,6 +104,8 @@ def experiment_order(
 ) -> None:
     """Compare two orders (changes_first vs text_first) or any two SUTs on the same replays:
     paired differences, bootstrap confidence intervals, a verdict per metric."""
+    from streambench.experiment import compare, load_or_run, to_markdown, write_report
+
     _check_format(output_format, ("table", "markdown", "json"))
     if not 0 < confidence < 1:
         raise SpecError(f"--confidence {confidence}: must be between 0 and 1")
@@ -121,6 +125,8 @@ def experiment_order(
 
 
 def _experiment_table(comparison: Comparison) -> Table:
+    from streambench.experiment import format_number
+
     pct = round(comparison.confidence * 100)
     table = Table(title=f"B = {comparison.variant}  vs  A = {comparison.baseline}")
     for name in ("metric", "n", "mean A", "mean B", "mean B-A", f"{pct}% CI", "verdict"):
