@@ -26,6 +26,7 @@ def test_matrix_covers_every_position_kind_and_chain_place() -> None:
     assert {c.position for c in matrix} == set(POSITIONS)
     assert {c.kind for c in matrix} == {
         "http",
+        "rate-limit",
         "disconnect",
         "error-event",
         "truncate",

@@ -48,7 +48,13 @@ POSITIONS = (
 MID_STREAM = frozenset({"after-first-chunk", "mid-text", "at-terminal"})
 # duplicate@ is left out on purpose: a provider that repeats an event corrupts its own text,
 # which no chain can detect; it is a parser test, not a failover test.
-FAULT_KINDS = ("http", "disconnect", "error-event", "truncate", "garbage", "stall")
+FAULT_KINDS = ("http", "rate-limit", "disconnect", "error-event", "truncate", "garbage", "stall")
+_BEFORE_FIRST_BYTE = {
+    "http": "http:500@start",
+    # retry-after is honoured before the first chunk, within a bounded budget, then falls through
+    "rate-limit": "http:429@start,retry_after=3",
+    "disconnect": "disconnect@bytes=0",
+}
 RULES = ("terminal-count", "duplicate-output", "partial-mismatch", "fallthrough")
 DEFAULT_PROVIDERS = ("anthropic", "openai", "anthropic-sync")
 _API_OF_KIND = {"anthropic": "anthropic-messages", "openai": "openai-chat"}
@@ -146,8 +152,8 @@ def _fault_spec(kind: str, position: str, upstream: _Upstream) -> str | None:
     the combination does not exist (HTTP errors only come before the first byte; event
     positions need a streaming provider)."""
     if position == "before-first-byte":
-        return {"http": "http:500@start", "disconnect": "disconnect@bytes=0"}.get(kind)
-    if kind == "http":
+        return _BEFORE_FIRST_BYTE.get(kind)
+    if kind in ("http", "rate-limit"):
         return None
     if not upstream.streaming:
         # a JSON answer is one chunk: the only position inside it is before that chunk
