@@ -19,7 +19,8 @@ from streambench.sse import decode_all
 from streambench.strategies import delta_chunkings, seeds, transcripts, transport_chunkings
 from streambench.transcript import Transcript, load_inputs
 
-EXAMPLES = 300 if os.environ.get("STREAMBENCH_FULL") == "1" else 40
+FULL = os.environ.get("STREAMBENCH_FULL") == "1"
+EXAMPLES = 300 if FULL else 30
 fast = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -63,12 +64,21 @@ def test_content_splits_keep_content_and_envelopes(t: Transcript, chunking: str,
         assert [d for d in delivered if d in others] == others
 
 
-@pytest.mark.parametrize("chunking", ["deltas:1", "deltas:random", "deltas:adversarial+bytes:3"])
-def test_content_splits_on_corpus_keep_every_kind_of_content(chunking: str) -> None:
+@pytest.fixture(scope="module")
+def corpus() -> list[Transcript]:
+    """The corpus streams (every third in the short form; all with STREAMBENCH_FULL=1)."""
     files = corpus_files()
     if not files:
         pytest.skip("corpus folder absent")
-    for t in load_inputs(files):
+    return load_inputs(files if FULL else files[::3])
+
+
+@pytest.mark.parametrize("chunking", ["deltas:1", "deltas:random", "deltas:adversarial+bytes:3"])
+def test_content_splits_on_corpus_keep_every_kind_of_content(
+    corpus: list[Transcript], chunking: str
+) -> None:
+    assert {t.meta.api for t in corpus} >= {"anthropic-messages", "openai-chat", "openai-responses"}
+    for t in corpus:
         plan = build_plan(t, chunking=chunking, seed=5)
         assert content(t.meta.api, plan.body) == content(t.meta.api, t.response.body), t.path
 
