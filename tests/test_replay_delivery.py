@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anthropic
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from streambench import synth
+from streambench._server import running_server
 from streambench.cli import main
 from streambench.replay import (
     ReplayTransport,
@@ -171,3 +173,17 @@ def test_cli_serve_prints_url_answers_and_stops_on_sigterm(saved: Path) -> None:
     # uvicorn shuts down gracefully, then re-raises the captured signal (exit status -15)
     assert code in (0, -signal.SIGTERM)
     assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+
+
+def test_serve_notes_a_client_that_leaves_mid_stream() -> None:
+    plan = build_plan(transcript(), latency="const:ttfb=10,gap=60000")  # a minute per event
+    app = replay_app([plan])
+    with running_server(app) as url, httpx.Client() as http:
+        with http.stream("POST", url) as response:
+            next(response.iter_raw())
+        record = app.state.requests[0]
+        deadline = time.monotonic() + 10
+        while not record.client_closed and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert record.client_closed and not record.completed
+    assert record.delivered_bytes == len(plan.chunks[0].data)

@@ -11,7 +11,7 @@ import asyncio
 import bisect
 import json
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -98,9 +98,6 @@ class ReplayPlan:
             if delay > 0:
                 await asyncio.sleep(delay)
             yield chunk.t_ms, chunk.data
-
-    def __iter__(self) -> Iterator[Chunk]:
-        return iter(self.chunks)
 
 
 def _rng(seed: int, stage: str) -> random.Random:
@@ -240,6 +237,7 @@ def _garbage(api: str, frame: Frame) -> Frame:
     """A copy of the event whose data is cut in half: one line of malformed JSON."""
     assert frame.event is not None
     data = frame.event.data.replace("\n", " ")
+    # DEL keeps it malformed even when the half happens to parse ("12" of "1234")
     event = SSEEvent(event=frame.event.event, data=data[: max(1, len(data) // 2)] + "\x7f")
     return Frame(make_frame(api, event, "garbage").raw, event, (), "garbage")
 

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from starlette.types import Message, Receive, Scope, Send
 
 from streambench.replay.plan import ReplayPlan
-from streambench.replay.transports import ReplayLog
+from streambench.replay.transports import ReplayLog, RequestRecord
 from streambench.transcript import Transcript
 
 
@@ -77,42 +77,49 @@ class ReplayApp:
         except LookupError as exc:
             await _send_plain(send, 500, str(exc))
             return
-        disconnected = asyncio.Event()
-        watcher = asyncio.create_task(_watch_disconnect(receive, disconnected))
+        # the stream stops as soon as the client goes away, even in the middle of a long gap
+        pump = asyncio.create_task(self._pump(plan, record, send))
+        watcher = asyncio.create_task(_watch_disconnect(receive, record))
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": plan.status,
-                    "headers": [(k.encode(), v.encode()) for k, v in plan.headers.items()],
-                }
-            )
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            for chunk in plan.chunks:
-                delay = start + chunk.t_ms / 1000.0 / self.speed - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                if disconnected.is_set():
-                    record.client_closed = True
-                    return
-                await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
-                record.delivered_bytes += len(chunk.data)
-                record.t_ms.append(chunk.t_ms)
-            if plan.ending == "disconnect":
-                record.disconnected = True
-                raise DropConnection(f"planned disconnect after {record.delivered_bytes} bytes")
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            record.completed = True
+            await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
+            if not pump.done():
+                pump.cancel()
+        if not pump.cancelled():
+            pump.result()  # re-raises DropConnection: uvicorn then closes the socket
+
+    async def _pump(self, plan: ReplayPlan, record: RequestRecord, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": plan.status,
+                "headers": [(k.encode(), v.encode()) for k, v in plan.headers.items()],
+            }
+        )
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for chunk in plan.chunks:
+            delay = start + chunk.t_ms / 1000.0 / self.speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
+            record.delivered_bytes += len(chunk.data)
+            record.t_ms.append(chunk.t_ms)
+        if plan.ending == "disconnect":
+            record.disconnected = True
+            raise DropConnection(f"planned disconnect after {record.delivered_bytes} bytes")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        record.completed = True
 
 
-async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event) -> None:
+async def _watch_disconnect(receive: Receive, record: RequestRecord) -> None:
+    """Note a client that goes away at once (the stream stops before its next chunk)."""
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
-            disconnected.set()
+            if not (record.completed or record.disconnected):
+                record.client_closed = True
             return
 
 

@@ -34,7 +34,7 @@ class Term:
             raise self.fail(f"unknown option {unknown[0]!r} for {self.name!r} (known: {known})")
 
     def number(self, key: str, default: float | None = None, *, minimum: float = 0) -> float:
-        """A numeric option (``key=None`` reads the positional ``name:N`` argument)."""
+        """A numeric option (``key=""`` reads the positional ``name:N`` argument)."""
         raw = self.arg if key == "" else self.options.get(key)
         label = f"{self.name}:N" if key == "" else f"{key}="
         if raw is None:
