@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from streambench.errors import ConfigError
-from streambench.evaluate.executors import Executor, LocalExecutor, Progress, Row
+from streambench.evaluate.executors import Executor, LocalExecutor, Progress, Row, _run_batch
 
 S = TypeVar("S")
 EXECUTORS = ("local", "dask")
@@ -21,7 +21,8 @@ EXECUTORS = ("local", "dask")
 
 class DaskExecutor:
     """On the cluster whose scheduler listens at ``scheduler`` (``tcp://host:8786``), or on a
-    LocalCluster of ``workers`` single-threaded processes when no address is given."""
+    LocalCluster of ``workers`` single-threaded processes when no address is given.
+    ``workers`` also sizes the batches of runs sent as one task."""
 
     def __init__(
         self, scheduler: str | None = None, workers: int = 2, connect_timeout_s: float = 10.0
@@ -47,14 +48,17 @@ class DaskExecutor:
             except OSError as exc:
                 raise ConfigError(f"--scheduler {self.scheduler}: cannot connect: {exc}") from None
         try:
-            futures = client.map(fn, list(specs), pure=False)
+            # Batches amortise Dask's per-task cost; several per worker keep progress moving.
+            size = max(1, len(specs) // (self.workers * 8))
+            batches = [list(specs[i : i + size]) for i in range(0, len(specs), size)]
+            futures = client.map(_run_batch, [fn] * len(batches), batches, pure=False)
             index = {future.key: i for i, future in enumerate(futures)}
-            rows: list[Row | None] = [None] * len(futures)
-            for future, row in as_completed(futures, with_results=True):
-                rows[index[future.key]] = row
+            done: list[list[Row]] = [[] for _ in futures]
+            for future, rows in as_completed(futures, with_results=True):
+                done[index[future.key]] = rows
                 if progress is not None:
-                    progress(1)
-            return [row for row in rows if row is not None]
+                    progress(len(rows))
+            return [row for rows in done for row in rows]
         finally:
             client.close()
             if cluster is not None:
