@@ -16,7 +16,7 @@ from streambench.evaluate import LocalExecutor
 from streambench.evaluate.dask_executor import DaskExecutor, make_executor
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-CASES = ["job-basic-replace", "job-unicode-escaped", "chat-hello"]
+CASES = ["job-unicode-escaped", "chat-hello"]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def scheduler() -> Iterator[str]:
 
 
 def _run(out: Path, *extra: str) -> pd.DataFrame:
-    args = ["run", "--out", str(out), "--format", "json", "--seed", "0", "--seed", "1"]
+    args = ["run", "--out", str(out), "--format", "json", "--seed", "3"]
     for case in CASES:
         args += ["--case", str(FIXTURES / case)]
     args += ["--chunking", "events", "--chunking", "deltas:adversarial", *extra]
@@ -43,7 +43,7 @@ def test_jobs_1_jobs_2_and_dask_give_identical_rows(
     one = _run(tmp_path / "one", "--jobs", "1")
     two = _run(tmp_path / "two", "--jobs", "2")
     dask = _run(tmp_path / "dask", "--executor", "dask", "--scheduler", scheduler)
-    assert len(one) == len(CASES) * 2 * 2
+    assert len(one) == len(CASES) * 2
     assert one["ttfc_ms"].notna().any()
     pd.testing.assert_frame_equal(one, two)
     pd.testing.assert_frame_equal(one, dask)
