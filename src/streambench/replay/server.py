@@ -49,7 +49,7 @@ class ReplayApp:
 
     def __init__(
         self,
-        plans: Sequence[ReplayPlan | Transcript] | ReplayPlan,
+        plans: Sequence[ReplayPlan | Transcript] | ReplayPlan | Transcript,
         speed: float = 1.0,
         cycle: bool = True,
     ) -> None:
@@ -135,7 +135,7 @@ async def _send_plain(send: Send, status: int, text: str) -> None:
 
 
 def replay_app(
-    plans: Sequence[ReplayPlan | Transcript] | ReplayPlan,
+    plans: Sequence[ReplayPlan | Transcript] | ReplayPlan | Transcript,
     speed: float = 1.0,
     cycle: bool = True,
 ) -> ReplayApp:

@@ -58,7 +58,9 @@ class RequestRecord:
 class ReplayLog:
     """Hands out plans in order (cycling) and records every request; thread-safe."""
 
-    def __init__(self, plans: Sequence[ReplayPlan | Transcript] | ReplayPlan, cycle: bool) -> None:
+    def __init__(
+        self, plans: Sequence[ReplayPlan | Transcript] | ReplayPlan | Transcript, cycle: bool
+    ) -> None:
         items = [plans] if isinstance(plans, ReplayPlan | Transcript) else list(plans)
         if not items:
             raise ValueError("a replay needs at least one plan or transcript")
@@ -152,7 +154,7 @@ class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
 
     def __init__(
         self,
-        plans: Sequence[ReplayPlan | Transcript] | ReplayPlan,
+        plans: Sequence[ReplayPlan | Transcript] | ReplayPlan | Transcript,
         cycle: bool = True,
         speed: float = 1.0,
     ) -> None:
@@ -174,7 +176,10 @@ class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         """The (streaming) response to ``request``, of the request's own library (httpx or
         httpx2); its body plays when it is read."""
         http = _module_of(request)
-        body = request.content if isinstance(request.stream, http.ByteStream) else b""
+        try:
+            body = request.content
+        except http.RequestNotRead:  # a streamed upload nobody read (respx side effects)
+            body = b""
         plan, record = self.log.next(request.method, str(request.url), dict(request.headers), body)
         stream = _stream_class(http)(plan, record, self.speed)
         response: httpx.Response = http.Response(
@@ -229,7 +234,7 @@ def _patch_httpx2(transport: ReplayTransport, base_url: str | None) -> Iterator[
 
 @contextmanager
 def mock_upstream(
-    plans: Sequence[ReplayPlan | Transcript] | ReplayPlan,
+    plans: Sequence[ReplayPlan | Transcript] | ReplayPlan | Transcript,
     base_url: str | None = None,
     cycle: bool = True,
     speed: float = 1.0,
