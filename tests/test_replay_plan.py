@@ -117,6 +117,15 @@ def test_same_seed_same_bytes_and_times(t: Transcript, chunking: str, seed: int)
     assert a.chunks == b.chunks
 
 
+@fast
+@given(t=transcripts(), chunking=st.one_of(transport_chunkings(), delta_chunkings()), seed=seeds())
+def test_nothing_arrives_before_the_first_byte_time(
+    t: Transcript, chunking: str, seed: int
+) -> None:
+    plan = build_plan(t, chunking=chunking, latency="tokens:rate=50,ttfb=300", seed=seed)
+    assert min(c.t_ms for c in plan.chunks) >= 300
+
+
 # ------------------------------------------------------------------------------------ faults
 
 

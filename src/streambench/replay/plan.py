@@ -156,12 +156,13 @@ def build_plan(
 def _resplit(
     api: str, frames: list[Frame], times: list[float], split: Chunking, seed: int
 ) -> tuple[list[Frame], list[float]]:
-    """Pieces of an event share its time span, in proportion to their content."""
+    """Pieces of an event share its time span (from the previous event's time), in proportion
+    to their content; the first event has no span: its bytes are all ready at its time."""
     assert split.content is not None
     groups = resplit(api, frames, split.content, _rng(seed, "deltas"))
     out_frames: list[Frame] = []
     out_times: list[float] = []
-    prev = 0.0
+    prev = times[0] if times else 0.0
     for group, t in zip(groups, times, strict=True):
         total = sum(f.content_chars for f in group) or 1
         done = 0
