@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from streambench import synth
+from streambench.pytest_plugin import Streambench, Variant
 from streambench.transcript import save
 
 pytest_plugins = ["pytester"]
@@ -203,3 +204,15 @@ def test_hypothesis_finds_the_two_character_escape_buffer_bug(
     assert "test_correct_handler" not in "".join(
         line for line in result.outlines if line.startswith("FAILED")
     )
+
+
+def test_faults_hit_the_first_upstream_call_only() -> None:
+    variant = Variant(
+        FIXTURES / "failover-openai-chat", chunking="bytes:7", fault="truncate@event=2"
+    )
+    bench = Streambench(FIXTURES, variant)
+    first, second = bench.plans()
+    assert first.spec["faults"] == ["disconnect@bytes=3"]
+    assert second.spec["faults"] == []
+    assert first.spec["chunking"] == second.spec["chunking"] == "bytes:7"
+    assert bench.plans("chat-hello/upstream.yaml", fault=[])[0].spec["faults"] == []

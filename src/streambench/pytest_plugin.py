@@ -102,7 +102,9 @@ class Streambench:
         seed: int | None = None,
     ) -> list[ReplayPlan]:
         """The replay plans :meth:`replay` installs, one per transcript, in request order.
-        Unset options come from the marker's variant, else from the replay's defaults."""
+        Unset options come from the marker's variant, else from the replay's defaults. Faults
+        hit the first transcript only (the first upstream call), as in ``streambench run``, so
+        a failover case's second call replays clean."""
         from streambench.replay import build_plan
 
         variant = self.variant or Variant(Path("."))
@@ -111,15 +113,16 @@ class Streambench:
         if fault is None:
             fault = variant.fault
         faults = [fault] if isinstance(fault, str) else list(fault)
-        options: dict[str, Any] = {
-            "faults": [f for f in faults if f],
-            "seed": variant.seed if seed is None else seed,
-        }
+        options: dict[str, Any] = {"seed": variant.seed if seed is None else seed}
         if chunking is not None:
             options["chunking"] = chunking
         if latency is not None:
             options["latency"] = latency
-        return [build_plan(t, **options) for t in self._transcripts(sources)]
+        first_faults = [f for f in faults if f]
+        return [
+            build_plan(t, faults=first_faults if i == 0 else [], **options)
+            for i, t in enumerate(self._transcripts(sources))
+        ]
 
     @contextmanager
     def replay(
