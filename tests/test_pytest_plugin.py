@@ -208,7 +208,7 @@ def test_hypothesis_finds_the_two_character_escape_buffer_bug(
 
 def test_faults_hit_the_first_upstream_call_only() -> None:
     variant = Variant(
-        FIXTURES / "failover-openai-chat", chunking="bytes:7", fault="truncate@event=2"
+        FIXTURES / "failover-openai-chat", chunking="bytes:7", fault="disconnect@bytes=3"
     )
     bench = Streambench(FIXTURES, variant)
     first, second = bench.plans()
