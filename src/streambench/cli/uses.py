@@ -90,26 +90,29 @@ def _chaos_table(results: list[CellResult]) -> Table:
 @experiment_app.command("order")
 def experiment_order(
     inputs: Annotated[
-        list[Path], typer.Argument(help="Result files / --out folders, or one MATRIX.yaml")
+        list[Path],
+        typer.Argument(help="Result files, --out folders and/or matrix YAMLs (run here)"),
     ],
     baseline: Annotated[str, typer.Option(help="SUT A")] = "reference",
     variant: Annotated[str, typer.Option(help="SUT B")] = "reference:order=text_first",
     out: Annotated[Path | None, typer.Option(help="Write experiment.md/.html here")] = None,
     confidence: Annotated[float, typer.Option(help="Confidence level of the CIs")] = 0.95,
-    resamples: Annotated[int, typer.Option(help="Bootstrap resamples")] = 2000,
+    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
+    jobs: Annotated[int, typer.Option(min=1, help="Local processes for matrix runs")] = 1,
     output_format: Annotated[str, typer.Option("--format", help="table, markdown or json")] = (
         "table"
     ),
 ) -> None:
     """Compare two orders (changes_first vs text_first) or any two SUTs on the same replays:
     paired differences, bootstrap confidence intervals, a verdict per metric."""
+    from streambench.evaluate import LocalExecutor
     from streambench.experiment import compare, load_or_run, to_markdown, write_report
 
     _check_format(output_format, ("table", "markdown", "json"))
     if not 0 < confidence < 1:
         raise SpecError(f"--confidence {confidence}: must be between 0 and 1")
-    results = load_or_run(inputs, baseline, variant)
+    results = load_or_run(inputs, baseline, variant, LocalExecutor(jobs))
     comparison = compare(
         results, baseline, variant, confidence=confidence, n_resamples=resamples, seed=seed
     )
