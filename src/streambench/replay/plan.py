@@ -90,7 +90,8 @@ class ReplayPlan:
 
     async def aiter(self, speed: float = 1.0) -> AsyncIterator[tuple[float, bytes]]:
         """Yield ``(t_ms, data)`` at each chunk's time on the running loop's clock (virtual
-        under :func:`~streambench.replay.virtual_time`). ``speed`` > 1 plays faster."""
+        under :func:`~streambench.replay.virtual_time`). ``speed`` > 1 plays faster. It ends
+        after the last chunk either way; ``ending`` says whether the connection dropped."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         for chunk in self.chunks:
