@@ -118,7 +118,7 @@ def _cases(path_name: str) -> list[Any]:
     for api in SDK_APIS:
         files = _corpus(api)
         if not FULL:  # short form; STREAMBENCH_FULL=1 runs every corpus stream of the api
-            files = files[: 6 if path_name == "transport" else 3]
+            files = files[: 4 if path_name == "transport" else 2]
         cases += [pytest.param(api, f, id=f"{api}-{f.stem[:40]}") for f in files]
     return cases
 
