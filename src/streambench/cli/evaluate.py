@@ -15,6 +15,7 @@ from streambench.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.table import Table
 
     from streambench.evaluate.runner import Matrix
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 DEFAULT_CASES = "fixtures"
 DEFAULT_OUT = "reports"
 FORMATS = ("table", "json", "jsonl")
+# The table format lists at most this many violations; the report files hold them all.
+MAX_VIOLATION_ROWS = 25
 
 Many = Annotated[list[str] | None, typer.Option(show_default=False)]
 
@@ -64,7 +67,16 @@ def run_command(
     out: Annotated[
         Path | None, typer.Option(help=f"Report folder [default: {DEFAULT_OUT}]")
     ] = None,
-    format: Annotated[str, typer.Option("--format", help="table, json or jsonl")] = "table",
+    format: Annotated[
+        str, typer.Option("--format", help="table (a summary), json or jsonl (one row per run)")
+    ] = "table",
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="Summary groups: id columns, comma-separated [default: case; sut,case with"
+            " several SUTs]"
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
     executor: Annotated[str, typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[
@@ -75,6 +87,7 @@ def run_command(
     """Run a matrix of replays against SUTs; write reports. Violations are data: exit 0."""
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
+    group_by = parse_by(by)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from streambench.evaluate.dask_executor import make_executor
@@ -114,39 +127,125 @@ def run_command(
         )
     elapsed_s = time.perf_counter() - started
     paths = write_reports(frame, out_dir)
-    _render(frame, format)
+    if format == "json":
+        sys.stdout.write(frame.to_json(orient="records") + "\n")
+    elif format == "jsonl":
+        sys.stdout.write(frame.to_json(orient="records", lines=True))
+    elif len(frame):
+        _print_summary(frame, group_by)
+    err_console.print(closing_line(frame, elapsed_s, paths), markup=False)
+
+
+def parse_by(value: str | None) -> list[str] | None:
+    """``--by``: id columns to group the summary by (None: the default grouping)."""
+    from streambench.evaluate.runner import ID_COLUMNS
+
+    if value is None:
+        return None
+    columns = [c.strip() for c in value.split(",") if c.strip()]
+    unknown = [c for c in columns if c not in ID_COLUMNS]
+    if not columns or unknown:
+        raise ConfigError(f"--by {value!r}: expected id columns from {', '.join(ID_COLUMNS)}")
+    return columns
+
+
+def summary_tables(frame: pd.DataFrame, by: list[str] | None = None) -> list[Table]:
+    """Runs grouped by ``by`` (default: case); one table per SUT unless ``by`` has ``sut``."""
+    by = by or ["case"]
+    if "sut" in by or frame["sut"].nunique() == 1:
+        return [summary_table(frame, by, f"runs by {', '.join(by)}")]
+    return [
+        summary_table(group, by, f"{sut}: runs by {', '.join(by)}")
+        for sut, group in frame.groupby("sut", sort=True)
+    ]
+
+
+def summary_table(frame: pd.DataFrame, by: list[str], title: str) -> Table:
+    import pandas as pd
+    from rich import box
+    from rich.table import Table
+
+    from streambench.evaluate.report import TERMINALS, summarize
+
+    table = Table(
+        title=title,
+        caption="ttfc / ttft: median ms since the request",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in by:
+        # A single name column keeps its width (up to 30) while the terminal column wraps.
+        longest = int(frame[column].astype(str).str.len().max())
+        table.add_column(
+            column, overflow="fold", min_width=min(longest, 30) if len(by) == 1 else None
+        )
+    for name in ("runs", "violations"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("terminal")
+    for name in ("ttfc", "ttft", "code\nexact"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for _, row in summarize(frame, by).iterrows():
+        ends = ", ".join(f"{row[t]} {t}" for t in TERMINALS if row[t])
+        rate = row["code_exact_rate"]
+        table.add_row(
+            *(str(row[c]) for c in by),
+            str(row["runs"]),
+            f"[red]{row['violations']}[/]" if row["violations"] else "0",
+            ends if row["done"] == row["runs"] else f"[yellow]{ends}[/]",
+            *(f"{row[m]:.0f}" if pd.notna(row[m]) else "–" for m in ("ttfc_ms_p50", "ttft_ms_p50")),
+            f"{rate:.0%}" if pd.notna(rate) else "–",
+        )
+    return table
+
+
+def violations_table(frame: pd.DataFrame, limit: int = MAX_VIOLATION_ROWS) -> Table:
+    """The first ``limit`` violations, one row each: the run (case, then sut · chunking ·
+    fault), the rule and its message."""
+    from rich import box
+    from rich.table import Table
+
+    from streambench.evaluate.report import violation_rows
+
+    rows = violation_rows(frame)
+    caption = f"{len(rows) - limit} more in the report files" if len(rows) > limit else None
+    table = Table(
+        title=f"violations ({len(rows)})", caption=caption, box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("run (case, sut · chunking · fault)", overflow="fold", ratio=1)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("message", overflow="fold", ratio=1)
+    for v in rows[:limit]:
+        variant = " · ".join([v["sut"], v["chunking"], v["fault"] or "no fault"])
+        table.add_row(f"{v['case']}\n[dim]{variant}[/]", v["rule"], v["message"], end_section=True)
+    return table
+
+
+def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> str:
+    from collections import Counter
+
+    from streambench.evaluate.report import violation_rows
+
     flagged = int((frame["n_violations"] > 0).sum()) if len(frame) else 0
-    err_console.print(
-        f"{len(frame)} runs in {elapsed_s:.1f} s, {flagged} with violations; "
-        f"reports in {Path(out_dir)}/ ({', '.join(p.name for p in paths)})"
+    rules = Counter(v["rule"] for v in violation_rows(frame)) if len(frame) else Counter()
+    by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items()))
+    where = paths[0].parent if paths else Path(".")
+    return (
+        f"{len(frame)} runs in {elapsed_s:.1f} s: {len(frame) - flagged} clean, "
+        f"{flagged} with violations{f' ({by_rule})' if by_rule else ''}; "
+        f"reports in {where}/ ({', '.join(p.name for p in paths)})"
     )
 
 
-def _render(frame: pd.DataFrame, format: str) -> None:
-    import pandas as pd
-    from rich.table import Table
-
-    from streambench.evaluate.runner import ID_COLUMNS
-
-    if format == "json":
-        sys.stdout.write(frame.to_json(orient="records") + "\n")
-        return
-    if format == "jsonl":
-        sys.stdout.write(frame.to_json(orient="records", lines=True))
-        return
-    table = Table(*ID_COLUMNS, "terminal", "ttfc_ms", "ttft_ms", "total_ms", "violations")
-    for _, row in frame.iterrows():
-        rules = sorted({v["rule"] for v in row["violations"]})
-        table.add_row(
-            *(str(row[c]) for c in ID_COLUMNS),
-            row["terminal"],
-            *(
-                f"{row[m]:.0f}" if pd.notna(row[m]) else "–"
-                for m in ("ttfc_ms", "ttft_ms", "total_ms")
-            ),
-            ", ".join(rules) or "–",
-        )
-    Console(highlight=False).print(table)
+def _print_summary(frame: pd.DataFrame, by: list[str] | None) -> None:
+    console = Console(highlight=False)
+    for table in summary_tables(frame, by):
+        natural = console.measure(table, options=console.options.update_width(10_000))
+        if natural.maximum > console.width:
+            # Narrow terminal: the terminal counts wrap ("2 done," / "1 error") before names fold.
+            next(c for c in table.columns if c.header == "terminal").max_width = 8
+        console.print(table)
+    if int(frame["n_violations"].sum()):
+        console.print(violations_table(frame))
 
 
 @app.command("gate")

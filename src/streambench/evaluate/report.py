@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -22,6 +22,7 @@ from streambench.evaluate.runner import ID_COLUMNS
 
 REPORT_FILES = ("results.parquet", "results.csv", "summary.md", "junit.xml", "report.html")
 SUMMARY_METRICS = ("ttfb_ms", "ttfc_ms", "ttft_ms", "total_ms", "changes_lag_ms", "text_lag_p95_ms")
+TERMINALS = ("done", "error", "none")
 # Runs drawn as timelines in report.html: every run with violations, up to this many in all.
 MAX_TIMELINES = 40
 
@@ -51,6 +52,38 @@ def run_id(row: pd.Series | dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
+def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """One row per group of the id columns ``by``, sorted: ``runs``, ``flagged`` (runs with
+    violations), ``violations``, a count per terminal (done, error, none), ``<metric>_p50`` and
+    ``<metric>_p95`` of each of SUMMARY_METRICS, and ``code_exact_rate`` (0..1; NaN when no run
+    of the group expects code)."""
+    rows = []
+    for key, group in frame.groupby(list(by), sort=True):
+        row: dict[str, Any] = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
+        row["runs"] = len(group)
+        row["flagged"] = int((group["n_violations"] > 0).sum())
+        row["violations"] = int(group["n_violations"].sum())
+        for terminal in TERMINALS:
+            row[terminal] = int((group["terminal"] == terminal).sum())
+        for metric in SUMMARY_METRICS:
+            values = group[metric].dropna()
+            for q in (50, 95):
+                row[f"{metric}_p{q}"] = values.quantile(q / 100) if len(values) else float("nan")
+        exact = group["code_exact"].dropna()
+        row["code_exact_rate"] = float(exact.astype(bool).mean()) if len(exact) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def violation_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every violation of every run, with the run's id columns, in the frame's order."""
+    return [
+        {**{c: row[c] for c in ID_COLUMNS}, **v}
+        for _, row in frame.iterrows()
+        for v in row["violations"]
+    ]
+
+
 def summary_markdown(frame: pd.DataFrame) -> str:
     n = len(frame)
     clean = int((frame["n_violations"] == 0).sum()) if n else 0
@@ -62,21 +95,19 @@ def summary_markdown(frame: pd.DataFrame) -> str:
             + " | violations |"
         ]
         lines += ["|" + "---|" * (len(SUMMARY_METRICS) + 4)]
-        for (sut, chunking), group in frame.groupby(["sut", "chunking"], sort=True):
-            cells = []
-            for metric in SUMMARY_METRICS:
-                values = group[metric].dropna()
-                cells.append(
-                    f"{values.quantile(0.5):.0f} / {values.quantile(0.95):.0f}"
-                    if len(values)
-                    else "–"
-                )
+        for _, group in summarize(frame, ("sut", "chunking")).iterrows():
+            cells = [
+                f"{group[f'{m}_p50']:.0f} / {group[f'{m}_p95']:.0f}"
+                if pd.notna(group[f"{m}_p50"])
+                else "–"
+                for m in SUMMARY_METRICS
+            ]
             lines.append(
-                f"| {sut} | {chunking} | {len(group)} | "
+                f"| {group['sut']} | {group['chunking']} | {group['runs']} | "
                 + " | ".join(cells)
-                + f" | {int(group['n_violations'].sum())} |"
+                + f" | {group['violations']} |"
             )
-        counts = Counter(v["rule"] for vs in frame["violations"] for v in vs)
+        counts = Counter(v["rule"] for v in violation_rows(frame))
         lines += ["", "## Violations by rule", ""]
         if counts:
             lines += ["| rule | count |", "|---|---|"]
