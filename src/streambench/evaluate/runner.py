@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from streambench.cases import case_files, load_case
-from streambench.errors import ConfigError
+from streambench.errors import ConfigError, SpecError
 from streambench.evaluate.client import consume
 from streambench.evaluate.dialects import UIEvent, dialect_parser
 from streambench.evaluate.executors import Executor, LocalExecutor, Progress
@@ -43,7 +43,7 @@ from streambench.evaluate.sut import (
     request_body,
 )
 from streambench.evaluate.upstream import analyse_upstream
-from streambench.replay import build_plan
+from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.sse import SSEDecoder
 from streambench.transcript import load_inputs
 
@@ -120,7 +120,8 @@ MATRIX_KEYS = {
 
 def load_matrix(path: str | Path) -> dict[str, Any]:
     """A matrix YAML's axes (keys as on the command line, singular or plural, scalar or list)
-    plus ``profile``, ``sut_cmd``, ``out``; case paths resolve against the file's folder."""
+    plus ``profile``, ``sut_cmd``, ``out``; paths (cases, profile, out) resolve against the
+    file's folder."""
     path = Path(path)
     try:
         data = yaml_load(path)
@@ -131,6 +132,7 @@ def load_matrix(path: str | Path) -> dict[str, Any]:
     plural = {v: v for v in MATRIX_KEYS.values()}
     known = {**MATRIX_KEYS, **plural}
     axes: dict[str, Any] = {}
+    written: dict[str, str] = {}  # axis -> the key as the file spells it, for messages
     for key, value in data.items():
         if key in ("profile", "sut_cmd", "out"):
             axes[key] = None if value is None else str(value)
@@ -139,10 +141,12 @@ def load_matrix(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(MATRIX_KEYS)}, ...)")
         values = value if isinstance(value, list) else [value]
         axes[known[key]] = values
+        written[known[key]] = key
     if "cases" in axes:
         axes["cases"] = [str(path.parent / str(c)) for c in axes["cases"]]
-    if axes.get("profile"):
-        axes["profile"] = str(path.parent / axes["profile"])
+    for key in ("profile", "out"):
+        if axes.get(key):
+            axes[key] = str(path.parent / axes[key])
     if "faults" in axes:
         axes["faults"] = [
             parse_faults(f if isinstance(f, str | list) else str(f)) for f in axes["faults"]
@@ -152,7 +156,31 @@ def load_matrix(path: str | Path) -> dict[str, Any]:
             axes["seeds"] = [int(s) for s in axes["seeds"]]
         except (TypeError, ValueError):
             raise ConfigError(f"{path}: seed: must be integers") from None
+    for axis in ("suts", "dialects", "chunkings", "latencies"):
+        if axis in axes:
+            axes[axis] = [str(v) for v in axes[axis]]
+    # Specs are checked now, so a typo names the file and the key before any run starts.
+    for axis, check in SPEC_CHECKS.items():
+        try:
+            for value in axes.get(axis, ()):
+                check(value)
+        except SpecError as exc:
+            raise SpecError(f"{path}: {written[axis]}: {exc}") from None
     return axes
+
+
+def _check_latency(spec: str) -> None:
+    if spec != DEFAULT_LATENCY:
+        parse_latency(spec)
+
+
+SPEC_CHECKS: dict[str, Callable[[Any], object]] = {
+    "suts": parse_sut,
+    "dialects": dialect_parser,
+    "chunkings": parse_chunking,
+    "latencies": _check_latency,
+    "faults": lambda faults: [parse_fault(f) for f in faults],
+}
 
 
 def yaml_load(path: Path) -> Any:
