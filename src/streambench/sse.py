@@ -13,19 +13,20 @@ Nothing is observable before a blank line, so the decoder only ever parses compl
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, fields
+from itertools import islice, repeat
 
 __all__ = ["SSEDecoder", "SSEEvent", "decode_all", "encode"]
 
 _BOM = b"\xef\xbb\xbf"
-# A maximal run of line-end bytes; it holds a blank line when it is more than one line end.
-_LINE_END_RUN = re.compile(rb"[\r\n]+")
 _SINGLE_LINE_ENDS = (b"\r", b"\n", b"\r\n")
+_LINE_END_BYTES = b"\r\n"
 # A line end followed by blank lines: what separates blocks (a CR before LF is never alone).
 _BLOCK_SEPARATOR = re.compile(rb"((?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)+)")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
-# In an LF-only region: a block that is one data line, maybe after an event line.
-_SIMPLE_BLOCK = re.compile(rb"(?:(?<=\n\n)|(?<!.))(?:event: ([^\n]+)\n)?data: ([^\n]*)\n\n", re.S)
+_LF = ord("\n")
+_MAX_CACHED_TYPES = 1024  # distinct event types remembered per decoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class SSEDecoder:
         self._scan = 0  # the blank-line search resumes here in self._buf
         self._has_cr = False  # self._buf holds a CR: use the general line-end search
         self._last_id: str | None = None
+        self._type_names: dict[bytes, str] = {b"": "message"}
         self.tail = b""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
@@ -66,7 +68,7 @@ class SSEDecoder:
         # Fast path, LF only: a blank line is b"\n\n", and it may straddle the chunks.
         end = buf.find(b"\n\n", self._scan)
         if end < 0:
-            self._scan = max(len(buf) - 1, 0)
+            self._scan = len(buf) - 1 if buf else 0
             return []
         return self._take(buf.rfind(b"\n\n", end) + 2)
 
@@ -82,15 +84,21 @@ class SSEDecoder:
         buf = self._buf
         # A trailing CR may be the first half of a CRLF: wait for the next byte or the end.
         limit = len(buf) - 1 if not final and buf.endswith(b"\r") else len(buf)
-        end = 0
-        for run in _LINE_END_RUN.finditer(buf, self._scan, limit):
+        floor = self._scan
+        pos = limit
+        # Walk the runs of line-end bytes backwards (the tail is short): the last run that
+        # holds more than one line end ends with a blank line.
+        while (last := max(buf.rfind(b"\n", floor, pos), buf.rfind(b"\r", floor, pos))) >= 0:
+            first = last
+            while first > floor and buf[first - 1] in _LINE_END_BYTES:
+                first -= 1
             # The buffer starts at a line start, so a run there is all blank lines.
-            if run.start() == 0 or run.group() not in _SINGLE_LINE_ENDS:
-                end = run.end()
-        if not end:
-            # The trailing run (at most CRLF without a blank line) may continue next time.
-            self._scan = max(0, limit - 2)
-        return end
+            if first == 0 or bytes(buf[first : last + 1]) not in _SINGLE_LINE_ENDS:
+                return last + 1
+            pos = first
+        # The trailing run (at most CRLF without a blank line) may continue next time.
+        self._scan = max(0, limit - 2)
+        return 0
 
     def _take(self, end: int) -> list[SSEEvent]:
         """Decode the complete blocks in self._buf[:end] and drop them from the buffer."""
@@ -104,44 +112,95 @@ class SSEDecoder:
         if not offset and region.startswith(_BOM):
             region = region[len(_BOM) :]
             offset = len(_BOM)
-        first_cr = region.find(b"\r")
-        if first_cr < 0:
-            return self._decode_lf(region, offset)
-        # Only the blocks around CRs need the general parser; the LF-only ends stay fast.
-        head = region.rfind(b"\n\n", 0, first_cr) + 2  # 1 when there is no such block
-        head = head if head > 1 else 0
-        tail = region.find(b"\n\n", region.rfind(b"\r")) + 2
-        tail = tail if tail > 1 else len(region)
-        return (
-            self._decode_lf(region[:head], offset)
-            + self._decode_general(region[head:tail], offset + head)
-            + self._decode_lf(region[tail:], offset + tail)
-        )
+        events: list[SSEEvent] = []
+        pos = 0
+        # Only the blocks around CRs need the general parser; LF-only stretches stay fast.
+        while (first_cr := region.find(b"\r", pos)) >= 0:
+            head = region.rfind(b"\n\n", pos, first_cr)
+            head = head + 2 if head >= 0 else pos
+            last_cr = first_cr
+            tail = region.find(b"\n\n", last_cr)
+            while tail >= 0 and (later_cr := region.rfind(b"\r", last_cr + 1, tail)) >= 0:
+                last_cr = later_cr
+                tail = region.find(b"\n\n", last_cr)
+            tail = tail + 2 if tail >= 0 else len(region)
+            events += self._decode_lf(region[pos:head], offset + pos)
+            events += self._decode_general(region[head:tail], offset + head)
+            pos = tail
+        return events + self._decode_lf(region[pos:], offset + pos)
 
     def _decode_lf(self, region: bytes, offset: int) -> list[SSEEvent]:
         """Events of an LF-only region that starts at a block boundary and ends with one."""
-        # One C call cuts out every block that is a `data:` line, maybe after an `event:`
-        # line: [gap, event, data, gap, event, data, ..., gap]; the gaps hold other blocks.
-        parts = _SIMPLE_BLOCK.split(region)
-        events = self._decode_general(parts[0], offset) if parts[0] else []
-        append = events.append
-        last_id = self._last_id
-        pos = offset + len(parts[0])
-        items = iter(parts)
-        next(items)
-        for event_type, data, gap in zip(items, items, items, strict=False):
-            start = pos
-            if event_type is None:
-                pos += len(data) + 8
-                append(_event("message", data.decode("utf-8", "replace"), last_id, start, pos))
-            else:
-                pos += len(event_type) + len(data) + 16
-                name = event_type.decode("utf-8", "replace")
-                append(_event(name, data.decode("utf-8", "replace"), last_id, start, pos))
-            if gap:
-                events += self._decode_general(gap, pos)
-                last_id = self._last_id
-                pos += len(gap)
+        # Almost every block is one `data: ` line, maybe after an `event: ` line: those are
+        # recognised inline and their events built in batches; others go to _decode_general.
+        events: list[SSEEvent] = []
+        types: list[bytes] = []  # the event line's value, b"" for none
+        datas: list[bytes] = []
+        bounds = [offset]  # the k-th batched event spans bounds[k]..bounds[k + 1]
+        add_type, add_data, add_bound = types.append, datas.append, bounds.append
+        find = region.find
+        pos = 0
+        size = len(region)
+        while pos < size:
+            head = region[pos : pos + 7]
+            if head == b"event: ":
+                eol = find(b"\n", pos)
+                if eol > pos + 7 and region[eol + 1 : eol + 7] == b"data: ":
+                    data_eol = find(b"\n", eol + 7)
+                    if region[data_eol + 1] == _LF:
+                        add_type(region[pos + 7 : eol])
+                        add_data(region[eol + 7 : data_eol])
+                        pos = data_eol + 2
+                        add_bound(offset + pos)
+                        continue
+            elif head[:6] == b"data: ":
+                eol = find(b"\n", pos)
+                if region[eol + 1] == _LF:
+                    add_type(b"")
+                    add_data(region[pos + 6 : eol])
+                    pos = eol + 2
+                    add_bound(offset + pos)
+                    continue
+            end = find(b"\n\n", pos)  # the end of this other block; none: only blank lines
+            end = end + 2 if end >= 0 else size
+            events += self._batch_events(types, datas, bounds)
+            events += self._decode_general(region[pos:end], offset + pos)
+            types.clear()
+            datas.clear()
+            bounds[:] = [offset + end]
+            pos = end
+        return events + self._batch_events(types, datas, bounds)
+
+    def _batch_events(
+        self, types: list[bytes], datas: list[bytes], bounds: list[int]
+    ) -> list[SSEEvent]:
+        """Events of simple blocks, built with C-level loops (the hot path of the decoder)."""
+        names = self._type_names
+        try:
+            type_names = list(map(names.__getitem__, types))
+        except KeyError:
+            if len(names) > _MAX_CACHED_TYPES:
+                names.clear()
+                names[b""] = "message"
+            names.update((t, t.decode("utf-8", "replace")) for t in types if t not in names)
+            type_names = list(map(names.__getitem__, types))
+        try:
+            texts = list(map(bytes.decode, datas))
+        except UnicodeDecodeError:
+            texts = [data.decode("utf-8", "replace") for data in datas]
+        if len(texts) < 4:  # setting up the C loops costs more than it saves for a few events
+            last_id = self._last_id
+            return [
+                _event(name, text, last_id, bounds[k], bounds[k + 1])
+                for k, (name, text) in enumerate(zip(type_names, texts, strict=True))
+            ]
+        events = list(map(_new_object, repeat(SSEEvent, len(texts))))
+        _exhaust(map(_set_event, events, type_names))
+        _exhaust(map(_set_data, events, texts))
+        _exhaust(map(_set_id, events, repeat(self._last_id)))
+        _exhaust(map(_set_retry, events, repeat(None)))
+        _exhaust(map(_set_start, events, bounds))
+        _exhaust(map(_set_end, events, islice(bounds, 1, None)))
         return events
 
     def _decode_general(self, region: bytes, offset: int) -> list[SSEEvent]:
@@ -201,6 +260,7 @@ def _dispatch_length(separator: bytes) -> int:
 _new_object = object.__new__
 _SETTERS = tuple(SSEEvent.__dict__[f.name].__set__ for f in fields(SSEEvent))
 _set_event, _set_data, _set_id, _set_retry, _set_start, _set_end = _SETTERS
+_exhaust = deque(maxlen=0).extend  # runs a map() of setters in C
 
 
 def _event(
