@@ -1,4 +1,4 @@
-"""benchmarks/bench_sse.py runs on a small input and prints a ratio per chunking (no timing check)."""
+"""benchmarks/bench_sse.py runs on a small input and prints the ratios (no timing check)."""
 
 from __future__ import annotations
 
