@@ -17,6 +17,7 @@ HEAVY = (
     "streambench.evaluate.report",
     "streambench.reference.app",
     "starlette.applications",
+    "uvicorn",
     "httpx",
 )
 # Command modules outside this test's scope (still importing their stack at module level);

@@ -7,9 +7,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import uvicorn
-from starlette.types import ASGIApp
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import ASGIApp
 
 LOOPBACK = "127.0.0.1"
 
@@ -31,6 +33,8 @@ def url_of(sock: socket.socket) -> str:
 
 
 def _server(app: ASGIApp, loop: str = "auto") -> uvicorn.Server:
+    import uvicorn  # here: CLI modules read LOOPBACK without loading the server stack
+
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, loop=loop)
     return uvicorn.Server(config)
 
