@@ -66,11 +66,14 @@ class SSEDecoder:
             end = self._complete_end(final=False)
             return self._take(end) if end else []
         # Fast path, LF only: a blank line is b"\n\n", and it may straddle the chunks.
-        end = buf.find(b"\n\n", self._scan)
-        if end < 0:
+        first = buf.find(b"\n\n", self._scan)
+        if first < 0:
             self._scan = len(buf) - 1 if buf else 0
             return []
-        return self._take(buf.rfind(b"\n\n", end) + 2)
+        last = buf.rfind(b"\n\n", first)
+        if first == last:  # one block: small chunks complete one event at a time
+            return self._take_block(last + 2)
+        return self._take(last + 2)
 
     def close(self) -> list[SSEEvent]:
         self._scan = 0  # so that blank lines at the buffer start are found, whatever the chunks
@@ -100,8 +103,8 @@ class SSEDecoder:
         self._scan = max(0, limit - 2)
         return 0
 
-    def _take(self, end: int) -> list[SSEEvent]:
-        """Decode the complete blocks in self._buf[:end] and drop them from the buffer."""
+    def _cut(self, end: int) -> tuple[bytes, int]:
+        """Remove self._buf[:end] (complete blocks); return it with its stream offset."""
         buf = self._buf
         region = bytes(buf[:end])
         del buf[:end]
@@ -109,6 +112,52 @@ class SSEDecoder:
         self._offset = offset + end
         self._scan = 0
         self._has_cr = b"\r" in buf
+        return region, offset
+
+    def _take_block(self, end: int) -> list[SSEEvent]:
+        """Like _take for an LF-only buffer start that holds one block ending at `end`."""
+        region, offset = self._cut(end)
+        data_end = end - 2
+        if offset:  # (the stream start may hold a BOM: _take deals with it)
+            if region.startswith(b"data: "):
+                if region.find(b"\n") == data_end:
+                    return [self._simple_event(b"", region[6:data_end], offset, offset + end)]
+            elif region.startswith(b"event: "):
+                eol = region.find(b"\n")
+                if (
+                    eol > 7
+                    and region.startswith(b"data: ", eol + 1)
+                    and region.find(b"\n", eol + 1) == data_end
+                ):
+                    event_type = region[7:eol]
+                    return [
+                        self._simple_event(
+                            event_type, region[eol + 7 : data_end], offset, offset + end
+                        )
+                    ]
+        return self._decode_region(region, offset)
+
+    def _simple_event(self, event_type: bytes, data: bytes, start: int, end: int) -> SSEEvent:
+        """The event of a simple block, from its event line's value (b"" for none) and data."""
+        names = self._type_names
+        name = names.get(event_type)
+        if name is None:
+            name = event_type.decode("utf-8", "replace")
+            if len(names) < _MAX_CACHED_TYPES:
+                names[event_type] = name
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", "replace")
+        return _new_event(name, text, self._last_id, start, end)
+
+    def _take(self, end: int) -> list[SSEEvent]:
+        """Decode the complete blocks in self._buf[:end] and drop them from the buffer."""
+        region, offset = self._cut(end)
+        return self._decode_region(region, offset)
+
+    def _decode_region(self, region: bytes, offset: int) -> list[SSEEvent]:
+        """Events of a region that starts at a block boundary and ends with a blank line."""
         if not offset and region.startswith(_BOM):
             region = region[len(_BOM) :]
             offset = len(_BOM)
@@ -191,7 +240,7 @@ class SSEDecoder:
         if len(texts) < 4:  # setting up the C loops costs more than it saves for a few events
             last_id = self._last_id
             return [
-                _event(name, text, last_id, bounds[k], bounds[k + 1])
+                _new_event(name, text, last_id, bounds[k], bounds[k + 1])
                 for k, (name, text) in enumerate(zip(type_names, texts, strict=True))
             ]
         events = list(map(_new_object, repeat(SSEEvent, len(texts))))
@@ -239,7 +288,7 @@ class SSEDecoder:
                 retry = int(value)
         if not data:
             return None
-        return _event(
+        return _new_event(
             event_type.decode("utf-8", "replace") if event_type else "message",
             b"\n".join(data).decode("utf-8", "replace"),
             self._last_id,
@@ -263,7 +312,7 @@ _set_event, _set_data, _set_id, _set_retry, _set_start, _set_end = _SETTERS
 _exhaust = deque(maxlen=0).extend  # runs a map() of setters in C
 
 
-def _event(
+def _new_event(
     event: str, data: str, id: str | None, start: int, end: int, retry: int | None = None
 ) -> SSEEvent:
     new = _new_object(SSEEvent)
