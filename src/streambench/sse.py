@@ -62,10 +62,13 @@ class SSEDecoder:
         buf = self._buf
         buf += chunk
         if self._has_cr or b"\r" in chunk:
-            self._has_cr = True
             end = self._complete_end(final=False)
-            return self._take(end) if end else []
+            events = self._take(end) if end else []
+            self._has_cr = b"\r" in buf
+            return events
         # Fast path, LF only: a blank line is b"\n\n", and it may straddle the chunks.
+        if b"\n" not in chunk:
+            return []
         first = buf.find(b"\n\n", self._scan)
         if first < 0:
             self._scan = len(buf) - 1 if buf else 0
@@ -111,7 +114,6 @@ class SSEDecoder:
         offset = self._offset
         self._offset = offset + end
         self._scan = 0
-        self._has_cr = b"\r" in buf
         return region, offset
 
     def _take_block(self, end: int) -> list[SSEEvent]:
@@ -149,7 +151,14 @@ class SSEDecoder:
             text = data.decode()
         except UnicodeDecodeError:
             text = data.decode("utf-8", "replace")
-        return _new_event(name, text, self._last_id, start, end)
+        event = _new_object(SSEEvent)
+        _set_event(event, name)
+        _set_data(event, text)
+        _set_id(event, self._last_id)
+        _set_retry(event, None)
+        _set_start(event, start)
+        _set_end(event, end)
+        return event
 
     def _take(self, end: int) -> list[SSEEvent]:
         """Decode the complete blocks in self._buf[:end] and drop them from the buffer."""
