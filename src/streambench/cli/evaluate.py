@@ -73,8 +73,8 @@ def run_command(
     by: Annotated[
         str | None,
         typer.Option(
-            help="Summary groups: id columns, comma-separated [default: case; sut,case with"
-            " several SUTs]"
+            help="Group the summary by these id columns, comma-separated (default: case,"
+            " one table per SUT)"
         ),
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
