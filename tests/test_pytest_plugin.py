@@ -108,17 +108,25 @@ def test_marker_parametrizes_over_the_matrix(user_project: pytest.Pytester) -> N
 
 def test_marker_misuse_is_reported(user_project: pytest.Pytester) -> None:
     user_project.makepyfile(
-        """
+        test_missing_case="""
         import pytest
 
         @pytest.mark.streambench(cases=["missing.yaml"])
         def test_x(streambench):
             pass
-        """
+        """,
+        test_no_fixture="""
+        import pytest
+
+        @pytest.mark.streambench(cases=["hello.yaml"])
+        def test_without_fixture():
+            pass
+        """,
     )
     result = user_project.runpytest("-p", "no:cacheprovider")
-    assert result.ret != 0
+    result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*case 'missing.yaml': no such file or folder*"])
+    result.stdout.fnmatch_lines(["*test_without_fixture: the test must take the streambench*"])
 
 
 def test_hypothesis_finds_the_two_character_escape_buffer_bug(

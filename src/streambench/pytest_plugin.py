@@ -191,8 +191,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker(MARKER)
-    if marker is None or MARKER not in metafunc.fixturenames:
+    if marker is None:
         return
+    if MARKER not in metafunc.fixturenames:
+        raise ConfigError(
+            f"@pytest.mark.streambench on {metafunc.definition.name}: "
+            "the test must take the streambench fixture"
+        )
     cells = variants(marker, metafunc.definition.path.parent)
     metafunc.parametrize(MARKER, cells, indirect=True, ids=[cell.id for cell in cells])
 
