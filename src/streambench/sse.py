@@ -13,9 +13,9 @@ Nothing is observable before a blank line, so the decoder only ever parses compl
 from __future__ import annotations
 
 import re
-from collections import deque
-from dataclasses import dataclass, fields
-from itertools import islice, repeat
+from itertools import accumulate, islice, repeat
+from operator import add
+from typing import NamedTuple
 
 __all__ = ["SSEDecoder", "SSEEvent", "decode_all", "encode"]
 
@@ -25,13 +25,22 @@ _LINE_END_BYTES = b"\r\n"
 # A line end followed by blank lines: what separates blocks (a CR before LF is never alone).
 _BLOCK_SEPARATOR = re.compile(rb"((?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)+)")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
-_LF = ord("\n")
+# Simple blocks: one `data: ` line, maybe after one `event: ` line (nearly every block a
+# provider sends), with LF or with CRLF line ends. Groups: the event line (b"" when there
+# is none) and the data value; a block is their lengths plus the fixed bytes (8 or 10).
+# (`.` is any byte but LF, the fastest loop of the regex engine.)
+_SIMPLE_LF = re.compile(rb"(event: .*\n)?data: (.*)\n\n")
+_SIMPLE_CRLF = re.compile(rb"(event: .*\r\n)?data: (.*)\r\n\r\n")
+_SIMPLE_RUN = re.compile(rb"(?:(?:event: .*\n)?data: .*\n\n)*")
+_FIXED_BYTES = {_SIMPLE_LF: 8, _SIMPLE_CRLF: 10}
 _MAX_CACHED_TYPES = 1024  # distinct event types remembered per decoder
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    """One dispatched event; `start`/`end` are byte offsets in the whole stream (BOM included)."""
+class SSEEvent(NamedTuple):
+    """One dispatched event; `start`/`end` are byte offsets in the whole stream (BOM included).
+
+    A named tuple: immutable, hashable, and built by the decoder in C-level batches.
+    """
 
     event: str = "message"
     data: str = ""
@@ -59,19 +68,22 @@ class SSEDecoder:
         self.tail = b""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        # (13 is CR and 10 is LF: an int needle is one memchr, a bytes needle costs ten times
+        # as much, and feed runs once per network read.)
         buf = self._buf
         buf += chunk
-        if self._has_cr or b"\r" in chunk:
+        if 13 in chunk or self._has_cr:
             end = self._complete_end(final=False)
             events = self._take(end) if end else []
-            self._has_cr = b"\r" in buf
+            self._has_cr = 13 in buf
             return events
-        # Fast path, LF only: a blank line is b"\n\n", and it may straddle the chunks.
-        if b"\n" not in chunk:
+        # Fast path, LF only: a blank line is b"\n\n". The buffer held none before this chunk
+        # (they are cut off as they come), so it is in the chunk or straddles its start.
+        if 10 not in chunk:
             return []
-        first = buf.find(b"\n\n", self._scan)
+        start = len(buf) - len(chunk) - 1
+        first = buf.find(b"\n\n", start if start > 0 else 0)
         if first < 0:
-            self._scan = len(buf) - 1 if buf else 0
             return []
         last = buf.rfind(b"\n\n", first)
         if first == last:  # one block: small chunks complete one event at a time
@@ -117,48 +129,45 @@ class SSEDecoder:
         return region, offset
 
     def _take_block(self, end: int) -> list[SSEEvent]:
-        """Like _take for an LF-only buffer start that holds one block ending at `end`."""
-        region, offset = self._cut(end)
+        """Like _take for a buffer start that holds one LF-only block ending at `end`."""
+        buf = self._buf
+        offset = self._offset
         data_end = end - 2
-        if offset:  # (the stream start may hold a BOM: _take deals with it)
-            if region.startswith(b"data: "):
-                if region.find(b"\n") == data_end:
-                    return [self._simple_event(b"", region[6:data_end], offset, offset + end)]
-            elif region.startswith(b"event: "):
-                eol = region.find(b"\n")
-                if (
-                    eol > 7
-                    and region.startswith(b"data: ", eol + 1)
-                    and region.find(b"\n", eol + 1) == data_end
-                ):
-                    event_type = region[7:eol]
-                    return [
-                        self._simple_event(
-                            event_type, region[eol + 7 : data_end], offset, offset + end
-                        )
-                    ]
-        return self._decode_region(region, offset)
-
-    def _simple_event(self, event_type: bytes, data: bytes, start: int, end: int) -> SSEEvent:
-        """The event of a simple block, from its event line's value (b"" for none) and data."""
+        # A simple block (see _SIMPLE_LF), recognised with memchr calls: cheaper than the
+        # regex for one block. (At the stream start a BOM may come first: _take sees to it.)
+        if buf.startswith(b"data: ") and offset:
+            event_line = b""
+            data_start = 6
+        elif buf.startswith(b"event: ") and offset:
+            data_start = buf.find(10, 7, data_end) + 7  # (6 when there is no LF)
+            event_line = bytes(buf[: data_start - 6])
+            if data_start == 6 or not buf.startswith(b"data: ", data_start - 6):
+                return self._take(end)
+        else:
+            return self._take(end)
+        if buf.find(10, data_start, data_end) >= 0:  # more lines: not simple
+            return self._take(end)
+        data = buf[data_start:data_end]
+        del buf[:end]
+        self._offset = offset + end
+        self._scan = 0
         names = self._type_names
-        name = names.get(event_type)
-        if name is None:
-            name = event_type.decode("utf-8", "replace")
-            if len(names) < _MAX_CACHED_TYPES:
-                names[event_type] = name
+        name = names[event_line] if event_line in names else self._type_name(event_line)
         try:
             text = data.decode()
         except UnicodeDecodeError:
             text = data.decode("utf-8", "replace")
-        event = _new_object(SSEEvent)
-        _set_event(event, name)
-        _set_data(event, text)
-        _set_id(event, self._last_id)
-        _set_retry(event, None)
-        _set_start(event, start)
-        _set_end(event, end)
-        return event
+        return [_tuple_new(SSEEvent, (name, text, self._last_id, None, offset, offset + end))]
+
+    def _type_name(self, event_line: bytes) -> str:
+        """The event type of an `event: ` line with its line end (b"" for none), remembered."""
+        names = self._type_names
+        if len(names) >= _MAX_CACHED_TYPES:
+            names.clear()
+            names[b""] = "message"
+        value = event_line[7:].rstrip(b"\r\n")
+        name = names[event_line] = value.decode("utf-8", "replace") or "message"
+        return name
 
     def _take(self, end: int) -> list[SSEEvent]:
         """Decode the complete blocks in self._buf[:end] and drop them from the buffer."""
@@ -170,96 +179,91 @@ class SSEDecoder:
         if not offset and region.startswith(_BOM):
             region = region[len(_BOM) :]
             offset = len(_BOM)
-        events: list[SSEEvent] = []
-        pos = 0
-        # Only the blocks around CRs need the general parser; LF-only stretches stay fast.
-        while (first_cr := region.find(b"\r", pos)) >= 0:
-            head = region.rfind(b"\n\n", pos, first_cr)
-            head = head + 2 if head >= 0 else pos
-            last_cr = first_cr
+        first_cr = region.find(b"\r")
+        if first_cr < 0:
+            return self._decode_lf(region, offset)
+        # The blocks from the first CR to the last: CRLF-only ones are simple too (a provider
+        # keeps one line-end style); the LF-only stretches around them stay fast.
+        last_cr = region.rfind(b"\r")
+        head = region.rfind(b"\n\n", 0, first_cr)
+        head = head + 2 if head >= 0 else 0
+        if region.endswith(b"\r\n\r\n", 0, last_cr + 2):  # the last CR starts a blank line
+            tail = last_cr + 2
+        else:
             tail = region.find(b"\n\n", last_cr)
-            while tail >= 0 and (later_cr := region.rfind(b"\r", last_cr + 1, tail)) >= 0:
-                last_cr = later_cr
-                tail = region.find(b"\n\n", last_cr)
             tail = tail + 2 if tail >= 0 else len(region)
-            events += self._decode_lf(region[pos:head], offset + pos)
-            events += self._decode_general(region[head:tail], offset + head)
-            pos = tail
-        return events + self._decode_lf(region[pos:], offset + pos)
+        middle = region[head:tail]
+        events = None
+        if middle.count(b"\r\n") == middle.count(b"\r") == middle.count(b"\n"):
+            events = self._decode_simple(_SIMPLE_CRLF, middle, offset + head)
+        return (
+            self._decode_lf(region[:head], offset)
+            + (events if events is not None else self._decode_general(middle, offset + head))
+            + self._decode_lf(region[tail:], offset + tail)
+        )
 
     def _decode_lf(self, region: bytes, offset: int) -> list[SSEEvent]:
         """Events of an LF-only region that starts at a block boundary and ends with one."""
-        # Almost every block is one `data: ` line, maybe after an `event: ` line: those are
-        # recognised inline and their events built in batches; others go to _decode_general.
-        events: list[SSEEvent] = []
-        types: list[bytes] = []  # the event line's value, b"" for none
-        datas: list[bytes] = []
-        bounds = [offset]  # the k-th batched event spans bounds[k]..bounds[k + 1]
-        add_type, add_data, add_bound = types.append, datas.append, bounds.append
-        find = region.find
+        events = self._decode_simple(_SIMPLE_LF, region, offset)
+        if events is not None:
+            return events
+        # Runs of simple blocks between other ones (or stray blank lines).
+        events = []
         pos = 0
         size = len(region)
         while pos < size:
-            head = region[pos : pos + 7]
-            if head == b"event: ":
-                eol = find(b"\n", pos)
-                if eol > pos + 7 and region[eol + 1 : eol + 7] == b"data: ":
-                    data_eol = find(b"\n", eol + 7)
-                    if region[data_eol + 1] == _LF:
-                        add_type(region[pos + 7 : eol])
-                        add_data(region[eol + 7 : data_eol])
-                        pos = data_eol + 2
-                        add_bound(offset + pos)
-                        continue
-            elif head[:6] == b"data: ":
-                eol = find(b"\n", pos)
-                if region[eol + 1] == _LF:
-                    add_type(b"")
-                    add_data(region[pos + 6 : eol])
-                    pos = eol + 2
-                    add_bound(offset + pos)
-                    continue
-            end = find(b"\n\n", pos)  # the end of this other block; none: only blank lines
+            run_end = _SIMPLE_RUN.match(region, pos).end()  # type: ignore[union-attr]
+            if run_end > pos:
+                events += self._decode_simple(_SIMPLE_LF, region[pos:run_end], offset + pos) or []
+                pos = run_end
+                continue
+            end = region.find(b"\n\n", pos)  # the end of this other block; none: blank lines
             end = end + 2 if end >= 0 else size
-            events += self._batch_events(types, datas, bounds)
             events += self._decode_general(region[pos:end], offset + pos)
-            types.clear()
-            datas.clear()
-            bounds[:] = [offset + end]
             pos = end
-        return events + self._batch_events(types, datas, bounds)
+        return events
+
+    def _decode_simple(
+        self, pattern: re.Pattern[bytes], region: bytes, offset: int
+    ) -> list[SSEEvent] | None:
+        """The events of a region of simple blocks only, None when it holds anything else.
+
+        One regex pass finds the simple blocks; when their lengths add up to the region's,
+        nothing else is in it.
+        """
+        found = pattern.findall(region)
+        if not found:
+            return None
+        event_lines, datas = zip(*found, strict=True)
+        sizes = map(add, map(len, event_lines), map(len, datas))
+        bounds = list(accumulate(map(add, sizes, repeat(_FIXED_BYTES[pattern])), initial=offset))
+        if bounds[-1] - offset != len(region):
+            return None
+        return self._batch_events(event_lines, datas, bounds)
 
     def _batch_events(
-        self, types: list[bytes], datas: list[bytes], bounds: list[int]
+        self, event_lines: tuple[bytes, ...], datas: tuple[bytes, ...], bounds: list[int]
     ) -> list[SSEEvent]:
         """Events of simple blocks, built with C-level loops (the hot path of the decoder)."""
         names = self._type_names
         try:
-            type_names = list(map(names.__getitem__, types))
+            type_names = list(map(names.__getitem__, event_lines))
         except KeyError:
-            if len(names) > _MAX_CACHED_TYPES:
-                names.clear()
-                names[b""] = "message"
-            names.update((t, t.decode("utf-8", "replace")) for t in types if t not in names)
-            type_names = list(map(names.__getitem__, types))
+            type_names = [names.get(line) or self._type_name(line) for line in event_lines]
         try:
             texts = list(map(bytes.decode, datas))
         except UnicodeDecodeError:
             texts = [data.decode("utf-8", "replace") for data in datas]
-        if len(texts) < 4:  # setting up the C loops costs more than it saves for a few events
-            last_id = self._last_id
-            return [
-                _new_event(name, text, last_id, bounds[k], bounds[k + 1])
-                for k, (name, text) in enumerate(zip(type_names, texts, strict=True))
-            ]
-        events = list(map(_new_object, repeat(SSEEvent, len(texts))))
-        _exhaust(map(_set_event, events, type_names))
-        _exhaust(map(_set_data, events, texts))
-        _exhaust(map(_set_id, events, repeat(self._last_id)))
-        _exhaust(map(_set_retry, events, repeat(None)))
-        _exhaust(map(_set_start, events, bounds))
-        _exhaust(map(_set_end, events, islice(bounds, 1, None)))
-        return events
+        rows = zip(
+            type_names,
+            texts,
+            repeat(self._last_id),
+            repeat(None),
+            bounds,
+            islice(bounds, 1, None),
+            strict=False,  # bounds has one more item
+        )
+        return list(map(_tuple_new, repeat(SSEEvent), rows))
 
     def _decode_general(self, region: bytes, offset: int) -> list[SSEEvent]:
         """Events of any region that starts at a block boundary and ends with one."""
@@ -313,25 +317,13 @@ def _dispatch_length(separator: bytes) -> int:
     return first + (2 if separator.startswith(b"\r\n", first) else 1)
 
 
-# The frozen dataclass's __init__ costs an object.__setattr__ per field; the decoder fills
-# the slots directly (the same values, about half the time).
-_new_object = object.__new__
-_SETTERS = tuple(SSEEvent.__dict__[f.name].__set__ for f in fields(SSEEvent))
-_set_event, _set_data, _set_id, _set_retry, _set_start, _set_end = _SETTERS
-_exhaust = deque(maxlen=0).extend  # runs a map() of setters in C
+_tuple_new = tuple.__new__  # SSEEvent(*fields) without the keyword-handling __new__
 
 
 def _new_event(
     event: str, data: str, id: str | None, start: int, end: int, retry: int | None = None
 ) -> SSEEvent:
-    new = _new_object(SSEEvent)
-    _set_event(new, event)
-    _set_data(new, data)
-    _set_id(new, id)
-    _set_retry(new, retry)
-    _set_start(new, start)
-    _set_end(new, end)
-    return new
+    return _tuple_new(SSEEvent, (event, data, id, retry, start, end))
 
 
 def decode_all(body: bytes) -> list[SSEEvent]:

@@ -37,10 +37,14 @@ def _root() -> None:
     """Record, replay and grade LLM streaming (SSE) implementations."""
 
 
-# Command modules register on ``app`` when imported (one line each, alphabetical).
-from streambench.cli import evaluate  # noqa: E402,F401
-from streambench.cli import record  # noqa: E402,F401
-from streambench.cli import reference  # noqa: E402,F401
-from streambench.cli import replay  # noqa: E402,F401
-from streambench.cli import transcripts  # noqa: E402,F401
-from streambench.cli import uses  # noqa: E402,F401
+# Command modules register on ``app`` when imported.
+from streambench.cli import (  # noqa: E402
+    evaluate,
+    record,
+    reference,
+    replay,
+    transcripts,
+    uses,
+)
+
+__all__ = ["app", "evaluate", "main", "record", "reference", "replay", "transcripts", "uses"]
