@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,8 +12,10 @@ from rich.table import Table
 
 from streambench.cli import app
 from streambench.errors import SpecError, TranscriptError
-from streambench.replay import ReplayPlan, build_plan, replay_app
 from streambench.transcript import Transcript, load_inputs
+
+if TYPE_CHECKING:  # the replay engine (httpx, looptime) loads when a command runs
+    from streambench.replay import ReplayPlan
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -51,6 +53,8 @@ SeedOption = Annotated[int, typer.Option("--seed", "-s", help="Seed of random sp
 def _plans(
     paths: list[Path], chunking: str, latency: str | None, faults: list[str] | None, seed: int
 ) -> list[ReplayPlan]:
+    from streambench.replay import build_plan
+
     transcripts: list[Transcript] = load_inputs(paths)
     if not transcripts:
         raise TranscriptError(f"{', '.join(map(str, paths))}: no streamed transcript found")
@@ -142,6 +146,7 @@ def serve_command(
 ) -> None:
     """Answer any method and path with the replays in order (cycling) until SIGINT/SIGTERM."""
     from streambench._server import serve_forever
+    from streambench.replay import replay_app
     from streambench.replay.server import PRECISE_LOOP
 
     if not speed > 0:
