@@ -58,6 +58,8 @@ class SSEDecoder:
     the stream never terminated, which is not dispatched.
     """
 
+    __slots__ = ("_buf", "_has_cr", "_last_id", "_offset", "_scan", "_type_names", "tail")
+
     def __init__(self) -> None:
         self._buf = bytearray()
         self._offset = 0  # stream offset of self._buf[0], always at a block boundary
@@ -81,8 +83,7 @@ class SSEDecoder:
         # (they are cut off as they come), so it is in the chunk or straddles its start.
         if 10 not in chunk:
             return []
-        start = len(buf) - len(chunk) - 1
-        first = buf.find(b"\n\n", start if start > 0 else 0)
+        first = buf.find(b"\n\n", -1 - len(chunk))  # (a negative start counts from the end)
         if first < 0:
             return []
         last = buf.rfind(b"\n\n", first)
