@@ -29,8 +29,8 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 # provider sends), with LF or with CRLF line ends. Groups: the event line (b"" when there
 # is none) and the data value; a block is their lengths plus the fixed bytes (8 or 10).
 # (`.` is any byte but LF, the fastest loop of the regex engine.)
-_SIMPLE_LF = re.compile(rb"(event: .*\n)?data: (.*)\n\n")
-_SIMPLE_CRLF = re.compile(rb"(event: .*\r\n)?data: (.*)\r\n\r\n")
+_SIMPLE_LF = re.compile(rb"((?:event: .*\n)?)data: (.*)\n\n")
+_SIMPLE_CRLF = re.compile(rb"((?:event: .*\r\n)?)data: (.*)\r\n\r\n")
 _SIMPLE_RUN = re.compile(rb"(?:(?:event: .*\n)?data: .*\n\n)*")
 _FIXED_BYTES = {_SIMPLE_LF: 8, _SIMPLE_CRLF: 10}
 _MAX_CACHED_TYPES = 1024  # distinct event types remembered per decoder
@@ -232,14 +232,13 @@ class SSEDecoder:
         One regex pass finds the simple blocks; when their lengths add up to the region's,
         nothing else is in it.
         """
-        found = pattern.findall(region)
-        if not found:
+        parts = pattern.split(region)  # [between, event line, data, between, ...]
+        if len(parts) == 1 or any(parts[::3]):
             return None
-        event_lines, datas = zip(*found, strict=True)
+        event_lines = parts[1::3]
+        datas = parts[2::3]
         sizes = map(add, map(len, event_lines), map(len, datas))
         bounds = list(accumulate(map(add, sizes, repeat(_FIXED_BYTES[pattern])), initial=offset))
-        if bounds[-1] - offset != len(region):
-            return None
         return self._batch_events(event_lines, datas, bounds)
 
     def _batch_events(
