@@ -242,28 +242,27 @@ class SSEDecoder:
         return self._batch_events(event_lines, datas, bounds)
 
     def _batch_events(
-        self, event_lines: tuple[bytes, ...], datas: tuple[bytes, ...], bounds: list[int]
+        self, event_lines: list[bytes], datas: list[bytes], bounds: list[int]
     ) -> list[SSEEvent]:
         """Events of simple blocks, built with C-level loops (the hot path of the decoder)."""
         names = self._type_names
-        try:
-            type_names = list(map(names.__getitem__, event_lines))
-        except KeyError:
+        last_id = self._last_id
+        try:  # known event types and valid UTF-8: nothing but C loops
+            rows = zip(
+                map(names.__getitem__, event_lines),
+                map(bytes.decode, datas),
+                repeat(last_id),
+                repeat(None),
+                bounds,
+                islice(bounds, 1, None),
+                strict=False,  # bounds has one more item
+            )
+            return list(map(_tuple_new, repeat(SSEEvent), rows))
+        except (KeyError, UnicodeDecodeError):
             type_names = [names.get(line) or self._type_name(line) for line in event_lines]
-        try:
-            texts = list(map(bytes.decode, datas))
-        except UnicodeDecodeError:
             texts = [data.decode("utf-8", "replace") for data in datas]
-        rows = zip(
-            type_names,
-            texts,
-            repeat(self._last_id),
-            repeat(None),
-            bounds,
-            islice(bounds, 1, None),
-            strict=False,  # bounds has one more item
-        )
-        return list(map(_tuple_new, repeat(SSEEvent), rows))
+            rows = zip(type_names, texts, repeat(last_id), repeat(None), bounds, bounds[1:])
+            return list(map(_tuple_new, repeat(SSEEvent), rows))
 
     def _decode_general(self, region: bytes, offset: int) -> list[SSEEvent]:
         """Events of any region that starts at a block boundary and ends with one."""
