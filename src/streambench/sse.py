@@ -133,22 +133,11 @@ class SSEDecoder:
         """Like _take for a buffer start that holds one LF-only block ending at `end`."""
         buf = self._buf
         offset = self._offset
-        data_end = end - 2
-        # A simple block (see _SIMPLE_LF), recognised with memchr calls: cheaper than the
-        # regex for one block. (At the stream start a BOM may come first: _take sees to it.)
-        if buf.startswith(b"data: ") and offset:
-            event_line = b""
-            data_start = 6
-        elif buf.startswith(b"event: ") and offset:
-            data_start = buf.find(10, 7, data_end) + 7  # (6 when there is no LF)
-            event_line = bytes(buf[: data_start - 6])
-            if data_start == 6 or not buf.startswith(b"data: ", data_start - 6):
-                return self._take(end)
-        else:
+        # (At the stream start a BOM may come first: _take sees to it.)
+        match = _SIMPLE_LF.fullmatch(buf, 0, end) if offset else None
+        if match is None:
             return self._take(end)
-        if buf.find(10, data_start, data_end) >= 0:  # more lines: not simple
-            return self._take(end)
-        data = buf[data_start:data_end]
+        event_line, data = match.groups()  # (before the buffer changes under the match)
         del buf[:end]
         self._offset = offset + end
         self._scan = 0
