@@ -6,7 +6,9 @@ Input: every response body of ../shared/corpus concatenated, repeated to about -
 into 64 KiB and 64 B chunks. Peers: httpx-sse's SSEDecoder fed by httpx's LineDecoder and an
 incremental UTF-8 decoder (what `EventSource.aiter_sse` does), and the anthropic SDK's
 SSEDecoder. Every decoder reads `.data` of every event. Prints MB/s (best of --repeat rounds,
-process CPU time) and our ratio against the faster peer; exits 1 when a ratio is below 2.0.
+process CPU time) of each, streambench.sse also without its C accelerator ("pure Python"),
+and the ratio of streambench.sse (as installed) against the faster peer; exits 1 when a ratio
+is below 2.0.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from anthropic._streaming import SSEDecoder as AnthropicDecoder
 from httpx._decoders import LineDecoder
 from httpx_sse._decoders import SSEDecoder as HttpxSSEDecoder
 
+from streambench import sse
 from streambench.sse import SSEDecoder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +54,15 @@ def streambench_sse(chunks: list[bytes]) -> int:
             event.data  # noqa: B018 - every decoder materialises the data
             count += 1
     return count + len([event.data for event in decoder.close()])
+
+
+def streambench_sse_python(chunks: list[bytes]) -> int:
+    """streambench.sse without its C accelerator (what runs where it could not be built)."""
+    saved, sse._speedups = sse._speedups, None
+    try:
+        return streambench_sse(chunks)
+    finally:
+        sse._speedups = saved
 
 
 def httpx_sse(chunks: list[bytes]) -> int:
@@ -82,6 +94,7 @@ def anthropic_sdk(chunks: list[bytes]) -> int:
 
 DECODERS: dict[str, Decode] = {
     "streambench.sse": streambench_sse,
+    "(pure Python)": streambench_sse_python,
     "httpx-sse": httpx_sse,
     "anthropic": anthropic_sdk,
 }
@@ -113,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     body = corpus_body(args.mb)
     print(f"input: {len(body) / 1e6:.1f} MB ({CORPUS_DIR}), best of {args.repeat}")
+    if sse._speedups is None:
+        print("streambench.sse: the C accelerator is not built (pure Python twice)")
     ok = True
     for label, size in CHUNKINGS.items():
         chunks = [body[i : i + size] for i in range(0, len(body), size)]
@@ -121,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_sse: decoders disagree on the event count: {counts}", file=sys.stderr)
             return 2
         speeds = best_mb_per_s(chunks, len(body), args.repeat)
-        faster_peer = max((name for name in speeds if name != "streambench.sse"), key=speeds.get)
+        peers = [name for name in speeds if name in ("httpx-sse", "anthropic")]
+        faster_peer = max(peers, key=speeds.get)
         ratio = speeds["streambench.sse"] / speeds[faster_peer]
         ok = ok and ratio >= TARGET_RATIO
         print(f"chunks of {label} ({counts['anthropic']} events):")

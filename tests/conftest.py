@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,44 @@ def corpus_dir() -> Path:
     if not CORPUS_DIR.is_dir():
         pytest.skip(f"corpus folder {CORPUS_DIR} is absent (it sits beside the checkout)")
     return CORPUS_DIR
+
+
+# --- the two implementations of streambench.sse's hot path -------------------------------
+
+SSE_IMPLEMENTATIONS = ("c", "python")
+
+
+def speedups_built() -> bool:
+    try:
+        from streambench import _sse_speedups  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def sse_implementation(name: str) -> Iterator[None]:
+    """Run streambench.sse with its C accelerator ("c") or without it ("python").
+
+    Without a built accelerator "c" skips, unless STREAMBENCH_REQUIRE_SPEEDUPS=1 (CI sets it,
+    so that a failed build cannot hide behind the pure-Python path).
+    """
+    from streambench import sse
+
+    if name == "c" and not speedups_built():
+        if os.environ.get("STREAMBENCH_REQUIRE_SPEEDUPS") == "1":
+            pytest.fail("STREAMBENCH_REQUIRE_SPEEDUPS=1 but streambench._sse_speedups is not built")
+        pytest.skip("the C accelerator streambench._sse_speedups is not built")
+    saved = sse._speedups
+    sse._speedups = saved if name == "c" else None
+    try:
+        yield
+    finally:
+        sse._speedups = saved
+
+
+@pytest.fixture(scope="module", params=SSE_IMPLEMENTATIONS)
+def sse_impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Module-scoped (hypothesis tests may use it): every test of the module runs on both."""
+    with sse_implementation(request.param):
+        yield request.param

@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 import streambench
 from streambench.sse import SSEDecoder, SSEEvent, decode_all, encode
 
+# Every test runs twice: with the C accelerator of simple blocks and without it.
+pytestmark = pytest.mark.usefixtures("sse_impl")
+
 BOM = b"\xef\xbb\xbf"
 
 
@@ -310,3 +313,48 @@ def test_offsets_delimit_the_dispatching_block(body: bytes) -> None:
     assert body.endswith(tail)
     assert len(body) - len(tail) >= previous_end
     assert len(decode_all(tail + b"\n\n")) <= 1  # the tail holds at most one unfinished block
+
+
+# --- provider-shaped streams: runs of simple blocks (the accelerated path) ---------------
+
+simple_values = st.lists(
+    st.sampled_from([b"x", b" ", b":", b'{"a": 1}', b"\xc3\xa9", b"\xf0\x9f\x98\x80", b"\0"])
+    | st.sampled_from([b"event: ", b"data: ", b"\xe2\x82", b"\xef\xbb\xbf", b"\xff"]),
+    max_size=5,
+).map(b"".join)
+event_types = st.sampled_from([b"", b"ping", b"content_block_delta", b"\xff", b" x", b"message"])
+other_blocks = st.sampled_from(
+    [b": keep-alive", b"id: 7", b"retry: 10", b"data", b"event: x", b"data: a\ndata: b", b"data:x"]
+)
+
+
+@st.composite
+def provider_streams(draw: st.DrawFn) -> bytes:
+    """Runs of `event: ...`/`data: ...` blocks with one line-end style, now and then another
+    block shape, a stray blank line or a switch of line-end style."""
+    parts = [BOM] if draw(st.booleans()) else []
+    eol = draw(st.sampled_from([b"\n", b"\r\n"]))
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["simple"] * 6 + ["other", "blank", "switch"]))
+        if kind == "switch":
+            eol = b"\r\n" if eol == b"\n" else b"\n"
+            continue
+        if kind == "blank":
+            parts.append(eol)
+            continue
+        if kind == "other":
+            block = draw(other_blocks)
+        else:
+            event_type = draw(st.none() | event_types)
+            lines = [] if event_type is None else [b"event: " + event_type]
+            block = b"\n".join([*lines, b"data: " + draw(simple_values)])
+        parts.append(block.replace(b"\n", eol) + eol + eol)
+    return b"".join(parts)
+
+
+@settings(max_examples=300)
+@given(provider_streams(), st.lists(st.integers(min_value=0, max_value=4096), max_size=8))
+def test_provider_shaped_streams_follow_the_spec_at_any_split(body: bytes, cuts: list[int]) -> None:
+    events, _ = feed_chunks(split_at(body, [c % (len(body) + 1) for c in cuts]))
+    assert fields(events) == spec_fields(body)
+    assert events == feed_chunks([bytes([b]) for b in body])[0] == decode_all(body)

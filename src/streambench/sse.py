@@ -17,6 +17,11 @@ from itertools import accumulate, islice, repeat
 from operator import add
 from typing import NamedTuple
 
+try:  # the C accelerator of simple blocks, built at install when a compiler is there
+    from streambench import _sse_speedups as _speedups
+except ImportError:  # pragma: no cover - exercised by installs without a compiler
+    _speedups = None
+
 __all__ = ["SSEDecoder", "SSEEvent", "decode_all", "encode"]
 
 _BOM = b"\xef\xbb\xbf"
@@ -86,10 +91,18 @@ class SSEDecoder:
         first = buf.find(b"\n\n", -1 - len(chunk))  # (a negative start counts from the end)
         if first < 0:
             return []
-        last = buf.rfind(b"\n\n", first)
-        if first == last:  # one block: small chunks complete one event at a time
-            return self._take_block(last + 2)
-        return self._take(last + 2)
+        end = buf.rfind(b"\n\n", first) + 2
+        if _speedups is not None and self._offset:  # (at offset 0 a BOM may come first)
+            offset = self._offset
+            events = _speedups.simple_events(buf, end, offset, self._last_id, False)
+            if events is not None:
+                del buf[:end]
+                self._offset = offset + end
+                self._scan = 0
+                return events
+        elif first + 2 == end:  # one block: small chunks complete one event at a time
+            return self._take_block(end)
+        return self._take(end)
 
     def close(self) -> list[SSEEvent]:
         self._scan = 0  # so that blank lines at the buffer start are found, whatever the chunks
@@ -183,14 +196,12 @@ class SSEDecoder:
             tail = region.find(b"\n\n", last_cr)
             tail = tail + 2 if tail >= 0 else len(region)
         middle = region[head:tail]
-        events = None
+        events = self._decode_lf(region[:head], offset)  # (first: its `id:` lines count)
+        simple = None
         if middle.count(b"\r\n") == middle.count(b"\r") == middle.count(b"\n"):
-            events = self._decode_simple(_SIMPLE_CRLF, middle, offset + head)
-        return (
-            self._decode_lf(region[:head], offset)
-            + (events if events is not None else self._decode_general(middle, offset + head))
-            + self._decode_lf(region[tail:], offset + tail)
-        )
+            simple = self._decode_simple(_SIMPLE_CRLF, middle, offset + head)
+        events += simple if simple is not None else self._decode_general(middle, offset + head)
+        return events + self._decode_lf(region[tail:], offset + tail)
 
     def _decode_lf(self, region: bytes, offset: int) -> list[SSEEvent]:
         """Events of an LF-only region that starts at a block boundary and ends with one."""
@@ -204,7 +215,9 @@ class SSEDecoder:
         while pos < size:
             run_end = _SIMPLE_RUN.match(region, pos).end()  # type: ignore[union-attr]
             if run_end > pos:
-                events += self._decode_simple(_SIMPLE_LF, region[pos:run_end], offset + pos) or []
+                run = self._decode_simple(_SIMPLE_LF, region[pos:run_end], offset + pos, True)
+                assert run is not None  # (the regex matched the run: it is simple)
+                events += run
                 pos = run_end
                 continue
             end = region.find(b"\n\n", pos)  # the end of this other block; none: blank lines
@@ -214,13 +227,19 @@ class SSEDecoder:
         return events
 
     def _decode_simple(
-        self, pattern: re.Pattern[bytes], region: bytes, offset: int
+        self, pattern: re.Pattern[bytes], region: bytes, offset: int, matched: bool = False
     ) -> list[SSEEvent] | None:
         """The events of a region of simple blocks only, None when it holds anything else.
 
-        One regex pass finds the simple blocks; when their lengths add up to the region's,
-        nothing else is in it.
+        The C accelerator when built; else one regex split: its captures are the event lines
+        and data values, and the text between matches must be empty. (`matched`: the caller
+        knows the region matches the pattern, so the regex is the fallback of the C part.)
         """
+        if _speedups is not None:
+            crlf = pattern is _SIMPLE_CRLF
+            events = _speedups.simple_events(region, len(region), offset, self._last_id, crlf)
+            if events is not None or not matched:
+                return events
         parts = pattern.split(region)  # [between, event line, data, between, ...]
         if len(parts) == 1 or any(parts[::3]):
             return None
@@ -306,6 +325,8 @@ def _dispatch_length(separator: bytes) -> int:
 
 
 _tuple_new = tuple.__new__  # SSEEvent(*fields) without the keyword-handling __new__
+if _speedups is not None:
+    _speedups.init(SSEEvent)
 
 
 def _new_event(

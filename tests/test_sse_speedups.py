@@ -1,0 +1,101 @@
+"""The C accelerator of streambench.sse: what it accepts, what it leaves to Python, its
+errors and its reference counting. (Equality with the pure-Python decoder on every stream
+shape is tested by tests/test_sse.py and tests/test_sse_corpus.py, which run on both.)"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from tests.conftest import speedups_built
+
+from streambench.sse import SSEEvent
+
+if not speedups_built():
+    if os.environ.get("STREAMBENCH_REQUIRE_SPEEDUPS") == "1":
+        pytest.fail("STREAMBENCH_REQUIRE_SPEEDUPS=1 but streambench._sse_speedups is not built")
+    pytest.skip("the C accelerator is not built", allow_module_level=True)
+
+from streambench import _sse_speedups as speedups
+
+
+def simple(body: bytes | bytearray, offset: int = 100, crlf: bool = False) -> list | None:
+    return speedups.simple_events(body, len(body), offset, "7", crlf)
+
+
+def test_a_run_of_simple_blocks_becomes_events_with_stream_offsets() -> None:
+    body = b"event: ping\ndata: {}\n\ndata: caf\xc3\xa9\n\nevent: \ndata: \n\n"
+    assert simple(body) == [
+        SSEEvent("ping", "{}", "7", None, 100, 122),
+        SSEEvent("message", "café", "7", None, 122, 135),
+        SSEEvent("message", "", "7", None, 135, 151),
+    ]
+    assert all(type(event) is SSEEvent for event in simple(body) or [])
+
+
+def test_crlf_blocks_when_asked() -> None:
+    body = b"event: a\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n"
+    assert simple(body, crlf=True) == [
+        SSEEvent("a", "1", "7", None, 100, 121),
+        SSEEvent("message", "2", "7", None, 121, 132),
+    ]
+    assert simple(body) is None  # CRLF blocks are not LF blocks
+    assert simple(b"data: 1\n\n", crlf=True) is None
+
+
+def test_invalid_utf8_becomes_replacement_characters() -> None:
+    assert simple(b"event: \xff\ndata: a\xffb\n\n") == [
+        SSEEvent("\ufffd", "a\ufffdb", "7", None, 100, 120)
+    ]
+
+
+def test_a_bytearray_and_a_prefix_of_it() -> None:
+    buffer = bytearray(b"data: x\n\ndata: y")
+    assert speedups.simple_events(buffer, 9, 0, None, False) == [
+        SSEEvent("message", "x", None, None, 0, 9)
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b": comment\n\n",
+        b"id: 1\ndata: x\n\n",
+        b"data: a\ndata: b\n\n",
+        b"data:x\n\n",
+        b"event:x\ndata: y\n\n",
+        b"event: x\n\n",
+        b"data: x\n\n\n",
+        b"data: x\rdata: y\n\n",
+        b"data: x\n",
+        b"data: x\n\nretry: 5\n\n",
+        b"\ndata: x\n\n",
+        b"event: a\nevent: b\ndata: x\n\n",
+    ],
+)
+def test_anything_else_is_left_to_python(body: bytes) -> None:
+    result = simple(body)
+    assert result is None or (body == b"" and result == [])
+
+
+def test_bad_arguments_raise() -> None:
+    with pytest.raises(ValueError, match="stop"):
+        speedups.simple_events(b"data: x\n\n", 99, 0, None, False)
+    with pytest.raises(TypeError):
+        speedups.simple_events(b"data: x\n\n", 9, 0, None)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        speedups.simple_events("data: x\n\n", 9, 0, None, False)
+    with pytest.raises(TypeError):
+        speedups.init(int)
+
+
+def test_no_reference_leaks() -> None:
+    last_id = "an id nobody else holds"
+    body = b"event: delta\ndata: x\n\n" * 50 + b"data: y\n\n"
+    before = sys.getrefcount(last_id)
+    for _ in range(2000):
+        assert simple(body) is not None
+        assert simple(body + b": not simple\n\n") is None
+    assert sys.getrefcount(last_id) == before
