@@ -66,3 +66,38 @@ def sse_impl(request: pytest.FixtureRequest) -> Iterator[str]:
     """Module-scoped (hypothesis tests may use it): every test of the module runs on both."""
     with sse_implementation(request.param):
         yield request.param
+
+
+# --- headless Chromium (Debian's package; .ci/run installs it) ---------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+)
+
+
+def render_in_chromium(page_path: Path) -> tuple[list[str], int]:
+    """Open a local HTML file in headless Chromium: its console errors and plotly plots."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page()
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(page_path.resolve().as_uri())
+        page.wait_for_load_state("load")
+        plots = page.locator(".plotly-graph-div").count()
+        browser.close()
+    return errors, plots

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from tests.conftest import needs_chromium, render_in_chromium
 
 from streambench.cli import main
 from streambench.evaluate.report import REPORT_FILES, load_results
@@ -297,33 +298,9 @@ def test_gate_thresholds_rules_and_baseline(
     assert "p42" in capsys.readouterr().err
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 @pytest.mark.chromium
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+@needs_chromium
 def test_report_html_has_no_console_errors(default_run: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        page = browser.new_page()
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto((default_run / "report.html").as_uri())
-        page.wait_for_load_state("load")
-        plots = page.locator(".plotly-graph-div").count()
-        browser.close()
+    errors, plots = render_in_chromium(default_run / "report.html")
     assert errors == []
     assert plots >= 2  # the distributions and at least one timeline rendered

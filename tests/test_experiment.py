@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import needs_chromium, render_in_chromium
 
 from streambench.cli import main
 from streambench.errors import ConfigError
@@ -106,6 +107,15 @@ def test_reports_round_trip_through_files(results: pd.DataFrame, tmp_path: Path)
         load_results([tmp_path / "missing.parquet"])
     with pytest.raises(ConfigError, match=r"pairs\.csv: not a results file: no column sut"):
         load_results([pairs])
+
+
+@pytest.mark.chromium
+@needs_chromium
+def test_experiment_html_renders_in_chromium(results: pd.DataFrame, tmp_path: Path) -> None:
+    _, page, _ = write_report(compare(results), tmp_path)
+    errors, plots = render_in_chromium(page)
+    assert errors == []
+    assert plots >= 1
 
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "experiments"
