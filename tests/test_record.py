@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import anthropic
+import httpx
 import pytest
 
 from conftest import REPO_ROOT
@@ -272,6 +273,32 @@ def test_fake_provider_continues_the_json_prefill(prefill: str, first_key: str) 
     assert next(iter(answer)) == first_key
     assert answer["text_answer"] == 'Done — ünïcode "quoted"'
     assert answer["code_edits"][0]["new_code"] == "b"
+
+
+def test_proxy_relays_repeated_headers_both_ways(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    seen: list[list[tuple[str, str]]] = []
+
+    async def upstream_endpoint(request: Request) -> Response:
+        seen.append(request.headers.items())
+        reply = Response(b"data: {}\n\n", media_type="text/event-stream")
+        reply.raw_headers += [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]
+        return reply
+
+    upstream_app = Starlette(routes=[Route("/v1/x", upstream_endpoint, methods=["POST"])])
+    with (
+        running_server(upstream_app) as upstream,
+        running_server(proxy_app(upstream, tmp_path)) as proxy,
+    ):
+        response = httpx.post(
+            f"{proxy}/v1/x", headers=[("x-tag", "one"), ("x-tag", "two")], content=b"{}"
+        )
+    assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
+    assert [v for k, v in seen[0] if k == "x-tag"] == ["one", "two"]
 
 
 def test_fake_provider_error_event_after_n_deltas() -> None:

@@ -31,7 +31,10 @@ _HOP_BY_HOP = frozenset(
 
 
 def _forwardable(headers: Any) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in headers.items() if k.lower() not in _HOP_BY_HOP]
+    """End-to-end headers, a repeated one (Set-Cookie, Vary...) as often as it came: httpx's
+    ``multi_items`` and starlette's ``items`` keep repeats; httpx's ``items`` joins them."""
+    items = headers.multi_items() if isinstance(headers, httpx.Headers) else headers.items()
+    return [(k, v) for k, v in items if k.lower() not in _HOP_BY_HOP]
 
 
 def _json_or_text(content: bytes) -> Any:
@@ -110,11 +113,12 @@ def proxy_app(
             target = folder / f"{next(counter):04d}-{api}.yaml"
             saved.append(save(redactor.transcript(transcript), target))
 
-        return StreamingResponse(
-            relay(),
-            status_code=response.status_code,
-            headers=dict(_forwardable(response.headers)),
-        )
+        relayed = StreamingResponse(relay(), status_code=response.status_code)
+        relayed.raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in _forwardable(response.headers)
+        ]
+        return relayed
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
     app = Starlette(routes=[Route("/{path:path}", forward, methods=methods)])
