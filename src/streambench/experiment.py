@@ -8,8 +8,6 @@ seeded percentile-bootstrap confidence interval of its mean.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from streambench._atomic import atomic_write_text
 from streambench.errors import ConfigError
 from streambench.evaluate import Executor, Matrix, run_matrix
 from streambench.evaluate.runner import load_matrix
@@ -237,18 +236,11 @@ def to_html(comparison: Comparison) -> str:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temp, path)
-
-
 def write_report(comparison: Comparison, out: Path) -> list[Path]:
     """Write experiment.md, experiment.html and pairs.csv into ``out``; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "experiment.md", out / "experiment.html", out / "pairs.csv"]
-    _write_atomic(written[0], to_markdown(comparison))
-    _write_atomic(written[1], to_html(comparison))
-    _write_atomic(written[2], comparison.pairs.to_csv(index=False))
+    atomic_write_text(written[0], to_markdown(comparison))
+    atomic_write_text(written[1], to_html(comparison))
+    atomic_write_text(written[2], comparison.pairs.to_csv(index=False))
     return written

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import yaml
 
 from streambench import apis
+from streambench._atomic import atomic_write_text
 from streambench.errors import TranscriptError
 from streambench.sse import decode_all
 
@@ -177,18 +176,7 @@ def dumps(t: Transcript) -> str:
 
 def save(t: Transcript, path: str | Path) -> Path:
     """Write ``t`` to ``path`` atomically (temp file in the same folder + os.replace)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps(t)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_text(Path(path), dumps(t))
 
 
 # ---------------------------------------------------------------------------- reading

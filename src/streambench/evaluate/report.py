@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -17,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from streambench._atomic import atomic_write
 from streambench.errors import ConfigError
 from streambench.evaluate.runner import ID_COLUMNS
 
@@ -25,17 +24,6 @@ SUMMARY_METRICS = ("ttfb_ms", "ttfc_ms", "ttft_ms", "total_ms", "changes_lag_ms"
 TERMINALS = ("done", "error", "none")
 # Runs drawn as timelines in report.html: every run with violations, up to this many in all.
 MAX_TIMELINES = 40
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:
@@ -202,11 +190,11 @@ def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in REPORT_FILES]
     parquet, csv, summary, junit, page = paths
-    _atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
-    _atomic_write(csv, lambda p: _flat(frame).to_csv(p, index=False))
-    _atomic_write(summary, lambda p: p.write_text(summary_markdown(frame), encoding="utf-8"))
-    _atomic_write(junit, lambda p: p.write_bytes(junit_xml(frame)))
-    _atomic_write(page, lambda p: p.write_text(report_html(frame), encoding="utf-8"))
+    atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
+    atomic_write(csv, lambda p: _flat(frame).to_csv(p, index=False))
+    atomic_write(summary, lambda p: p.write_text(summary_markdown(frame), encoding="utf-8"))
+    atomic_write(junit, lambda p: p.write_bytes(junit_xml(frame)))
+    atomic_write(page, lambda p: p.write_text(report_html(frame), encoding="utf-8"))
     return paths
 
 
