@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = (
     "pandas",
@@ -73,3 +75,14 @@ def test_inspect_loads_the_transcript_stack_only() -> None:
 def test_run_help_needs_no_evaluation_stack() -> None:
     loaded = modules_loaded(run_cli("run", "--help"))
     assert sorted(loaded.intersection(HEAVY)) == []
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    from streambench.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code in (0, None)
+    assert capsys.readouterr().out == f"streambench {version('streambench')}\n"

@@ -6,6 +6,7 @@ Each command lives in a module of this package that registers itself on :data:`a
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,8 +33,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from streambench import __version__
+
+        print(f"streambench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
     """Record, replay and grade LLM streaming (SSE) implementations."""
 
 
