@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from streambench.errors import ConfigError
+
 if TYPE_CHECKING:
     import uvicorn
     from starlette.types import ASGIApp
@@ -18,10 +20,16 @@ LOOPBACK = "127.0.0.1"
 
 def bind_socket(host: str = LOOPBACK, port: int = 0) -> socket.socket:
     """Bind before starting the server so the real port is known (``port=0`` picks a free one)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: must be 0 (any free port) to 65535")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     sock.listen(2048)  # accept (queue) connections as soon as the URL is printed
     return sock

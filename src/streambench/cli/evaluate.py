@@ -117,6 +117,7 @@ def run_command(
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,  # (a log gets no bar, nor its blank line)
     ) as bar:
         task = bar.add_task("runs", total=len(specs))
         frame = run_matrix(

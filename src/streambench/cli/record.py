@@ -96,6 +96,8 @@ def record_command(
         signals_as_interrupts,
     )
 
+    if provider not in PROVIDERS:
+        raise ConfigError(f"--provider {provider!r}: unknown (known: {', '.join(PROVIDERS)})")
     redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
     body = load_request(request) if request is not None else None
     plan = None
@@ -157,6 +159,9 @@ def proxy_command(
     from streambench.proxy import proxy_app
 
     redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
+    scheme, _, rest = upstream.partition("://")
+    if scheme not in ("http", "https") or not rest.strip("/"):
+        raise ConfigError(f"--upstream {upstream!r}: expected an http:// or https:// base URL")
     app_ = proxy_app(upstream, out, redactor, save_all)
 
     def ready(url: str) -> None:
