@@ -8,6 +8,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests check behaviour, not speed: no per-example deadline, no "too slow" health
+# check (a loaded 2-core CI machine must not turn a correct decoder into a failure).
+settings.register_profile(
+    "streambench", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("streambench")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS_DIR = Path(os.environ.get("STREAMBENCH_CORPUS", REPO_ROOT.parent / "shared" / "corpus"))
