@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,18 @@ def test_a_missing_matrix_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     code, _, err = run(["run", str(tmp_path / "nope.yaml")], capsys)
     assert code == 2
     assert err.count("\n") == 1 and f"{tmp_path / 'nope.yaml'}: cannot read matrix" in err
+
+
+def test_a_module_sut_is_found_from_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streambench.evaluate.sut import load_asgi
+
+    (tmp_path / "my_team_sut.py").write_text(
+        "async def app(scope, receive, send):\n    pass\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "my_team_sut", raising=False)
+    app = load_asgi("my_team_sut:app")
+    assert app.__module__ == "my_team_sut" and app.__name__ == "app"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -113,8 +115,13 @@ def _reference_app(sut: SutSpec, plans: Sequence[ReplayPlan]) -> ASGIApp:
 
 
 def load_asgi(target: str) -> ASGIApp:
-    """``module:attr``: an ASGI app, or a zero-argument factory returning one."""
+    """``module:attr``: an ASGI app, or a zero-argument factory returning one.
+
+    Modules are looked up from the current folder too, as ``uvicorn module:attr`` does.
+    """
     module_name, _, attr = target.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         obj: Any = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
