@@ -286,6 +286,10 @@ def test_gate_thresholds_rules_and_baseline(
     frame.assign(violations=[violation] + [[]] * (len(frame) - 1)).to_parquet(dirty)
     assert _gate([str(dirty), "--thresholds", str(thresholds)]) == 1
     assert "rule json-leak" in capsys.readouterr().out
+    # Without --thresholds: no violation of any rule is allowed.
+    assert _gate([str(default_run)]) == 0
+    assert _gate([str(dirty)]) == 1
+    assert "rule json-leak" in capsys.readouterr().out
     # A baseline 20% faster is a regression beyond 10%.
     faster = frame.assign(ttfc_ms=frame["ttfc_ms"] / 1.2)
     faster.to_parquet(tmp_path / "base.parquet")

@@ -252,14 +252,19 @@ def _print_summary(frame: pd.DataFrame, by: list[str] | None) -> None:
 @app.command("gate")
 def gate_command(
     results: Annotated[Path, typer.Argument(help="An --out folder or a results file.")],
-    thresholds: Annotated[Path, typer.Option(help="Thresholds YAML (metrics, rules, baseline).")],
+    thresholds: Annotated[
+        Path | None,
+        typer.Option(
+            help="Thresholds YAML (metrics, rules, baseline); default: no rule violations."
+        ),
+    ] = None,
     baseline: Annotated[Path | None, typer.Option(help="Baseline results to compare with.")] = None,
 ) -> None:
     """Check results against thresholds: exit 0 pass, 1 fail, 2 misuse."""
-    from streambench.evaluate.gate import evaluate_gate, load_thresholds
+    from streambench.evaluate.gate import DEFAULT_THRESHOLDS, evaluate_gate, load_thresholds
     from streambench.evaluate.report import load_results
 
-    limits = load_thresholds(thresholds)
+    limits = load_thresholds(thresholds) if thresholds else DEFAULT_THRESHOLDS
     frame = load_results(results)
     before = load_results(baseline) if baseline else None
     if limits.get("baseline") and before is None:
