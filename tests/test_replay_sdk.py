@@ -1,4 +1,5 @@
-"""The official SDKs consume replays unchanged: through the httpx transport and over HTTP.
+"""The official SDKs (anthropic, openai, google-genai) consume replays unchanged: through the
+httpx transport and over HTTP.
 
 For every corpus stream of the SDK's api, what the SDK parses (text, tool input, block types)
 under a re-split equals what it parses from the recorded split; a stream the SDK rejects is
@@ -16,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import httpx2
 import openai
 import pytest
+from google import genai
+from google.genai import types as genai_types
 from tests.conftest import corpus_files
 
 from streambench._server import running_server
@@ -27,7 +31,7 @@ from streambench.transcript import Transcript, load_inputs
 
 FULL = os.environ.get("STREAMBENCH_FULL") == "1"
 SPLITS = ("random", "deltas:1")
-SDK_APIS = ("anthropic-messages", "openai-chat", "openai-responses")
+SDK_APIS = ("anthropic-messages", "openai-chat", "openai-responses", "google-generate")
 
 
 _CACHE: dict[Path, Transcript] = {}
@@ -81,14 +85,41 @@ def _openai_responses(client: openai.OpenAI) -> Any:
     return response.output_text, [(o.type, getattr(o, "arguments", None)) for o in response.output]
 
 
-CONSUMERS: dict[str, tuple[type[Any], Callable[[Any], Any]]] = {
+def _google(client: genai.Client) -> Any:
+    text: list[str] = []
+    calls: list[tuple[str | None, Any]] = []
+    for chunk in client.models.generate_content_stream(model="gemini-test", contents="hi"):
+        for candidate in chunk.candidates or []:
+            for part in (candidate.content.parts if candidate.content else None) or []:
+                if part.text:
+                    text.append(part.text)
+                if part.function_call:
+                    calls.append((part.function_call.name, part.function_call.args))
+    return "".join(text), calls
+
+
+def _google_client(api_key: str, base_url: str, http_client: httpx.Client, **_: Any) -> Any:
+    options = genai_types.HttpOptions(
+        base_url=base_url,
+        httpx_client=http_client,
+        retry_options=genai_types.HttpRetryOptions(attempts=1),
+    )
+    return genai.Client(api_key=api_key, http_options=options)
+
+
+CONSUMERS: dict[str, tuple[Callable[..., Any], Callable[[Any], Any]]] = {
     "anthropic-messages": (anthropic.Anthropic, _anthropic),
     "openai-chat": (openai.OpenAI, _openai_chat),
     "openai-responses": (openai.OpenAI, _openai_responses),
+    "google-generate": (_google_client, _google),
+}
+# The HTTP client library each SDK is built on: anthropic and openai ship httpx2 (their fork).
+HTTP_CLIENT: dict[str, Callable[..., Any]] = {api: httpx2.Client for api in CONSUMERS} | {
+    "google-generate": httpx.Client
 }
 
 
-def _outcome(api: str, http: httpx2.Client, base_url: str) -> tuple[str, Any]:
+def _outcome(api: str, http: Any, base_url: str) -> tuple[str, Any]:
     sdk, consume = CONSUMERS[api]
     client = sdk(api_key="test", base_url=base_url, http_client=http, max_retries=0)
     try:
@@ -98,15 +129,15 @@ def _outcome(api: str, http: httpx2.Client, base_url: str) -> tuple[str, Any]:
 
 
 @contextmanager
-def via_transport(plan: ReplayPlan) -> Iterator[tuple[httpx2.Client, str]]:
+def via_transport(plan: ReplayPlan) -> Iterator[tuple[Any, str]]:
     transport = ReplayTransport([plan], speed=math.inf)
-    with httpx2.Client(transport=transport) as http:
+    with HTTP_CLIENT[plan.api](transport=transport) as http:
         yield http, "http://upstream.test/v1"
 
 
 @contextmanager
-def via_server(plan: ReplayPlan) -> Iterator[tuple[httpx2.Client, str]]:
-    with running_server(replay_app([plan], speed=1e6)) as url, httpx2.Client() as http:
+def via_server(plan: ReplayPlan) -> Iterator[tuple[Any, str]]:
+    with running_server(replay_app([plan], speed=1e6)) as url, HTTP_CLIENT[plan.api]() as http:
         yield http, f"{url}/v1"
 
 
@@ -152,7 +183,8 @@ def test_corpus_covers_every_sdk_api() -> None:
 
 
 def _some(api: str) -> Path:
-    files = _corpus(api)
+    """A stream of the api with more than 3 events (a disconnect at event 3 cuts it)."""
+    files = [f for f in _corpus(api) if len(build_plan(_loaded(f)).timeline) > 3]
     if not files:
         pytest.skip("corpus folder absent")
     return files[0]
@@ -161,11 +193,12 @@ def _some(api: str) -> Path:
 DROPPED = "peer closed connection without sending complete message body (incomplete chunked read)"
 # What each SDK raises when a real server drops the connection mid-body (the serve path is a
 # real uvicorn socket closed without the chunked terminator): anthropic lets httpx2's error
-# through while streaming; openai wraps it in APIConnectionError.
+# through while streaming, google-genai httpx's; openai wraps it in APIConnectionError.
 RAISED_ON_DROP = {
     "anthropic-messages": ("RemoteProtocolError", DROPPED, None),
     "openai-chat": ("APIConnectionError", "Connection error.", "RemoteProtocolError"),
     "openai-responses": ("APIConnectionError", "Connection error.", "RemoteProtocolError"),
+    "google-generate": ("RemoteProtocolError", DROPPED, None),
 }
 
 
