@@ -18,6 +18,7 @@ import pandas as pd
 from streambench._atomic import atomic_write_text
 from streambench.errors import ConfigError
 from streambench.evaluate import Executor, Matrix, run_matrix
+from streambench.evaluate.executors import Progress
 from streambench.evaluate.runner import load_matrix
 
 ORDER_BASELINE = "reference"
@@ -157,7 +158,11 @@ def load_results(paths: Sequence[Path]) -> pd.DataFrame:
 
 
 def load_or_run(
-    inputs: Sequence[Path], baseline: str, variant: str, executor: Executor | None = None
+    inputs: Sequence[Path],
+    baseline: str,
+    variant: str,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """The rows to compare, from result files / ``--out`` folders and matrix YAMLs (run here).
 
@@ -169,13 +174,16 @@ def load_or_run(
     if results:
         frames.append(load_results(results))
     for path in (p for p in inputs if p.suffix in (".yaml", ".yml")):
-        frames.append(run_matrix_file(path, [baseline, variant], executor))
+        frames.append(run_matrix_file(path, [baseline, variant], executor, progress))
     frame = pd.concat(frames, ignore_index=True)
     return frame.drop_duplicates(subset=["sut", *PAIR_COLUMNS], keep="last")
 
 
 def run_matrix_file(
-    path: Path, default_suts: list[str], executor: Executor | None = None
+    path: Path,
+    default_suts: list[str],
+    executor: Executor | None = None,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Run the matrix in ``path``; ``default_suts`` when it names none."""
     axes = load_matrix(path)
@@ -183,7 +191,7 @@ def run_matrix_file(
     if "cases" not in axes:
         raise ConfigError(f"{path}: an experiment matrix needs case: [...]")
     axes.setdefault("suts", default_suts)
-    return run_matrix(Matrix(**axes), executor=executor)
+    return run_matrix(Matrix(**axes), executor=executor, progress=progress)
 
 
 def format_number(value: float) -> str:

@@ -112,7 +112,20 @@ def experiment_order(
     _check_format(output_format, ("table", "markdown", "json"))
     if not 0 < confidence < 1:
         raise SpecError(f"--confidence {confidence}: must be between 0 and 1")
-    results = load_or_run(inputs, baseline, variant, LocalExecutor(jobs))
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]runs[/] {task.completed}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task("runs", total=None)
+        results = load_or_run(
+            inputs, baseline, variant, LocalExecutor(jobs), lambda n: bar.advance(task, n)
+        )
     comparison = compare(
         results, baseline, variant, confidence=confidence, n_resamples=resamples, seed=seed
     )
