@@ -68,7 +68,7 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._buf = bytearray()
         self._offset = 0  # stream offset of self._buf[0], always at a block boundary
-        self._scan = 0  # the blank-line search resumes here in self._buf
+        self._scan = 0  # where the CR-aware blank-line search resumes in self._buf
         self._has_cr = False  # self._buf holds a CR: use the general line-end search
         self._last_id: str | None = None
         self._type_names: dict[bytes, str] = {b"": "message"}
