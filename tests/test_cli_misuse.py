@@ -40,8 +40,14 @@ MISUSES: list[tuple[list[str], str]] = [
 
 @pytest.mark.parametrize(("argv", "message"), MISUSES, ids=[" ".join(a[:3]) for a, _ in MISUSES])
 def test_misuse_is_one_line_and_exit_2(
-    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # (default file locations, e.g. the reference's database)
+    monkeypatch.delenv("STREAMBENCH_DB", raising=False)
     bad = tmp_path / "bad.yaml"
     bad.write_text("not: [valid\n")
     argv = [str(bad) if a == "BAD" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
@@ -52,4 +58,4 @@ def test_misuse_is_one_line_and_exit_2(
     assert out == ""
     assert err.startswith("streambench: error: ") and err.count("\n") == 1, err
     assert message in err
-    assert not (tmp_path / "out").exists()  # nothing half-written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # nothing written

@@ -53,10 +53,12 @@ def serve_forever(
     port: int = 0,
     on_ready: Callable[[str], None] | None = None,
     loop: str = "auto",
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn's handlers shut down gracefully). ``loop`` is
-    uvicorn's loop option ("auto", or "module:factory" of a custom event loop)."""
-    sock = bind_socket(host, port)
+    uvicorn's loop option ("auto", or "module:factory" of a custom event loop). ``sock``: a
+    socket from :func:`bind_socket` (bound before the app was built), else host and port."""
+    sock = sock or bind_socket(host, port)
     if on_ready is not None:
         on_ready(url_of(sock))
     _server(app, loop).run(sockets=[sock])

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from streambench._server import LOOPBACK, serve_forever
+from streambench._server import LOOPBACK, bind_socket, serve_forever
 from streambench.cli import app
 
 
@@ -21,7 +21,8 @@ def reference_server(
     from streambench.reference.app import create_app
     from streambench.reference.config import ReferenceConfig
 
+    sock = bind_socket(host, port)  # first: a bad --port must not leave a database behind
     config = ReferenceConfig.from_env()
     if db is not None:
         config.db_path = str(db)
-    serve_forever(create_app(config), host, port, on_ready=lambda url: print(url, flush=True))
+    serve_forever(create_app(config), on_ready=lambda url: print(url, flush=True), sock=sock)
