@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from streambench._yaml import load_yaml
 from streambench.errors import ConfigError
 
 MODES = ("chat", "job_code", "workflow")
@@ -55,14 +54,7 @@ def load_case(path: str | Path) -> Case:
     path = Path(path)
     if path.is_dir():
         path = path / "case.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} invalid YAML") from None
+    data = load_yaml(path, "case")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping with name, mode, request, upstream, expect")
     name = data.get("name", path.parent.name)

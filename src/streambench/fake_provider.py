@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from streambench import synth
+from streambench._yaml import load_yaml
 from streambench.errors import ConfigError
 
 LOREM = (
@@ -94,13 +94,7 @@ class Prompt:
 def load_script(path: str | Path) -> list[Rule]:
     """Rules from a script YAML file: ``rules: [{match, mode, prefill, text|json, fail}, ...]``."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read script ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
-    return parse_script(data, str(p))
+    return parse_script(load_yaml(p, "script"), str(p))
 
 
 def parse_script(data: Any, source: str = "<script>") -> list[Rule]:

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from streambench import apis
+from streambench._yaml import load_yaml
 from streambench.errors import ConfigError, TranscriptError
 from streambench.redact import Redactor
 from streambench.transcript import Meta, Request, Response, Transcript, load, save
@@ -128,12 +127,7 @@ def auth_headers(provider: str) -> dict[str, str]:
 def load_request(path: str | Path) -> dict[str, Any]:
     """A request body file (JSON or YAML mapping)."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read request ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid JSON/YAML ({' '.join(str(exc).split())})") from None
+    data = load_yaml(p, "request")  # (JSON is YAML)
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a request file holds the JSON body, a mapping")
     return data

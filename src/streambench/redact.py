@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import yaml
-
+from streambench._yaml import load_yaml
 from streambench.errors import ConfigError
 from streambench.transcript import REDACTED, SENSITIVE_HEADERS, Transcript
 
@@ -93,12 +92,7 @@ def make_config(
 def load_config(path: str | Path) -> RedactionConfig:
     """A redaction config YAML: ``headers``, ``query``, ``json_paths``, ``patterns`` (lists)."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read redaction config ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
+    data = load_yaml(p, "redaction config") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a redaction config is a mapping")
     lists: dict[str, list[str]] = {}

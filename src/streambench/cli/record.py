@@ -83,9 +83,9 @@ def record_command(
     redact_config: RedactConfig = None,
 ) -> None:
     """Send a streaming request and save the raw chunks with their arrival times."""
-    import yaml
     from rich.progress import Progress
 
+    from streambench._yaml import load_yaml
     from streambench.recorder import (
         auth_headers,
         is_recorded,
@@ -102,10 +102,7 @@ def record_command(
     body = load_request(request) if request is not None else None
     plan = None
     if matrix is not None:
-        try:
-            plan = yaml.safe_load(matrix.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{matrix}: cannot read matrix ({exc})") from None
+        plan = load_yaml(matrix, "matrix")
         if not isinstance(plan, dict):
             raise ConfigError(f"{matrix}: a matrix is a mapping with prompts and variants")
     entries = plan_entries(provider, body, prompt, model, repeat, plan, str(matrix))

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from streambench._yaml import load_yaml
 from streambench.errors import ConfigError
 from streambench.evaluate.rules import RULES
 
@@ -43,12 +43,7 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {"rules": {"*": 0}}
 
 def load_thresholds(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read thresholds: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = load_yaml(path, "thresholds") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: thresholds are a mapping with metrics, rules, baseline")
     unknown = sorted(set(data) - {"metrics", "rules", "baseline"})

@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from streambench._yaml import load_yaml
 from streambench.errors import ConfigError
 from streambench.evaluate.rules import RULES
 
@@ -67,12 +66,4 @@ def load_profile(path: str | Path | None) -> Profile:
     """The profile in ``path``; every rule with its defaults when ``path`` is None."""
     if path is None:
         return default_profile()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read profile: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_profile(data, str(path))
+    return parse_profile(load_yaml(path, "profile"), str(path))

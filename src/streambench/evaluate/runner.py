@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from streambench._yaml import load_yaml
 from streambench.cases import case_files, load_case
 from streambench.errors import ConfigError, SpecError
 from streambench.evaluate.client import consume
@@ -123,10 +124,7 @@ def load_matrix(path: str | Path) -> dict[str, Any]:
     plus ``profile``, ``sut_cmd``, ``out``; paths (cases, profile, out) resolve against the
     file's folder."""
     path = Path(path)
-    try:
-        data = yaml_load(path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read matrix: {exc.strerror}") from None
+    data = load_yaml(path, "matrix")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a matrix is a mapping of axes (case, sut, chunking, ...)")
     plural = {v: v for v in MATRIX_KEYS.values()}
@@ -181,15 +179,6 @@ SPEC_CHECKS: dict[str, Callable[[Any], object]] = {
     "latencies": _check_latency,
     "faults": lambda faults: [parse_fault(f) for f in faults],
 }
-
-
-def yaml_load(path: Path) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
 
 
 def _ui_events(response: SutResponse, dialect: str) -> list[UIEvent]:
