@@ -109,3 +109,12 @@ def render_in_chromium(page_path: Path) -> tuple[list[str], int]:
         plots = page.locator(".plotly-graph-div").count()
         browser.close()
     return errors, plots
+
+
+def cli_exit_code(argv: list[str]) -> int:
+    """Run the streambench CLI in process; its exit code (what it printed stays in capsys)."""
+    from streambench.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    return int(exited.value.code or 0)

@@ -9,19 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import corpus_files
+from tests.conftest import cli_exit_code, corpus_files
 
-from streambench.cli import main
 from streambench.transcript import Meta, Request, Response, Transcript, load, save
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Run the CLI in-process: (exit code, stdout, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+    code = cli_exit_code(argv)
     out, err = capsys.readouterr()
     return code, out, err
 

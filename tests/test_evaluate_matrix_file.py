@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from streambench.cli import main
+from tests.conftest import cli_exit_code
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CASES = ("chat-hello", "failover-openai-chat")
@@ -26,10 +25,9 @@ def matrix_dir(tmp_path: Path) -> Path:
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
+    code = cli_exit_code(args)
     captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
+    return code, captured.out, captured.err
 
 
 def test_a_matrix_file_runs_its_axes_with_paths_relative_to_it(

@@ -12,10 +12,10 @@ from pathlib import Path
 import anthropic
 import httpx
 import pytest
+from tests.conftest import cli_exit_code
 
 from streambench import synth
 from streambench._server import running_server
-from streambench.cli import main
 from streambench.replay import (
     ReplayTransport,
     build_plan,
@@ -111,11 +111,7 @@ def test_replay_app_cycles_plans_and_logs_requests() -> None:
 
 
 def run(argv: list[str], capsysbinary: pytest.CaptureFixture[bytes]) -> tuple[int, bytes, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+    code = cli_exit_code(argv)
     out, err = capsysbinary.readouterr()
     return code, out, err.decode()
 
