@@ -6,12 +6,15 @@ Each command lives in a module of this package that registers itself on :data:`a
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from streambench.errors import StreambenchError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
 
 app = typer.Typer(
     name="streambench",
@@ -22,6 +25,16 @@ app = typer.Typer(
 )
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def run_progress(*columns: ProgressColumn | str) -> Progress:
+    """A transient progress display on stderr for long runs, drawn on a terminal only (a log
+    gets neither the bar nor the blank line it leaves)."""
+    from rich.progress import Progress
+
+    return Progress(
+        *columns, console=err_console, transient=True, disable=not err_console.is_terminal
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from streambench.cli import app, err_console
+from streambench.cli import app, err_console, run_progress
 from streambench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def run_command(
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
     group_by = parse_by(by)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from streambench.evaluate.dask_executor import make_executor
     from streambench.evaluate.report import write_reports
@@ -110,14 +110,8 @@ def run_command(
     matrix, out_dir = build_matrix(matrix_file, options)
     specs = matrix.specs()
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]runs"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,  # (a log gets no bar, nor its blank line)
+    with run_progress(
+        TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     ) as bar:
         task = bar.add_task("runs", total=len(specs))
         frame = run_matrix(

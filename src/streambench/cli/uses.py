@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streambench.cli import app, err_console
+from streambench.cli import app, err_console, run_progress
 from streambench.errors import SpecError
 
 if TYPE_CHECKING:
@@ -112,15 +112,10 @@ def experiment_order(
     _check_format(output_format, ("table", "markdown", "json"))
     if not 0 < confidence < 1:
         raise SpecError(f"--confidence {confidence}: must be between 0 and 1")
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]runs[/] {task.completed}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
+    with run_progress(
+        SpinnerColumn(), TextColumn("[bold]runs[/] {task.completed}"), TimeElapsedColumn()
     ) as bar:
         task = bar.add_task("runs", total=None)
         results = load_or_run(
