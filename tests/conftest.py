@@ -48,19 +48,29 @@ def speedups_built() -> bool:
     return True
 
 
+def skip_unless_speedups(allow_module_level: bool = False) -> None:
+    """Skip when the C accelerator is not built; fail instead under
+    STREAMBENCH_REQUIRE_SPEEDUPS=1 (CI sets it: a failed build must not hide)."""
+    if speedups_built():
+        return
+    if os.environ.get("STREAMBENCH_REQUIRE_SPEEDUPS") == "1":
+        pytest.fail("STREAMBENCH_REQUIRE_SPEEDUPS=1 but streambench._sse_speedups is not built")
+    pytest.skip(
+        "the C accelerator streambench._sse_speedups is not built",
+        allow_module_level=allow_module_level,
+    )
+
+
 @contextmanager
 def sse_implementation(name: str) -> Iterator[None]:
     """Run streambench.sse with its C accelerator ("c") or without it ("python").
 
-    Without a built accelerator "c" skips, unless STREAMBENCH_REQUIRE_SPEEDUPS=1 (CI sets it,
-    so that a failed build cannot hide behind the pure-Python path).
+    Without a built accelerator "c" skips (see skip_unless_speedups).
     """
     from streambench import sse
 
-    if name == "c" and not speedups_built():
-        if os.environ.get("STREAMBENCH_REQUIRE_SPEEDUPS") == "1":
-            pytest.fail("STREAMBENCH_REQUIRE_SPEEDUPS=1 but streambench._sse_speedups is not built")
-        pytest.skip("the C accelerator streambench._sse_speedups is not built")
+    if name == "c":
+        skip_unless_speedups()
     saved = sse._speedups
     sse._speedups = saved if name == "c" else None
     try:

@@ -4,20 +4,16 @@ shape is tested by tests/test_sse.py and tests/test_sse_corpus.py, which run on 
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
-from tests.conftest import speedups_built
+from tests.conftest import skip_unless_speedups
 
 from streambench.sse import SSEEvent
 
-if not speedups_built():
-    if os.environ.get("STREAMBENCH_REQUIRE_SPEEDUPS") == "1":
-        pytest.fail("STREAMBENCH_REQUIRE_SPEEDUPS=1 but streambench._sse_speedups is not built")
-    pytest.skip("the C accelerator is not built", allow_module_level=True)
+skip_unless_speedups(allow_module_level=True)
 
-from streambench import _sse_speedups as speedups
+from streambench import _sse_speedups as speedups  # noqa: E402
 
 
 def simple(body: bytes | bytearray, offset: int = 100, crlf: bool = False) -> list | None:
