@@ -42,7 +42,7 @@ SSE_IMPLEMENTATIONS = ("c", "python")
 
 def speedups_built() -> bool:
     try:
-        from streambench import _sse_speedups  # noqa: F401
+        from streambench.sse import _speedups as _sse_speedups  # noqa: F401
     except ImportError:
         return False
     return True
@@ -54,9 +54,9 @@ def skip_unless_speedups(allow_module_level: bool = False) -> None:
     if speedups_built():
         return
     if os.environ.get("STREAMBENCH_REQUIRE_SPEEDUPS") == "1":
-        pytest.fail("STREAMBENCH_REQUIRE_SPEEDUPS=1 but streambench._sse_speedups is not built")
+        pytest.fail("STREAMBENCH_REQUIRE_SPEEDUPS=1 but streambench.sse._speedups is not built")
     pytest.skip(
-        "the C accelerator streambench._sse_speedups is not built",
+        "the C accelerator streambench.sse._speedups is not built",
         allow_module_level=allow_module_level,
     )
 

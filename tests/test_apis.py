@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tests.conftest import corpus_files
 
-from streambench.apis import detect, event_content, summarize
+from streambench.providers.apis import detect, event_content, summarize
 from streambench.sse import SSEEvent, decode_all
 from streambench.transcript import load_inputs
 

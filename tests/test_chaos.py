@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streambench.chaos import MID_STREAM, POSITIONS, cells, load_factory, run_chaos
 from streambench.cli import main
 from streambench.errors import SpecError
+from streambench.uses.chaos import MID_STREAM, POSITIONS, cells, load_factory, run_chaos
 
 SUTS = Path(__file__).parent / "suts"
 CHAIN = ["anthropic", "openai", "anthropic-sync"]

@@ -15,8 +15,8 @@ HEAVY = (
     "pandas",
     "numpy",
     "plotly",
-    "streambench.evaluate.runner",
-    "streambench.evaluate.report",
+    "streambench.runner.matrix",
+    "streambench.report.files",
     "streambench.reference.app",
     "starlette.applications",
     "uvicorn",
@@ -52,7 +52,7 @@ except SystemExit as exc:
 
 def test_import_streambench_cli_loads_neither_pandas_nor_the_runner() -> None:
     loaded = modules_loaded("import streambench.cli")
-    assert {"pandas", "streambench.evaluate.runner"}.isdisjoint(loaded)
+    assert {"pandas", "streambench.runner.matrix"}.isdisjoint(loaded)
 
 
 def test_the_command_modules_load_nothing_heavy_at_import() -> None:
@@ -68,7 +68,7 @@ def test_help_loads_nothing_heavy() -> None:
 
 def test_inspect_loads_the_transcript_stack_only() -> None:
     loaded = modules_loaded(run_cli("inspect", "recordings/"))
-    assert {"streambench.transcript", "streambench.inspection"} <= loaded
+    assert {"streambench.transcript", "streambench.transcript.inspect"} <= loaded
     assert sorted(loaded.intersection(HEAVY)) == []
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from streambench.errors import ConfigError, SpecError
-from streambench.evaluate.client import consume
-from streambench.evaluate.dialects import UIEvent, dialect_parser
-from streambench.evaluate.profile import default_profile, load_profile
-from streambench.evaluate.quality import code_quality
-from streambench.evaluate.rules import RULES, RunContext, check_rules
-from streambench.evaluate.upstream import analyse_upstream
+from streambench.grade.client import consume
+from streambench.grade.dialects import UIEvent, dialect_parser
+from streambench.grade.profile import default_profile, load_profile
+from streambench.grade.quality import code_quality
+from streambench.grade.rules import RULES, RunContext, check_rules
+from streambench.grade.upstream import analyse_upstream
 
 
 def ev(t: float, kind: str, text: str | None = None, code: str | None = None, **data) -> UIEvent:

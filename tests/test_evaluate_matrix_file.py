@@ -108,7 +108,7 @@ def test_a_missing_matrix_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
 def test_a_module_sut_is_found_from_the_current_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from streambench.evaluate.sut import load_asgi
+    from streambench.suts import load_asgi
 
     (tmp_path / "my_team_sut.py").write_text(
         "async def app(scope, receive, send):\n    pass\n", encoding="utf-8"

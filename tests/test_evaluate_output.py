@@ -12,8 +12,8 @@ import pytest
 
 from streambench.cli import main
 from streambench.cli.evaluate import MAX_VIOLATION_ROWS
-from streambench.evaluate.report import load_results, summarize, violation_rows
-from streambench.evaluate.runner import Matrix, run_matrix
+from streambench.report.files import load_results, summarize, violation_rows
+from streambench.runner.matrix import Matrix, run_matrix
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NAIVE = "tests.suts.naive:app"

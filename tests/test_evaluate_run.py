@@ -15,8 +15,8 @@ import yaml
 from tests.conftest import needs_chromium, render_in_chromium
 
 from streambench.cli import main
-from streambench.evaluate.report import REPORT_FILES, load_results
-from streambench.evaluate.runner import Matrix, RunSpec, run_matrix, run_one
+from streambench.report.files import REPORT_FILES, load_results
+from streambench.runner.matrix import Matrix, RunSpec, run_matrix, run_one
 from streambench.transcript import Meta, Request, Response, Transcript, save
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from tests.conftest import needs_chromium, render_in_chromium
 
 from streambench.cli import main
 from streambench.errors import ConfigError
-from streambench.experiment import (
+from streambench.uses.experiment import (
     ORDER_BASELINE,
     ORDER_VARIANT,
     bootstrap_ci,

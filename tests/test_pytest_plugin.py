@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streambench import synth
-from streambench.pytest_plugin import Streambench, Variant
+from streambench.providers import synth
+from streambench.testing.pytest_plugin import Streambench, Variant
 from streambench.transcript import save
 
 pytest_plugins = ["pytester"]
@@ -142,7 +142,7 @@ def test_hypothesis_finds_the_two_character_escape_buffer_bug(
         from httpx_sse import connect_sse
         from hypothesis import HealthCheck, Phase, given, settings
 
-        from streambench.strategies import delta_chunkings, seeds
+        from streambench.testing.strategies import delta_chunkings, seeds
 
         INCOMPLETE_ESCAPE = re.compile(r"(?<!\\)(\\\\)*\\(u[0-9a-fA-F]{0,3})?$")
 

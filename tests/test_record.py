@@ -17,13 +17,13 @@ import httpx
 import pytest
 
 from conftest import REPO_ROOT
-from streambench import synth
 from streambench._server import running_server
 from streambench.cli import main
-from streambench.fake_provider import FakeProvider, fake_provider_app, parse_script
-from streambench.proxy import proxy_app
-from streambench.recorder import build_body, record
-from streambench.redact import Redactor, make_config, scan
+from streambench.providers import synth
+from streambench.providers.fake import FakeProvider, fake_provider_app, parse_script
+from streambench.record.proxy import proxy_app
+from streambench.record.recorder import build_body, record
+from streambench.record.redact import Redactor, make_config, scan
 from streambench.transcript import load, save
 
 FULL = os.environ.get("STREAMBENCH_FULL") == "1"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from reference_harness import run_reference
-from streambench.cases import Case, load_cases
 from streambench.reference.assistant import prefill_for
 from streambench.replay import build_plan, virtual_time
+from streambench.runner.cases import Case, load_cases
 from streambench.transcript import load
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

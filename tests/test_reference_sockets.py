@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from streambench._server import running_server
-from streambench.cases import load_case
 from streambench.reference.app import create_app
 from streambench.reference.config import ReferenceConfig
 from streambench.replay import ReplayApp, ReplayPlan, build_plan, replay_app
 from streambench.replay.transports import RequestRecord
+from streambench.runner.cases import load_case
 from streambench.sse import SSEDecoder, SSEEvent
 from streambench.transcript import load
 

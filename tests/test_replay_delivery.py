@@ -14,8 +14,8 @@ import httpx
 import pytest
 from tests.conftest import cli_exit_code
 
-from streambench import synth
 from streambench._server import running_server
+from streambench.providers import synth
 from streambench.replay import (
     ReplayTransport,
     build_plan,

@@ -13,7 +13,7 @@ from streambench.sse import SSEEvent
 
 skip_unless_speedups(allow_module_level=True)
 
-from streambench import _sse_speedups as speedups  # noqa: E402
+from streambench.sse import _speedups as speedups  # noqa: E402
 
 
 def simple(body: bytes | bytearray, offset: int = 100, crlf: bool = False) -> list | None:

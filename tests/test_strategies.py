@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streambench import synth
+from streambench.providers import synth
 from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.sse import decode_all
-from streambench.strategies import (
+from streambench.testing.strategies import (
     FAULT_KINDS,
     chunkings,
     delta_chunkings,

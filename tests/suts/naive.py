@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from streambench.apis import event_content
+from streambench.providers.apis import event_content
 from streambench.sse import SSEDecoder
 
 PREFILL = {"job_code": '{\n  "code_edits": [', "workflow": '{\n  "yaml": "'}

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
-    from streambench.evaluate.runner import Matrix
+    from streambench.runner.matrix import Matrix
 
 # pandas and the evaluation stack load inside the commands: `streambench --help` stays fast.
 DEFAULT_CASES = "fixtures"
@@ -31,7 +31,7 @@ Many = Annotated[list[str] | None, typer.Option(show_default=False)]
 
 def build_matrix(matrix_file: Path | None, options: dict[str, Any]) -> tuple[Matrix, str]:
     """Command-line axes override the matrix file's; unset axes take the defaults."""
-    from streambench.evaluate.runner import DEFAULT_CHUNKINGS, Matrix, load_matrix
+    from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, load_matrix
 
     axes: dict[str, Any] = load_matrix(matrix_file) if matrix_file else {}
     for key, value in options.items():
@@ -90,9 +90,9 @@ def run_command(
     group_by = parse_by(by)
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    from streambench.evaluate.dask_executor import make_executor
-    from streambench.evaluate.report import write_reports
-    from streambench.evaluate.runner import parse_faults, run_matrix
+    from streambench.report.files import write_reports
+    from streambench.runner.dask_executor import make_executor
+    from streambench.runner.matrix import parse_faults, run_matrix
 
     options = {
         "cases": case,
@@ -133,7 +133,7 @@ def run_command(
 
 def parse_by(value: str | None) -> list[str] | None:
     """``--by``: id columns to group the summary by (None: the default grouping)."""
-    from streambench.evaluate.runner import ID_COLUMNS
+    from streambench.runner.matrix import ID_COLUMNS
 
     if value is None:
         return None
@@ -160,7 +160,7 @@ def summary_table(frame: pd.DataFrame, by: list[str], title: str) -> Table:
     from rich import box
     from rich.table import Table
 
-    from streambench.evaluate.report import TERMINALS, summarize
+    from streambench.report.files import TERMINALS, summarize
 
     table = Table(
         title=title,
@@ -199,7 +199,7 @@ def violations_table(frame: pd.DataFrame, limit: int = MAX_VIOLATION_ROWS) -> Ta
     from rich import box
     from rich.table import Table
 
-    from streambench.evaluate.report import violation_rows
+    from streambench.report.files import violation_rows
 
     rows = violation_rows(frame)
     caption = f"{len(rows) - limit} more in the report files" if len(rows) > limit else None
@@ -218,7 +218,7 @@ def violations_table(frame: pd.DataFrame, limit: int = MAX_VIOLATION_ROWS) -> Ta
 def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> str:
     from collections import Counter
 
-    from streambench.evaluate.report import violation_rows
+    from streambench.report.files import violation_rows
 
     flagged = int((frame["n_violations"] > 0).sum()) if len(frame) else 0
     rules = Counter(v["rule"] for v in violation_rows(frame)) if len(frame) else Counter()
@@ -255,8 +255,8 @@ def gate_command(
     baseline: Annotated[Path | None, typer.Option(help="Baseline results to compare with.")] = None,
 ) -> None:
     """Check results against thresholds: exit 0 pass, 1 fail, 2 misuse."""
-    from streambench.evaluate.gate import DEFAULT_THRESHOLDS, evaluate_gate, load_thresholds
-    from streambench.evaluate.report import load_results
+    from streambench.report.files import load_results
+    from streambench.report.gate import DEFAULT_THRESHOLDS, evaluate_gate, load_thresholds
 
     limits = load_thresholds(thresholds) if thresholds else DEFAULT_THRESHOLDS
     frame = load_results(results)

@@ -11,10 +11,10 @@ from rich.console import Console
 from streambench import _server
 from streambench.cli import app, err_console
 from streambench.errors import ConfigError
-from streambench.recorder import PROVIDERS
+from streambench.record.recorder import PROVIDERS
 
 if TYPE_CHECKING:
-    from streambench.redact import Redactor
+    from streambench.record.redact import Redactor
 
 # The recorder, proxy and servers (httpx, starlette, uvicorn) load inside the commands.
 
@@ -40,7 +40,7 @@ RedactConfig = Annotated[
 def _redactor(
     headers: list[str], query: list[str], paths: list[str], patterns: list[str], cfg: Path | None
 ) -> Redactor:
-    from streambench.redact import Redactor, load_config, make_config
+    from streambench.record.redact import Redactor, load_config, make_config
 
     config = make_config(headers, query, paths, patterns)
     if cfg is not None:
@@ -86,7 +86,7 @@ def record_command(
     from rich.progress import Progress
 
     from streambench._yaml import load_yaml
-    from streambench.recorder import (
+    from streambench.record.recorder import (
         auth_headers,
         is_recorded,
         load_request,
@@ -153,7 +153,7 @@ def proxy_command(
     redact_config: RedactConfig = None,
 ) -> None:
     """A recording reverse proxy: point an application's base URL at it."""
-    from streambench.proxy import proxy_app
+    from streambench.record.proxy import proxy_app
 
     redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
     scheme, _, rest = upstream.partition("://")
@@ -176,7 +176,7 @@ def scan_command(
     config: RedactConfig = None,
 ) -> None:
     """Find secrets (provider keys, bearer tokens, key headers / query parameters)."""
-    from streambench.redact import load_config, make_config, scan
+    from streambench.record.redact import load_config, make_config, scan
 
     extra = make_config(patterns=pattern, where="--pattern")
     if config is not None:
@@ -198,7 +198,7 @@ def fake_provider_command(
     ttfb: Annotated[float, typer.Option(help="Pause before the first event, ms.")] = 0,
 ) -> None:
     """An offline provider: anthropic-messages, openai-chat and openai-responses endpoints."""
-    from streambench.fake_provider import fake_provider_app
+    from streambench.providers.fake import fake_provider_app
 
     app_ = fake_provider_app(script, rate=rate, ttfb_ms=ttfb)
 

@@ -17,7 +17,7 @@ from streambench.cli import app
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from streambench.inspection import TranscriptInfo
+    from streambench.transcript.inspect import TranscriptInfo
 
 # Piped output (CI logs, files) gets room for the whole table instead of rich's 80 columns.
 _PIPE_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 180
@@ -96,8 +96,8 @@ def inspect_command(
     ] = OutputFormat.table,
 ) -> None:
     """Show provider, api, size, timing and content of each recorded stream."""
-    from streambench.inspection import describe
     from streambench.transcript import expand_paths, load_file
+    from streambench.transcript.inspect import describe
 
     files = expand_paths(paths)
     rows: list[TranscriptInfo] = []

@@ -15,8 +15,8 @@ from streambench.cli import app, err_console, run_progress
 from streambench.errors import SpecError
 
 if TYPE_CHECKING:
-    from streambench.chaos import CellResult
-    from streambench.experiment import Comparison
+    from streambench.uses.chaos import CellResult
+    from streambench.uses.experiment import Comparison
 
 # The chaos and experiment stacks (httpx, the reference chain, pandas, numpy) load inside the
 # commands, so `streambench --help` stays fast.
@@ -47,7 +47,7 @@ def chaos(
 ) -> None:
     """Every fault kind x position x place in the provider chain, checked against the failover
     contract. Exit 1 when any cell fails."""
-    from streambench.chaos import load_factory, parse_providers, run_chaos
+    from streambench.uses.chaos import load_factory, parse_providers, run_chaos
 
     _check_format(output_format, ("table", "json"))
     results = run_chaos(parse_providers(providers), load_factory(sut), seed)
@@ -64,7 +64,7 @@ def chaos(
 
 def _chaos_table(results: list[CellResult]) -> Table:
     """Rows: position x fault kind; columns: the provider under the fault, by chain place."""
-    from streambench.chaos import POSITIONS
+    from streambench.uses.chaos import POSITIONS
 
     chain = sorted({(r.cell.chain_index, r.cell.chain_provider) for r in results})
     table = Table(title="Failover contract: fault position x kind x place in the chain")
@@ -106,8 +106,8 @@ def experiment_order(
 ) -> None:
     """Compare two orders (changes_first vs text_first) or any two SUTs on the same replays:
     paired differences, bootstrap confidence intervals, a verdict per metric."""
-    from streambench.evaluate import LocalExecutor
-    from streambench.experiment import compare, load_or_run, to_markdown, write_report
+    from streambench.runner import LocalExecutor
+    from streambench.uses.experiment import compare, load_or_run, to_markdown, write_report
 
     _check_format(output_format, ("table", "markdown", "json"))
     if not 0 < confidence < 1:
@@ -136,7 +136,7 @@ def experiment_order(
 
 
 def _experiment_table(comparison: Comparison) -> Table:
-    from streambench.experiment import format_number
+    from streambench.uses.experiment import format_number
 
     pct = round(comparison.confidence * 100)
     table = Table(title=f"B = {comparison.variant}  vs  A = {comparison.baseline}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streambench.apis import event_content
+from streambench.providers.apis import event_content
 from streambench.sse import SSEEvent, decode_all, encode
 
 

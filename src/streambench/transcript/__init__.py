@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from streambench import apis
 from streambench._atomic import atomic_write_text
 from streambench.errors import TranscriptError
+from streambench.providers import apis
 from streambench.sse import decode_all
 
 FORMAT_VERSION = 1

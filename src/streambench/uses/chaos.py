@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from streambench import synth
-from streambench.apis import event_content
 from streambench.errors import SpecError
+from streambench.providers import synth
+from streambench.providers.apis import event_content
 from streambench.reference.chain import (
     AllProvidersFailed,
     Chunk,

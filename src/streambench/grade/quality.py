@@ -7,7 +7,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from streambench.evaluate.client import ClientState
+from streambench.grade.client import ClientState
 
 
 def code_quality(state: ClientState, expected_code: str | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from streambench._yaml import load_yaml
 from streambench.errors import ConfigError
-from streambench.evaluate.rules import RULES
+from streambench.grade.rules import RULES
 
 STATISTICS = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "max": 100}
 BOUNDS = ("max", "min")

@@ -17,7 +17,7 @@ from plotly.offline import get_plotlyjs
 
 from streambench._atomic import atomic_write
 from streambench.errors import ConfigError
-from streambench.evaluate.runner import ID_COLUMNS
+from streambench.runner.matrix import ID_COLUMNS
 
 REPORT_FILES = ("results.parquet", "results.csv", "summary.md", "junit.xml", "report.html")
 SUMMARY_METRICS = ("ttfb_ms", "ttfc_ms", "ttft_ms", "total_ms", "changes_lag_ms", "text_lag_p95_ms")

@@ -2,9 +2,9 @@
 
 Answers are deterministic: a script rule matching the request (last user message, mode,
 prefill) gives the text or JSON answer, else the last user message is echoed. Streams are
-rendered by :mod:`streambench.synth` and paced at ``rate`` tokens per second. Every streamed
-frame's send time (``time.monotonic()``) is logged in :attr:`FakeProvider.sent` so tests can
-compare a recorder's arrival times against them.
+rendered by :mod:`streambench.providers.synth` and paced at ``rate`` tokens per second.
+Every streamed frame's send time (``time.monotonic()``) is logged in
+:attr:`FakeProvider.sent` so tests can compare a recorder's arrival times against them.
 
 Faults for failover demos, by request header ``x-fake-fail`` or a rule's ``fail``:
 ``529`` / ``429`` / any status (HTTP error before the stream), ``error@N`` (a provider error
@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from streambench import synth
 from streambench._yaml import load_yaml
 from streambench.errors import ConfigError
+from streambench.providers import synth
 
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "

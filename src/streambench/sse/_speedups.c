@@ -76,7 +76,7 @@ simple_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (event_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_sse_speedups.init() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.init() was not called");
         return NULL;
     }
     Py_ssize_t stop = PyLong_AsSsize_t(args[1]);
@@ -213,12 +213,12 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_sse_speedups", "Accelerator of streambench.sse.", -1, methods,
+    PyModuleDef_HEAD_INIT, "streambench.sse._speedups", "Accelerator of streambench.sse.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC
-PyInit__sse_speedups(void)
+PyInit__speedups(void)
 {
     message = PyUnicode_InternFromString("message");
     if (message == NULL) {

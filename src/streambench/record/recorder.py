@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streambench import apis
 from streambench._yaml import load_yaml
 from streambench.errors import ConfigError, TranscriptError
-from streambench.redact import Redactor
+from streambench.providers import apis
+from streambench.record.redact import Redactor
 from streambench.transcript import Meta, Request, Response, Transcript, load, save
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from streambench.errors import ConfigError
-from streambench.evaluate.executors import Executor, LocalExecutor, Progress, Row, _run_batch
+from streambench.runner.executors import Executor, LocalExecutor, Progress, Row, _run_batch
 
 S = TypeVar("S")
 EXECUTORS = ("local", "dask")

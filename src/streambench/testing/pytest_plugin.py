@@ -27,8 +27,8 @@ import pytest
 from streambench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from streambench.cases import Case
     from streambench.replay import ReplayPlan, ReplayTransport
+    from streambench.runner.cases import Case
     from streambench.transcript import Transcript
 
 # The replay stack is imported when a test uses it, not when pytest loads the plugin: every
@@ -72,7 +72,7 @@ class Streambench:
     @property
     def case(self) -> Case | None:
         """The current variant's case (None without the marker or for a bare transcript)."""
-        from streambench.cases import load_case
+        from streambench.runner.cases import load_case
 
         path = _case_path(self.variant.source) if self.variant else None
         return load_case(path) if path else None

@@ -6,7 +6,7 @@ objects. A typical property: "for any split and any single fault, my handler's o
 same"::
 
     from hypothesis import given
-    from streambench.strategies import chunkings, faults
+    from streambench.testing.strategies import chunkings, faults
 
     @given(chunking=chunkings(), fault=faults(max_event=5))
     def test_handler(streambench, chunking, fault): ...
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from streambench import synth
+from streambench.providers import synth
 from streambench.transcript import Transcript
 
 FAULT_KINDS = (
@@ -130,9 +130,9 @@ def transcripts(
     apis: Sequence[str] = synth.APIS,
     texts: st.SearchStrategy[str] | None = None,
 ) -> Transcript:
-    """Valid provider streams (via :mod:`streambench.synth`) carrying a drawn text, cut into
-    drawn deltas, with event arrival times. Example: an anthropic-messages transcript whose
-    text is ``'héllo "x"'`` in deltas ``['hé', 'llo "', 'x"']``."""
+    """Valid provider streams (via :mod:`streambench.providers.synth`) carrying a drawn
+    text, cut into drawn deltas, with event arrival times. Example: an anthropic-messages
+    transcript whose text is ``'héllo "x"'`` in deltas ``['hé', 'llo "', 'x"']``."""
     api = draw(st.sampled_from(list(apis)))
     text = draw(texts if texts is not None else stream_texts())
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=len(text))))

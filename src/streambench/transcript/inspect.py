@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from streambench.apis import summarize
+from streambench.providers.apis import summarize
 from streambench.sse import decode_all
 from streambench.transcript import Transcript
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streambench.evaluate.dialects import UIEvent
+from streambench.grade.dialects import UIEvent
 
 
 @dataclass(frozen=True)

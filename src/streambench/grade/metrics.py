@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streambench.evaluate.client import ClientState
-from streambench.evaluate.upstream import UpstreamContent
+from streambench.grade.client import ClientState
+from streambench.grade.upstream import UpstreamContent
 
 NAN = math.nan
 METRIC_COLUMNS = (

@@ -475,7 +475,7 @@ def make_transcript(
     request_body: Any,
     url: str | None = None,
     chunk_times_ms: Sequence[float] | None = None,
-    notes: str | None = "synthesised by streambench.synth",
+    notes: str | None = "synthesised by streambench.providers.synth",
     status: int = 200,
 ) -> Transcript:
     """A transcript of a synthesised exchange. ``chunk_times_ms`` gives one arrival time per SSE
@@ -491,7 +491,9 @@ def make_transcript(
     streamed = body.lstrip().startswith((b"event:", b"data:"))
     content_type = "text/event-stream; charset=utf-8" if streamed else "application/json"
     return Transcript(
-        meta=Meta(provider=PROVIDERS[api], api=api, source="streambench.synth", notes=notes),
+        meta=Meta(
+            provider=PROVIDERS[api], api=api, source="streambench.providers.synth", notes=notes
+        ),
         request=Request(
             method="POST",
             url=url or DEFAULT_URLS[api],

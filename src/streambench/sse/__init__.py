@@ -18,7 +18,7 @@ from operator import add
 from typing import NamedTuple
 
 try:  # the C accelerator of simple blocks, built at install when a compiler is there
-    from streambench import _sse_speedups as _speedups
+    from streambench.sse import _speedups
 except ImportError:  # pragma: no cover - exercised by installs without a compiler
     _speedups = None
 

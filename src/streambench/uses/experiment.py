@@ -17,9 +17,9 @@ import pandas as pd
 
 from streambench._atomic import atomic_write_text
 from streambench.errors import ConfigError
-from streambench.evaluate import Executor, Matrix, run_matrix
-from streambench.evaluate.executors import Progress
-from streambench.evaluate.runner import load_matrix
+from streambench.runner import Executor, Matrix, run_matrix
+from streambench.runner.executors import Progress
+from streambench.runner.matrix import load_matrix
 
 ORDER_BASELINE = "reference"
 ORDER_VARIANT = "reference:order=text_first"

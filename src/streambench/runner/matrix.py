@@ -25,16 +25,19 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from streambench._yaml import load_yaml
-from streambench.cases import case_files, load_case
 from streambench.errors import ConfigError, SpecError
-from streambench.evaluate.client import consume
-from streambench.evaluate.dialects import UIEvent, dialect_parser
-from streambench.evaluate.executors import Executor, LocalExecutor, Progress
-from streambench.evaluate.metrics import compute_metrics
-from streambench.evaluate.profile import load_profile
-from streambench.evaluate.quality import code_quality
-from streambench.evaluate.rules import RunContext, check_rules
-from streambench.evaluate.sut import (
+from streambench.grade.client import consume
+from streambench.grade.dialects import UIEvent, dialect_parser
+from streambench.grade.metrics import compute_metrics
+from streambench.grade.profile import load_profile
+from streambench.grade.quality import code_quality
+from streambench.grade.rules import RunContext, check_rules
+from streambench.grade.upstream import analyse_upstream
+from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
+from streambench.runner.cases import case_files, load_case
+from streambench.runner.executors import Executor, LocalExecutor, Progress
+from streambench.sse import SSEDecoder
+from streambench.suts import (
     ReplayHost,
     SutResponse,
     call_http,
@@ -43,9 +46,6 @@ from streambench.evaluate.sut import (
     replay_host,
     request_body,
 )
-from streambench.evaluate.upstream import analyse_upstream
-from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
-from streambench.sse import SSEDecoder
 from streambench.transcript import load_inputs
 
 ID_COLUMNS = ("case", "sut", "dialect", "chunking", "latency", "fault", "seed")

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from streambench import apis
-from streambench.redact import Redactor
+from streambench.providers import apis
+from streambench.record.redact import Redactor
 from streambench.transcript import Meta, Response, Transcript, save
 from streambench.transcript import Request as TranscriptRequest
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from streambench._yaml import load_yaml
 from streambench.errors import ConfigError
-from streambench.evaluate.rules import RULES
+from streambench.grade.rules import RULES
 
 Profile = dict[str, dict[str, Any]]  # selected rule slug -> parameters
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streambench.evaluate.client import ClientState
-from streambench.evaluate.dialects import UIEvent
+from streambench.grade.client import ClientState
+from streambench.grade.dialects import UIEvent
 
 STRUCTURED_MODES = frozenset({"job_code", "workflow"})
 _ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{1,4}|["\\/bfnrt])')

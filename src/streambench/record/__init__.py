@@ -1,0 +1,1 @@
+"""Recording: the recorder, the recording proxy, redaction and the secret scanner."""

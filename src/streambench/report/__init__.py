@@ -1,0 +1,1 @@
+"""Reports of result rows: the report files, the CI gate."""

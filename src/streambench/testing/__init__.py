@@ -1,0 +1,1 @@
+"""For users' test suites: the pytest plugin and hypothesis strategies."""
