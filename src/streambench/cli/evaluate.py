@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,35 +17,13 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
-    from streambench.runner.matrix import Matrix
 
 # pandas and the evaluation stack load inside the commands: `streambench --help` stays fast.
-DEFAULT_CASES = "fixtures"
-DEFAULT_OUT = "reports"
 FORMATS = ("table", "json", "jsonl")
 # The table format lists at most this many violations; the report files hold them all.
 MAX_VIOLATION_ROWS = 25
 
 Many = Annotated[list[str] | None, typer.Option(show_default=False)]
-
-
-def build_matrix(matrix_file: Path | None, options: dict[str, Any]) -> tuple[Matrix, str]:
-    """Command-line axes override the matrix file's; unset axes take the defaults."""
-    from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, load_matrix
-
-    axes: dict[str, Any] = load_matrix(matrix_file) if matrix_file else {}
-    for key, value in options.items():
-        if value:
-            axes[key] = value
-    out = axes.pop("out", None) or DEFAULT_OUT
-    cases = axes.pop("cases", None) or [DEFAULT_CASES]
-    if cases == [DEFAULT_CASES] and not Path(DEFAULT_CASES).is_dir():
-        raise ConfigError(
-            f"no cases given and no {DEFAULT_CASES}/ folder here: run from the streambench "
-            "checkout or pass --case FILE_OR_FOLDER"
-        )
-    axes.setdefault("chunkings", list(DEFAULT_CHUNKINGS))
-    return Matrix(cases=cases, **axes), out
 
 
 @app.command("run")
@@ -65,7 +43,7 @@ def run_command(
     seed: Annotated[list[int] | None, typer.Option(show_default=False)] = None,
     profile: Annotated[Path | None, typer.Option(help="Rules profile YAML.")] = None,
     out: Annotated[
-        Path | None, typer.Option(help=f"Report folder [default: {DEFAULT_OUT}]")
+        Path | None, typer.Option(help="Report folder [default: reports, or the matrix's out]")
     ] = None,
     format: Annotated[
         str, typer.Option("--format", help="table (a summary), json or jsonl (one row per run)")
@@ -92,7 +70,7 @@ def run_command(
 
     from streambench.report.files import write_reports
     from streambench.runner.dask_executor import make_executor
-    from streambench.runner.matrix import parse_faults, run_matrix
+    from streambench.runner.matrix import build_matrix, parse_faults, run_matrix
 
     options = {
         "cases": case,
@@ -107,7 +85,7 @@ def run_command(
         "replay_port": replay_port,
         "out": str(out) if out else None,
     }
-    matrix, out_dir = build_matrix(matrix_file, options)
+    matrix, out_dir = build_matrix(matrix_file, **options)
     specs = matrix.specs()
     started = time.perf_counter()
     with run_progress(

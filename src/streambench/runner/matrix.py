@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,10 @@ from streambench.suts import (
 from streambench.transcript import load_inputs
 
 ID_COLUMNS = ("case", "sut", "dialect", "chunking", "latency", "fault", "seed")
+# The bundled cases, looked up in the current folder (a checkout of streambench), and where
+# reports go when no other folder is named.
+DEFAULT_CASES = "fixtures"
+DEFAULT_OUT = "reports"
 # The replay's own default: recorded chunk times when the transcript has them, else tokens.
 DEFAULT_LATENCY = "default"
 DEFAULT_CHUNKINGS = (
@@ -77,10 +81,13 @@ class RunSpec:
 
 @dataclass
 class Matrix:
-    cases: list[str]
+    """The axes of a matrix of runs; every run is one combination (see :meth:`specs`). The
+    defaults are ``streambench run``'s: the cases in ``fixtures/`` under six chunkings."""
+
+    cases: list[str] = field(default_factory=lambda: [DEFAULT_CASES])
     suts: list[str] = field(default_factory=lambda: ["reference"])
     dialects: list[str] = field(default_factory=lambda: ["streambench"])
-    chunkings: list[str] = field(default_factory=lambda: ["events"])
+    chunkings: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKINGS))
     latencies: list[str] = field(default_factory=lambda: [DEFAULT_LATENCY])
     faults: list[tuple[str, ...]] = field(default_factory=lambda: [()])
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -167,10 +174,36 @@ def load_matrix(path: str | Path) -> dict[str, Any]:
     return axes
 
 
+def build_matrix(
+    path: str | Path | None = None, *, out: str | None = None, **overrides: Any
+) -> tuple[Matrix, str]:
+    """The matrix of a matrix file (or of the defaults), with ``overrides`` (Matrix fields,
+    e.g. ``cases=[...]``; None or empty leaves the file's value) on top, and its report folder
+    (``out``, else the file's ``out``, else ``reports``)."""
+    axes: dict[str, Any] = load_matrix(path) if path is not None else {}
+    if out:
+        axes["out"] = out
+    for key, value in overrides.items():
+        if key not in MATRIX_FIELDS:
+            raise ConfigError(f"matrix: unknown axis {key!r} (known: {', '.join(MATRIX_FIELDS)})")
+        if value:
+            axes[key] = value
+    out = axes.pop("out", None) or DEFAULT_OUT
+    cases = axes.get("cases") or [DEFAULT_CASES]
+    if cases == [DEFAULT_CASES] and not Path(DEFAULT_CASES).is_dir():
+        raise ConfigError(
+            f"no cases given and no {DEFAULT_CASES}/ folder here: run from the streambench "
+            "checkout or name the case files or folders"
+        )
+    return Matrix(**{**axes, "cases": cases}), out
+
+
 def _check_latency(spec: str) -> None:
     if spec != DEFAULT_LATENCY:
         parse_latency(spec)
 
+
+MATRIX_FIELDS = tuple(f.name for f in fields(Matrix))
 
 SPEC_CHECKS: dict[str, Callable[[Any], object]] = {
     "suts": parse_sut,
