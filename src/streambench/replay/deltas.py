@@ -269,8 +269,7 @@ def resplit(
             slot_cuts = {slot: sorted(hostile_cuts("".join(t))) for slot, t in texts.items()}
         else:  # dicts keep insertion order: slots are numbered by first appearance
             slot_cuts = {
-                slot: list(split.at[n]) if n < len(split.at) else []
-                for n, slot in enumerate(texts)
+                slot: list(split.at[n]) if n < len(split.at) else [] for n, slot in enumerate(texts)
             }
     slot_offset: dict[tuple[Any, ...], int] = {}
 

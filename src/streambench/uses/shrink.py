@@ -17,6 +17,7 @@ send. The case's expected answer follows the reduced recording it was decoded fr
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -24,6 +25,7 @@ import shlex
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,17 +33,18 @@ from typing import Any, TypeVar
 import yaml
 
 from streambench._atomic import atomic_write_text
-from streambench.errors import ConfigError, SpecError, StreambenchError
+from streambench.errors import ConfigError, StreambenchError
 from streambench.grade.upstream import PREFILLS, TEXT_KEYS
 from streambench.reference.edits import resolve_code_edits
 from streambench.replay import build_plan, parse_chunking, parse_fault
 from streambench.replay.deltas import content_deltas, with_contents
 from streambench.replay.frames import frames_of
 from streambench.replay.plan import resplit_transcript
-from streambench.runner.cases import Case, load_case
-from streambench.runner.matrix import DEFAULT_LATENCY, RunSpec, run_one
+from streambench.report.files import run_id
+from streambench.runner.cases import Case, case_files, load_case
+from streambench.runner.matrix import DEFAULT_LATENCY, RunSpec, parse_faults, run_one
 from streambench.suts import parse_sut, replay_host
-from streambench.transcript import Meta, Transcript, load_inputs, save
+from streambench.transcript import Transcript, load_inputs, save
 
 T = TypeVar("T")
 NO_LATENCY = "const:ttfb=0,gap=0"
@@ -236,7 +239,7 @@ class _Search:
 
     def size(self, v: Variant) -> Size:
         plans = [
-            build_plan(t, v.chunking, _latency(v.latency), v.faults if i == 0 else (), self.spec.seed)
+            build_plan(t, v.chunking, _latency(v.latency), () if i else v.faults, self.spec.seed)
             for i, t in enumerate(v.transcripts)
         ]
         return Size(
@@ -425,7 +428,7 @@ class _Search:
         plan = build_plan(
             v.transcripts[0], v.chunking, _latency(v.latency), v.faults, self.spec.seed
         )
-        ends = [len(b"".join(c.data for c in plan.chunks[: i + 1])) for i in range(len(plan.chunks) - 1)]
+        ends = list(itertools.accumulate(len(c.data) for c in plan.chunks))[:-1]
         explicit = replace(v, chunking=_joined(content, f"cuts:{','.join(map(str, ends))}"))
         if not ends or not self.fails(explicit):
             return v
@@ -488,27 +491,28 @@ def _remap_faults(
 _TEST_FILE = '''"""Regression test written by `streambench shrink`: {rule} on {case}.
 
 Shrunk from the run {source}
-({sizes}). It fails while the SUT breaks {rule!r} on this stream and passes once
-the bug is fixed. Point it at another build with STREAMBENCH_SUT=module:app.
+({sizes}).
+It fails while the SUT breaks {rule} on this stream and passes once the bug is fixed;
+point it at another build with STREAMBENCH_SUT=module:app.
 """
 
 import os
 
 import pytest
 
-SUT = os.environ.get("STREAMBENCH_SUT", {sut!r})
+SUT = os.environ.get("STREAMBENCH_SUT", {sut})
 
 
 @pytest.mark.streambench(
     cases=["."],
-    chunkings=[{chunking!r}],
-    latencies=[{latency!r}],
-    faults=[{faults!r}],
+    chunkings=[{chunking}],
+    latencies=[{latency}],
+    faults=[{faults}],
     seeds=[{seed}],
 )
 def test_{function}(streambench):
-    row = streambench.run(SUT, dialect={dialect!r})
-    broken = [v["message"] for v in row["violations"] if v["rule"] == {rule!r}]
+    row = streambench.run(SUT, dialect={dialect})
+    broken = [v["message"] for v in row["violations"] if v["rule"] == {rule_literal}]
     assert not broken, broken
 '''
 
@@ -545,9 +549,10 @@ def shrink_run(
     with tempfile.TemporaryDirectory(prefix="streambench-shrink-") as tmp:
         search = _Search(case, spec, rule, budget_s, Path(tmp), on_progress)
         sut = parse_sut(spec.sut)
-        with replay_host(0) if sut.kind == "http" else _no_host() as host:
+        with replay_host(0) if sut.kind == "http" else nullcontext() as host:
             search.host = host
-            start = Variant(transcripts, spec.chunking, spec.latency, spec.faults, _case_expect(case))
+            expect = _case_expect(case)
+            start = Variant(transcripts, spec.chunking, spec.latency, spec.faults, expect)
             original = _violated(search.run(start, Path(tmp) / "original"))
             if rule not in original:
                 broke = ", ".join(sorted(original)) or "no rule"
@@ -577,19 +582,18 @@ def shrink_run(
     command = reproduce_command(case_dir, spec, v)
     elapsed_s = time.monotonic() - started
     return ShrinkResult(
-        rule, source, before, after, v, search.runs, elapsed_s, complete, case_dir, test_file,
+        rule,
+        source,
+        before,
+        after,
+        v,
+        search.runs,
+        elapsed_s,
+        complete,
+        case_dir,
+        test_file,
         command,
     )
-
-
-class _no_host:  # noqa: N801 - reads like the contextlib helper it stands in for
-    """No replay host for an in-process SUT."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _write_case(
@@ -622,13 +626,116 @@ def _write_case(
         case=name,
         source=source or spec.case_path,
         sizes=sizes,
-        sut=spec.sut,
-        chunking=v.chunking,
-        latency=None if v.latency == DEFAULT_LATENCY else v.latency,
-        faults=";".join(v.faults),
+        sut=json.dumps(spec.sut),
+        chunking=json.dumps(v.chunking),
+        latency=json.dumps(None if v.latency == DEFAULT_LATENCY else v.latency).replace(
+            "null", "None"
+        ),
+        faults=json.dumps(";".join(v.faults)),
         seed=spec.seed,
         function=_slug(f"no {rule}").replace("-", "_"),
-        dialect=spec.dialect,
+        dialect=json.dumps(spec.dialect),
+        rule_literal=json.dumps(rule),
     )
     atomic_write_text(test_file, text)
     return test_file
+
+
+# ---------------------------------------------------------------------- picking the run
+
+
+def _case_path(row: dict[str, Any], cases: Path) -> str:
+    """The case file of a results row: its ``case_path`` column, else the case of that name
+    under ``cases``."""
+    path = row.get("case_path")
+    if isinstance(path, str) and Path(path).exists():
+        return path
+    for file in case_files([cases]) if cases.exists() else []:
+        if load_case(file).name == row["case"]:
+            return str(file)
+    raise ConfigError(
+        f"run {run_id(row)!r}: case {row['case']!r} not found (no case_path in the results "
+        f"and none of that name under {cases}/): pass --cases FOLDER"
+    )
+
+
+def spec_of(row: dict[str, Any], cases: Path = Path("fixtures")) -> RunSpec:
+    """The :class:`RunSpec` that re-runs a results row."""
+    seed = int(row["seed"])
+    faults = parse_faults(str(row["fault"] or ""))
+    return RunSpec(
+        _case_path(row, cases),
+        str(row["sut"]),
+        str(row["dialect"]),
+        str(row["chunking"]),
+        str(row["latency"]),
+        faults,
+        seed,
+    )
+
+
+def pick_run(
+    rows: list[dict[str, Any]],
+    run: str | None = None,
+    case: str | None = None,
+    rule: str | None = None,
+    sut: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The row to shrink and the rule it must keep breaking: ``run`` is a row number (0-based)
+    or a run id (``case | sut | ...``); otherwise the first failing row matching ``case``,
+    ``rule`` and ``sut``. The rule is ``rule``, else the row's first violation."""
+    if run is not None:
+        if run.isdigit() and int(run) < len(rows):
+            chosen = [rows[int(run)]]
+        else:
+            chosen = [r for r in rows if run_id(r) == run]
+        if not chosen:
+            raise ConfigError(f"--run {run!r}: no such row number or run id in the results")
+    else:
+        chosen = [
+            r
+            for r in rows
+            if r["violations"]
+            and (case is None or r["case"] == case)
+            and (sut is None or r["sut"] == sut)
+            and (rule is None or rule in _violated(r))
+        ]
+        if not chosen:
+            wanted = ", ".join(
+                f"{k} {v!r}" for k, v in (("case", case), ("rule", rule), ("sut", sut)) if v
+            )
+            raise ConfigError(f"no failing run in the results{' with ' + wanted if wanted else ''}")
+    row = chosen[0]
+    slugs = [v["rule"] for v in row["violations"]]
+    if rule is None:
+        if not slugs:
+            raise ConfigError(f"run {run_id(row)!r} has no violations: nothing to shrink")
+        rule = slugs[0]
+    elif rule not in slugs:
+        raise ConfigError(f"run {run_id(row)!r} does not break {rule!r} (it breaks: {slugs})")
+    return row, rule
+
+
+def shrink_failures(
+    rows: list[dict[str, Any]],
+    out_dir: str | Path,
+    budget_s: float = DEFAULT_BUDGET_S,
+    cases: Path = Path("fixtures"),
+    on_progress: Callable[[str, str, Size], None] | None = None,
+) -> dict[tuple[str, str, str], ShrinkResult]:
+    """Shrink the first failing run of every distinct (case, SUT, rule), each within
+    ``budget_s``; keyed by (case, sut, rule)."""
+    results: dict[tuple[str, str, str], ShrinkResult] = {}
+    several_suts = len({row["sut"] for row in rows if row["violations"]}) > 1
+    for row in rows:
+        for rule in dict.fromkeys(v["rule"] for v in row["violations"]):
+            key = (str(row["case"]), str(row["sut"]), rule)
+            if key in results:
+                continue
+            label = f"{row['case']} {rule}"
+            progress = (lambda s, z, label=label: on_progress(label, s, z)) if on_progress else None
+            where = Path(out_dir) / _slug(str(row["sut"])) if several_suts else Path(out_dir)
+            results[key] = shrink_run(
+                spec_of(row, cases), rule, where, budget_s, progress, source=run_id(row)
+            )
+    return results
