@@ -250,3 +250,18 @@ def test_run_shrink_links_each_failing_run_to_its_case(tmp_path: Path) -> None:
     row = load_results(tmp_path).iloc[0]
     assert row["shrunk_case"] == "shrunk/job-compact-json-missing-changes"
     assert (tmp_path / row["shrunk_case"] / "case.yaml").is_file()
+
+
+def test_bench_shrink_short_form_prints_its_medians() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_shrink.py", "--limit", "1", "--budget-s", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert re.search(r"median reduction: events [\d.]+x, characters [\d.]+x", done.stdout)

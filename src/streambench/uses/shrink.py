@@ -96,6 +96,18 @@ class ShrinkResult:
     steps: list[str] = field(default_factory=list)
 
 
+class _CaseDumper(yaml.SafeDumper):
+    """Multi-line strings (code, YAML answers) as ``|`` blocks, as a person writes case.yaml."""
+
+
+_CaseDumper.add_representer(
+    str,
+    lambda dumper, data: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", data, style="|" if "\n" in data else None
+    ),
+)
+
+
 class _OutOfBudget(Exception):
     """The time budget is spent: the search ends with the best variant so far."""
 
@@ -266,7 +278,7 @@ class _Search:
         }
         if extra:
             doc.update(extra)
-        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+        text = yaml.dump(doc, Dumper=_CaseDumper, sort_keys=False, allow_unicode=True, width=100)
         atomic_write_text(folder / "case.yaml", text)
         return folder / "case.yaml"
 
