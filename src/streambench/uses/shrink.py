@@ -248,6 +248,8 @@ class _Search:
         self.seen: dict[str, bool] = {}
         self.answer_from: int | None = None
         self.host: Any = None
+        self.best: Variant | None = None
+        self.step = "start"
 
     def size(self, v: Variant) -> Size:
         plans = [
@@ -304,20 +306,20 @@ class _Search:
             broken = set()  # e.g. a fault position past the reduced stream's end
         result = self.rule in broken and broken <= self.allowed
         self.seen[key] = result
+        if result:  # every failing candidate is the smallest so far: the budget may end here
+            self.best = v
+            if self.on_progress is not None:
+                self.on_progress(self.step, self.size(v))
         return result
 
-    def keep(self, step: str, current: Variant, candidate: Variant) -> Variant:
-        if self.fails(candidate):
-            if self.on_progress is not None:
-                self.on_progress(step, self.size(candidate))
-            return candidate
-        return current
+    def keep(self, current: Variant, candidate: Variant) -> Variant:
+        return candidate if self.fails(candidate) else current
 
     # ------------------------------------------------------------------------ the phases
 
     def faults(self, v: Variant) -> Variant:
         for spec in reversed(v.faults):
-            v = self.keep("fault", v, replace(v, faults=tuple(f for f in v.faults if f != spec)))
+            v = self.keep(v, replace(v, faults=tuple(f for f in v.faults if f != spec)))
         for n, spec in enumerate(v.faults):
             fault = parse_fault(spec)
             if fault.at == "start":
@@ -325,14 +327,14 @@ class _Search:
             for pos in _earlier_positions(fault.pos):
                 moved = (*v.faults[:n], _move_fault(spec, pos), *v.faults[n + 1 :])
                 if self.fails(replace(v, faults=moved)):
-                    v = self.keep("fault", v, replace(v, faults=moved))
+                    v = self.keep(v, replace(v, faults=moved))
                     break
         return v
 
     def latency(self, v: Variant) -> Variant:
         if v.latency == NO_LATENCY:
             return v
-        return self.keep("latency", v, replace(v, latency=NO_LATENCY))
+        return self.keep(v, replace(v, latency=NO_LATENCY))
 
     def bake(self, v: Variant) -> Variant:
         """Write the content re-split into the transcripts' events, so content can shrink."""
@@ -341,7 +343,7 @@ class _Search:
             return v
         transport = _transport_part(v.chunking)
         baked = tuple(resplit_transcript(t, v.chunking, self.spec.seed) for t in v.transcripts)
-        return self.keep("content", v, replace(v, transcripts=baked, chunking=transport))
+        return self.keep(v, replace(v, transcripts=baked, chunking=transport))
 
     def _with(self, v: Variant, k: int, texts: dict[int, str | None]) -> Variant | None:
         """``v`` with transcript ``k``'s content deltas replaced; None if the answer breaks."""
@@ -384,8 +386,6 @@ class _Search:
     def _accept(self, v: Variant, k: int, texts: dict[int, str | None]) -> Variant:
         candidate = self._with(v, k, texts)
         assert candidate is not None
-        if self.on_progress is not None:
-            self.on_progress("content", self.size(candidate))
         return candidate
 
     def _drop_deltas(self, v: Variant, k: int) -> Variant:
@@ -436,7 +436,7 @@ class _Search:
             return v
         none = replace(v, chunking=_joined(content, "coalesce"))
         if self.fails(none):
-            return self.keep("cuts", v, none)
+            return self.keep(v, none)
         plan = build_plan(
             v.transcripts[0], v.chunking, _latency(v.latency), v.faults, self.spec.seed
         )
@@ -450,7 +450,7 @@ class _Search:
             return replace(v, chunking=_joined(content, spec))
 
         kept = ddmin(ends, lambda sub: self.fails(with_cuts(sub)))
-        return self.keep("cuts", v, with_cuts(kept))
+        return self.keep(v, with_cuts(kept))
 
     def explicit_content(self, v: Variant) -> Variant:
         """One upstream recording with one content stream: its content back in one event,
@@ -473,7 +473,7 @@ class _Search:
         if candidate is None:
             return v
         content = "deltas:at=" + "/".join(map(str, bounds[1:]))
-        return self.keep("content", v, replace(candidate, chunking=_joined(content, transport)))
+        return self.keep(v, replace(candidate, chunking=_joined(content, transport)))
 
 
 def _latency(spec: str) -> str | None:
@@ -577,17 +577,18 @@ def shrink_run(
             before = search.size(start)
             v, complete = start, True
             try:
-                for phase in (
-                    search.faults,
-                    search.latency,
-                    search.bake,
-                    search.content,
-                    search.cuts,
-                    search.explicit_content,
+                for step, phase in (
+                    ("fault", search.faults),
+                    ("latency", search.latency),
+                    ("content", search.bake),
+                    ("content", search.content),
+                    ("cuts", search.cuts),
+                    ("content", search.explicit_content),
                 ):
+                    search.step = step
                     v = phase(v)
             except _OutOfBudget:
-                complete = False
+                v, complete = search.best or v, False
     case_dir = Path(out_dir) / _slug(f"{case.name}-{rule}")
     after = search.size(v)
     test_file = _write_case(search, spec, rule, v, case_dir, source, f"{before} -> {after}")
