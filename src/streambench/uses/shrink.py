@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,7 +93,6 @@ class ShrinkResult:
     case_dir: Path
     test_file: Path
     command: str
-    steps: list[str] = field(default_factory=list)
 
 
 class _CaseDumper(yaml.SafeDumper):
