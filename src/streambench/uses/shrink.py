@@ -373,9 +373,34 @@ class _Search:
     def content(self, v: Variant) -> Variant:
         for k in range(len(v.transcripts)):
             v = self._drop_deltas(v, k)
+            if self.case.mode in PREFILLS:
+                v = self._drop_json_values(v, k)
             v = self._drop_chars(v, k)
             v = self._merge_deltas(v, k)
         return v
+
+    def _drop_json_values(self, v: Variant, k: int) -> Variant:
+        """Whole objects and arrays of a JSON answer (an edit, say), largest first, with their
+        comma: one step that character deletion could only reach through invalid JSON."""
+        tried: set[str] = set()
+        while True:
+            deltas = self._deltas(v, k)
+            answer = "".join(text for _, text in deltas)
+            for start, end in sorted(json_spans(answer), key=lambda s: (s[0] - s[1], s[0])):
+                if answer[end : end + 1] == ",":
+                    end += 1
+                elif answer[start - 1 : start] == ",":
+                    start -= 1
+                texts = _without(deltas, range(start, end))
+                key = answer[:start] + answer[end:]
+                if key in tried:
+                    continue
+                tried.add(key)
+                if self._try(v, k, texts):
+                    v = self._accept(v, k, texts)
+                    break
+            else:
+                return v
 
     def _deltas(self, v: Variant, k: int) -> list[tuple[int, str]]:
         t = v.transcripts[k]
@@ -473,6 +498,44 @@ class _Search:
             return v
         content = "deltas:at=" + "/".join(map(str, bounds[1:]))
         return self.keep(v, replace(candidate, chunking=_joined(content, transport)))
+
+
+def json_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every balanced ``{...}`` / ``[...]`` in a piece of JSON text
+    (strings skipped; brackets opened before the piece or closed after it are ignored)."""
+    spans: list[tuple[int, int]] = []
+    stack: list[tuple[str, int]] = []
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append(("}" if ch == "{" else "]", i))
+        elif ch in "}]":
+            if stack and stack[-1][0] == ch:
+                spans.append((stack.pop()[1], i + 1))
+            else:
+                stack.clear()
+    return spans
+
+
+def _without(deltas: list[tuple[int, str]], removed: range) -> dict[int, str | None]:
+    """Delta texts with the answer's characters at ``removed`` deleted (empty deltas dropped)."""
+    texts: dict[int, str | None] = {}
+    at = 0
+    for i, text in deltas:
+        kept = "".join(ch for j, ch in enumerate(text, start=at) if j not in removed)
+        texts[i] = kept or None
+        at += len(text)
+    return texts
 
 
 def _latency(spec: str) -> str | None:
