@@ -229,6 +229,9 @@ def _joined(content: str | None, transport: str) -> str:
 
 
 class _Search:
+    """One shrink: the candidates tried (cached by content and plan), the best so far, the
+    budget; each phase method takes the current variant and returns a smaller failing one."""
+
     def __init__(
         self,
         case: Case,
@@ -324,9 +327,10 @@ class _Search:
             if fault.at == "start":
                 continue
             for pos in _earlier_positions(fault.pos):
-                moved = (*v.faults[:n], _move_fault(spec, pos), *v.faults[n + 1 :])
-                if self.fails(replace(v, faults=moved)):
-                    v = self.keep(v, replace(v, faults=moved))
+                faults = (*v.faults[:n], _move_fault(spec, pos), *v.faults[n + 1 :])
+                moved = replace(v, faults=faults)
+                if self.fails(moved):
+                    v = moved
                     break
         return v
 
