@@ -33,7 +33,7 @@ def shrink_command(
     ] = DEFAULT_BUDGET_S,
     out: Annotated[
         Path | None,
-        typer.Option(help="Where the case folder goes [default: RESULTS folder's shrunk/]."),
+        typer.Option(help="Where the case folder goes (default: RESULTS/shrunk/)."),
     ] = None,
     cases: Annotated[
         Path, typer.Option(help="Where to find the case when the results lack case_path.")
