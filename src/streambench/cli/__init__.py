@@ -72,8 +72,19 @@ from streambench.cli import (  # noqa: E402
     record,
     reference,
     replay,
+    shrink,
     transcripts,
     uses,
 )
 
-__all__ = ["app", "evaluate", "main", "record", "reference", "replay", "transcripts", "uses"]
+__all__ = [
+    "app",
+    "evaluate",
+    "main",
+    "record",
+    "reference",
+    "replay",
+    "shrink",
+    "transcripts",
+    "uses",
+]

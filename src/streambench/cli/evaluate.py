@@ -61,6 +61,17 @@ def run_command(
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
     ] = None,
     replay_port: Annotated[int, typer.Option(help="Port of the replay host for http SUTs.")] = 0,
+    shrink: Annotated[
+        bool,
+        typer.Option(
+            "--shrink",
+            help="After the run, shrink every distinct failing (case, SUT, rule) into a case"
+            " folder with a pytest file under OUT/shrunk/ (column shrunk_case).",
+        ),
+    ] = False,
+    shrink_budget_s: Annotated[
+        float, typer.Option(min=0.1, help="Seconds each --shrink search may take.")
+    ] = 60.0,
 ) -> None:
     """Run a matrix of replays against SUTs; write reports. Violations are data: exit 0."""
     if format not in FORMATS:
@@ -98,6 +109,8 @@ def run_command(
             progress=lambda n: bar.advance(task, n),
             on_host=lambda url: err_console.print(f"replay host: {url}"),
         )
+    if shrink and len(frame):
+        frame = _shrink_failures(frame, Path(out_dir), shrink_budget_s)
     elapsed_s = time.perf_counter() - started
     paths = write_reports(frame, out_dir)
     if format == "json":
@@ -107,6 +120,35 @@ def run_command(
     elif len(frame):
         _print_summary(frame, group_by)
     err_console.print(closing_line(frame, elapsed_s, paths), markup=False)
+
+
+def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.DataFrame:
+    """Shrink each distinct failure; each failing row links its shrunk case (``shrunk_case``,
+    relative to ``out_dir``) for its first violated rule."""
+    from rich.progress import TextColumn, TimeElapsedColumn
+
+    from streambench.cli.shrink import print_result
+    from streambench.uses.shrink import shrink_failures
+
+    rows = frame.to_dict(orient="records")
+    with run_progress(TextColumn("{task.description}"), TimeElapsedColumn()) as bar:
+        task = bar.add_task("shrinking")
+        shrunk = shrink_failures(
+            rows,
+            out_dir / "shrunk",
+            budget_s,
+            on_progress=lambda label, step, size: bar.update(
+                task, description=f"shrink {label}: {step}: {size}"
+            ),
+        )
+    for result in shrunk.values():
+        print_result(result)
+    links: list[str | None] = []
+    for row in rows:
+        rules = [v["rule"] for v in row["violations"]]
+        hit = shrunk.get((row["case"], row["sut"], rules[0])) if rules else None
+        links.append(str(hit.case_dir.relative_to(out_dir)) if hit else None)
+    return frame.assign(shrunk_case=links)
 
 
 def parse_by(value: str | None) -> list[str] | None:

@@ -3,6 +3,8 @@
 A split returns the end offset of every chunk; the last one is ``len(body)``. Splits that
 only add cuts at special places (``utf8``, ``crlf``) also keep every event boundary, so a
 stream without multi-byte characters or CRLF is delivered as ``events`` would deliver it.
+``cuts:12,57,103`` is an explicit plan: chunks end exactly at those byte offsets of the
+delivered body (offsets at or past its end are ignored), and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,19 +13,32 @@ import random
 from dataclasses import dataclass
 
 from streambench.replay.deltas import ContentSplit, parse_content_split
-from streambench.replay.specs import Term, parse_terms
+from streambench.replay.specs import Term, parse_offsets, parse_terms
 
-TRANSPORT_SPLITS = ("bytes", "random", "events", "lines", "coalesce", "utf8", "crlf")
+TRANSPORT_SPLITS = ("bytes", "random", "events", "lines", "coalesce", "utf8", "crlf", "cuts")
 
 
 @dataclass(frozen=True)
 class TransportSplit:
-    """How bytes are cut into chunks. ``size`` for ``bytes``; ``low``/``high`` for ``random``."""
+    """How bytes are cut into chunks. ``size`` for ``bytes``; ``low``/``high`` for ``random``;
+    ``at`` for ``cuts`` (the byte offsets)."""
 
     name: str = "events"
     size: int = 0
     low: int = 1
     high: int = 64
+    at: tuple[int, ...] = ()
+
+    @property
+    def spec(self) -> str:
+        """The spec string that parses back to this split."""
+        if self.name == "bytes":
+            return f"bytes:{self.size}"
+        if self.name == "random":
+            return f"random:min={self.low},max={self.high}"
+        if self.name == "cuts":
+            return "cuts:" + ",".join(map(str, self.at)) if self.at else "coalesce"
+        return self.name
 
     def cuts(self, body: bytes, event_ends: list[int], rng: random.Random) -> list[int]:
         """End offsets of the chunks (strictly increasing, last is ``len(body)``)."""
@@ -40,6 +55,8 @@ class TransportSplit:
                 at += rng.randint(self.low, self.high)
         elif self.name == "coalesce":
             ends = []
+        elif self.name == "cuts":
+            ends = list(self.at)
         elif self.name == "lines":
             ends = _line_ends(body)
         elif self.name == "utf8":
@@ -77,6 +94,11 @@ def _transport_split(term: Term) -> TransportSplit:
     if term.name == "bytes":
         term.check_options(set())
         return TransportSplit("bytes", size=term.integer("", minimum=1))
+    if term.name == "cuts":
+        term.check_options(set())
+        if term.arg is None:
+            raise term.fail("use cuts:N,N,... (byte offsets where chunks end)")
+        return TransportSplit("cuts", at=parse_offsets(term, term.arg, ","))
     if term.name == "random":
         if term.arg is not None:
             raise term.fail("use random:min=A,max=B")
@@ -93,7 +115,8 @@ def _transport_split(term: Term) -> TransportSplit:
 
 def parse_chunking(spec: str) -> Chunking:
     """``events`` (default), ``bytes:N``, ``random:min=A,max=B``, ``lines``, ``coalesce``,
-    ``utf8``, ``crlf``, ``deltas:N|random|adversarial``, or ``deltas:...+<transport split>``."""
+    ``utf8``, ``crlf``, ``cuts:N,N,...``, ``deltas:N|random|adversarial|at=N/N,...``, or
+    ``deltas:...+<transport split>``."""
     content: ContentSplit | None = None
     transport: TransportSplit | None = None
     for term in parse_terms(spec):

@@ -7,6 +7,11 @@ events of the same shape whose pieces concatenate to the original; every other e
 usage, stop, pings) is kept byte for byte. Pieces never cross an original event, so envelope
 fields stay with their event: openai-chat's role and tool-call id/name ride on the first
 piece, finish_reason and usage on the last; google's finishReason on the last.
+
+``deltas:at=12/57/103`` is an explicit plan: cut the first content stream (a content block,
+choice or tool call, numbered in order of first appearance) at those character offsets of
+its whole content; ``at1=``, ``at2=``, ... cut the second, third, ... stream
+(``deltas:at=4/9,at1=2``). Cuts that fall on an event boundary or past the end change nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streambench.replay.frames import Frame, make_frame
-from streambench.replay.specs import Term
+from streambench.replay.specs import Term, parse_offsets
 from streambench.sse import SSEEvent
 
 Path = tuple[str | int, ...]
@@ -30,19 +35,37 @@ Path = tuple[str | int, ...]
 @dataclass(frozen=True)
 class ContentSplit:
     """``size``: at most N characters per delta; ``random``: seeded sizes in [low, high];
-    ``adversarial``: cuts where incremental JSON/escape decoders break (see :func:`hostile_cuts`).
+    ``adversarial``: cuts where incremental JSON/escape decoders break (see :func:`hostile_cuts`);
+    ``at``: the listed cuts, ``at[k]`` for the k-th content stream.
     """
 
     mode: str
     size: int = 1
     low: int = 1
     high: int = 8
+    at: tuple[tuple[int, ...], ...] = ()
+
+
+_AT_KEY = re.compile(r"^at(\d*)$")
+
+
+def _parse_at(term: Term) -> ContentSplit:
+    slots: dict[int, tuple[int, ...]] = {}
+    for key, raw in term.options.items():
+        match = _AT_KEY.match(key)
+        if match is None:
+            raise term.fail(f"unknown option {key!r} for 'deltas' (use at=N/N, at1=N/N, ...)")
+        slots[int(match.group(1) or 0)] = parse_offsets(term, raw, "/")
+    return ContentSplit("at", at=tuple(slots.get(i, ()) for i in range(max(slots) + 1)))
 
 
 def parse_content_split(term: Term) -> ContentSplit:
-    """``deltas:N``, ``deltas:random[:min=A,max=B]`` or ``deltas:adversarial``."""
+    """``deltas:N``, ``deltas:random[:min=A,max=B]``, ``deltas:adversarial`` or
+    ``deltas:at=N/N[,at1=N/N...]``."""
     if term.arg in ("random", "adversarial"):
         return ContentSplit(term.arg)
+    if term.arg is None and any(key.startswith("at") for key in term.options):
+        return _parse_at(term)
     if term.arg is None and set(term.options) <= {"min", "max"} and term.options:
         low = term.integer("min", 1, minimum=1)
         high = term.integer("max", max(low, 8), minimum=1)
@@ -50,7 +73,9 @@ def parse_content_split(term: Term) -> ContentSplit:
             raise term.fail(f"max={high} is below min={low}")
         return ContentSplit("random", low=low, high=high)
     if term.arg is None:
-        raise term.fail("use deltas:N, deltas:random, deltas:min=A,max=B or deltas:adversarial")
+        raise term.fail(
+            "use deltas:N, deltas:random, deltas:min=A,max=B, deltas:adversarial or deltas:at=N/N"
+        )
     term.check_options(set())
     return ContentSplit("size", size=term.integer("", minimum=1))
 
@@ -235,12 +260,17 @@ def resplit(
 
     # adversarial cuts look at each slot's whole content, so patterns across deltas are cut too
     slot_cuts: dict[tuple[Any, ...], list[int]] = {}
-    if split.mode == "adversarial":
+    if split.mode in ("adversarial", "at"):
         texts: dict[tuple[Any, ...], list[str]] = {}
         for hit in parsed:
             if hit is not None:
                 texts.setdefault(hit[1].slot, []).append(_get(hit[0], hit[1].path))
-        slot_cuts = {slot: sorted(hostile_cuts("".join(t))) for slot, t in texts.items()}
+        if split.mode == "adversarial":
+            slot_cuts = {slot: sorted(hostile_cuts("".join(t))) for slot, t in texts.items()}
+        else:  # dicts keep insertion order: slots are numbered by first appearance
+            slot_cuts = {
+                slot: list(split.at[n]) if n < len(split.at) else [] for n, slot in enumerate(texts)
+            }
     slot_offset: dict[tuple[Any, ...], int] = {}
 
     groups: list[list[Frame]] = []
@@ -250,7 +280,7 @@ def resplit(
             continue
         obj, where = hit
         text: str = _get(obj, where.path)
-        if split.mode == "adversarial":
+        if split.mode in ("adversarial", "at"):
             start = slot_offset.get(where.slot, 0)
             slot_offset[where.slot] = start + len(text)
             local = [c - start for c in slot_cuts[where.slot] if start < c < start + len(text)]
@@ -309,3 +339,69 @@ def _json_object(frame: Frame) -> dict[str, Any] | None:
     except ValueError:
         return None
     return obj if isinstance(obj, dict) else None
+
+
+# ----------------------------------------------------------------- reduced content (shrink)
+
+
+def _locate(api: str, frame: Frame) -> tuple[dict[str, Any], _Delta] | None:
+    locate = _LOCATORS.get(api)
+    obj = _json_object(frame) if locate is not None else None
+    where = locate(obj) if locate is not None and obj is not None else None
+    return None if where is None or obj is None else (obj, where)
+
+
+def content_deltas(api: str, frames: list[Frame]) -> list[tuple[int, Any, str]]:
+    """``(frame index, stream, text)`` of every content delta, in stream order; ``stream``
+    tells content streams apart (a content block, a choice, a tool call)."""
+    found: list[tuple[int, Any, str]] = []
+    for i, frame in enumerate(frames):
+        hit = _locate(api, frame)
+        if hit is not None:
+            found.append((i, hit[1].slot, _get(hit[0], hit[1].path)))
+    return found
+
+
+def _envelope_only_here(api: str, obj: dict[str, Any]) -> bool:
+    """Whether the event carries once-per-stream fields besides its content (a role, a tool
+    call's id, a finish reason, usage), so it must stay even without content."""
+    if api == "openai-chat":
+        choice = obj["choices"][0]
+        calls = choice["delta"].get("tool_calls") or []
+        return bool(
+            choice["delta"].get("role")
+            or choice.get("finish_reason")
+            or obj.get("usage")
+            or any(call.get("id") for call in calls)
+        )
+    if api == "google-generate":
+        return bool(obj["candidates"][0].get("finishReason") or obj.get("usageMetadata"))
+    return False
+
+
+def with_contents(
+    api: str, frames: list[Frame], texts: dict[int, str | None]
+) -> tuple[list[Frame], list[int]]:
+    """``frames`` with the content delta at each index of ``texts`` replaced by its text, or
+    dropped for None (kept with empty content when it carries envelope fields); the other
+    events are kept byte for byte, so the stream keeps its provider's shape. Also returns
+    the input index of each output frame."""
+    out: list[Frame] = []
+    kept: list[int] = []
+    for i, frame in enumerate(frames):
+        hit = _locate(api, frame) if i in texts else None
+        if hit is not None:
+            obj, where = hit
+            text = texts[i]
+            if text is None and not _envelope_only_here(api, obj):
+                continue
+            _set(obj, where.path, text or "")
+            assert frame.event is not None
+            event = SSEEvent(event=frame.event.event, data=_dumps(obj), id=frame.event.id)
+            frame = make_frame(api, event, "recorded")
+        out.append(frame)
+        kept.append(i)
+    # one group: a dropped event leaves no gap in openai-responses' sequence_number
+    if api == "openai-responses" and out:
+        out = _renumber(api, [out])[0]
+    return out, kept

@@ -154,6 +154,21 @@ def build_plan(
     return ReplayPlan(status, headers, tuple(chunks), ending, tuple(timeline), api, source, spec)
 
 
+def resplit_transcript(
+    transcript: Transcript, chunking: str | Chunking, seed: int = 0
+) -> Transcript:
+    """``transcript`` with the chunking's content re-split written into its events (recorded
+    chunk times dropped): the same events the replay would deliver, as a recording."""
+    split = parse_chunking(chunking) if isinstance(chunking, str) else chunking
+    api = transcript.meta.api
+    frames = frames_of(api, transcript.response.body)
+    if split.content is not None:
+        groups = resplit(api, frames, split.content, _rng(seed, "deltas"))
+        frames = [frame for group in groups for frame in group]
+    response = replace(transcript.response, body=b"".join(f.raw for f in frames), chunks=None)
+    return replace(transcript, response=response, path=None)
+
+
 def _resplit(
     api: str, frames: list[Frame], times: list[float], split: Chunking, seed: int
 ) -> tuple[list[Frame], list[float]]:

@@ -56,6 +56,19 @@ class Term:
         return int(value)
 
 
+def parse_offsets(term: Term, raw: str, sep: str) -> tuple[int, ...]:
+    """Strictly increasing offsets >= 1 written ``N<sep>N<sep>...`` (``cuts:3,9``, ``at=3/9``)."""
+    offsets: list[int] = []
+    for item in raw.split(sep):
+        item = item.strip()
+        if not item.isdigit() or int(item) < 1:
+            raise term.fail(f"offset {item!r} is not an integer >= 1")
+        if offsets and int(item) <= offsets[-1]:
+            raise term.fail(f"offsets must increase: {item} after {offsets[-1]}")
+        offsets.append(int(item))
+    return tuple(offsets)
+
+
 def parse_term(text: str, spec: str) -> Term:
     """Parse one term; ``spec`` is the full user string quoted in errors."""
     text = text.strip()

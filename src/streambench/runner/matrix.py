@@ -271,6 +271,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         "latency": spec.latency,
         "fault": ";".join(spec.faults),
         "seed": spec.seed,
+        "case_path": spec.case_path,
         **compute_metrics(response.chunks, state, upstream),
         "terminal": state.terminal_kind,
         "provider": terminal.data.get("provider") if terminal else None,

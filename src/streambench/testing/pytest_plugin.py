@@ -124,6 +124,30 @@ class Streambench:
             for i, t in enumerate(self._transcripts(sources))
         ]
 
+    def run(
+        self, sut: str, dialect: str = "streambench", profile: str | None = None
+    ) -> dict[str, Any]:
+        """Run the current variant's case against ``sut`` (``module:app``, ``reference`` or an
+        http:// URL spec, as ``streambench run --sut``) and grade it: the result row, with its
+        ``violations`` (``[{rule, message, at_ms}]``). Needs the marker and a case."""
+        from streambench.runner.matrix import DEFAULT_LATENCY, RunSpec, parse_faults, run_one
+
+        variant = self.variant
+        path = _case_path(variant.source) if variant else None
+        if variant is None or path is None:
+            raise ConfigError("streambench.run(): needs a marker variant whose source is a case")
+        spec = RunSpec(
+            str(path),
+            sut,
+            dialect,
+            variant.chunking or "events",
+            variant.latency or DEFAULT_LATENCY,
+            parse_faults(variant.fault),
+            variant.seed,
+            profile,
+        )
+        return run_one(spec)
+
     @contextmanager
     def replay(
         self,
