@@ -41,7 +41,10 @@ def run_command(
         list[str] | None, typer.Option(help="A fault; 'a;b' combines two in one run.")
     ] = None,
     seed: Annotated[list[int] | None, typer.Option(show_default=False)] = None,
-    profile: Annotated[Path | None, typer.Option(help="Rules profile YAML.")] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="Rules profile YAML, or a bundled profile's name (smooth: + jank)."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Report folder [default: reports, or the matrix's out]")
     ] = None,
