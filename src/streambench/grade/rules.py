@@ -179,7 +179,7 @@ def _escape_leak(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | 
         return []
     return [
         (
-            f"JSON escape {match.group()!r} shown at char {match.start()}",
+            f"JSON escape `{match.group()}` shown at char {match.start()}",
             ctx.char_time(match.start()),
         )
     ]
@@ -191,7 +191,7 @@ def _json_leak(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | No
         return []
     return [
         (
-            f"JSON syntax {match.group()!r} shown at char {match.start()}",
+            f"JSON syntax `{match.group()}` shown at char {match.start()}",
             ctx.char_time(match.start()),
         )
     ]

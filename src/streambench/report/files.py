@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,19 @@ from streambench.runner.matrix import ID_COLUMNS
 
 REPORT_FILES = ("results.parquet", "results.csv", "summary.md", "junit.xml", "report.html")
 SUMMARY_METRICS = ("ttfb_ms", "ttfc_ms", "ttft_ms", "total_ms", "changes_lag_ms", "text_lag_p95_ms")
+# summary.md's smoothness table: column -> (heading, aggregate over the group's runs)
+SMOOTHNESS_SUMMARY = {
+    "paint_rate_cps": ("chars/s p50", "median"),
+    "jump_chars_max": ("largest jump (chars) max", "max"),
+    "jump_share_max": ("largest jump share p50", "median"),
+    "midword_paint_share": ("mid-word paints p50", "median"),
+    "stall_count": ("stalls", "sum"),
+    "stall_ms_max": ("longest stall ms max", "max"),
+    "second_paint_ms": ("2nd paint ms p50", "median"),
+    "itl_per_chunk_ms": ("ITL/chunk ms p50 (vLLM)", "median"),
+    "itl_per_token_ms": ("ITL/token ms p50 (GenAI-Perf)", "median"),
+}
+EXCERPT_CHARS = 40
 TERMINALS = ("done", "error", "none")
 # Runs drawn as timelines in report.html: every run with violations, up to this many in all.
 MAX_TIMELINES = 40
@@ -38,6 +50,17 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
 def run_id(row: pd.Series | dict[str, Any]) -> str:
     parts = [str(row[c]) for c in ID_COLUMNS if str(row[c]) != ""]
     return " | ".join(parts)
+
+
+def variant(row: pd.Series | dict[str, Any]) -> str:
+    """A run for people: case · sut · chunking · fault (latency, dialect, seed when not the
+    defaults)."""
+    parts = [row["case"], row["sut"], row["chunking"], row["fault"] or "no fault"]
+    parts += [
+        str(row[c]) for c in ("dialect", "latency") if row[c] not in ("streambench", "default")
+    ]
+    parts += [f"seed {row['seed']}"] if row["seed"] else []
+    return " · ".join(str(p) for p in parts)
 
 
 def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
@@ -63,13 +86,57 @@ def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def shown_text(row: pd.Series | dict[str, Any], at_ms: float | None) -> str:
+    """The text the user had on screen at ``at_ms`` (all of it when None or untimed)."""
+    timeline = row.get("timeline_json")
+    if at_ms is None or not isinstance(timeline, str):
+        return str(row.get("streamed_text") or "")
+    return "".join(
+        e["text"]
+        for e in json.loads(timeline)
+        if e["source"] == "client" and e["kind"] == "text" and e["t_ms"] <= at_ms
+    )
+
+
+def as_seen(text: str) -> str:
+    """Text on one line as a reader saw it: line breaks as ⏎, tabs as ⇥, escapes left as
+    the literal characters they were on screen (a shown ``\\n`` stays ``\\n``)."""
+    return text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎").replace("\t", "⇥")
+
+
+def excerpt(
+    row: pd.Series | dict[str, Any], at_ms: float | None, width: int = EXCERPT_CHARS
+) -> str:
+    """The last ``width`` characters on screen at ``at_ms``, on one line ("" when none)."""
+    text = as_seen(shown_text(row, at_ms))
+    return text if len(text) <= width else "…" + text[-width:]
+
+
+def given(value: Any) -> Any:
+    """``value``, or None when it is missing (None or NaN, as a results file reads back)."""
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
+
+
 def violation_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Every violation of every run, with the run's id columns, in the frame's order."""
+    """Every violation of every run, with the run's id columns, ``excerpt`` (what the user saw
+    by then), ``status_code`` and ``sut_error``, in the frame's order."""
     return [
-        {**{c: row[c] for c in ID_COLUMNS}, **v}
+        {
+            **{c: row[c] for c in ID_COLUMNS},
+            **v,
+            "excerpt": excerpt(row, v["at_ms"]),
+            "status_code": given(row.get("status_code")),
+            "sut_error": given(row.get("sut_error")),
+        }
         for _, row in frame.iterrows()
         for v in row["violations"]
     ]
+
+
+def where(v: dict[str, Any]) -> str:
+    """``at 123 ms`` or, for a violation of the whole run, ``at the end``."""
+    at = v.get("at_ms")
+    return "at the end" if at is None or pd.isna(at) else f"at {at:g} ms"
 
 
 def summary_markdown(frame: pd.DataFrame) -> str:
@@ -95,14 +162,71 @@ def summary_markdown(frame: pd.DataFrame) -> str:
                 + " | ".join(cells)
                 + f" | {group['violations']} |"
             )
-        counts = Counter(v["rule"] for v in violation_rows(frame))
+        lines += ["", "## Smoothness (how the text arrived; docs/evaluation.md)", ""]
+        lines += _smoothness_lines(frame)
+        violations = violation_rows(frame)
         lines += ["", "## Violations by rule", ""]
-        if counts:
-            lines += ["| rule | count |", "|---|---|"]
-            lines += [f"| {rule} | {count} |" for rule, count in sorted(counts.items())]
+        if violations:
+            lines += ["| rule | sut | runs | violations | first at |", "|---|---|---:|---:|---|"]
+            by_rule = pd.DataFrame(violations).groupby(["rule", "sut"], sort=True)
+            for (rule, sut), group in by_rule:
+                runs = group[list(ID_COLUMNS)].drop_duplicates()
+                first = group.iloc[0]
+                lines.append(
+                    f"| {rule} | {sut} | {len(runs)} | {len(group)} | "
+                    f"{variant(first)} {where(first.to_dict())} |"
+                )
+            lines += ["", "## Every violation", ""]
+            lines += ["| run | rule | at ms | message | the user saw |", "|---|---|---:|---|---|"]
+            lines += [
+                f"| {variant(v)} | {v['rule']} | {_ms(v['at_ms'])} | "
+                f"{_md(as_seen(v['message']))} | {_md(v['excerpt'])} |"
+                for v in violations
+            ]
         else:
             lines.append("None.")
     return "\n".join(lines) + "\n"
+
+
+def _sut_lines(row: pd.Series | dict[str, Any]) -> list[str]:
+    """The SUT's HTTP status (when not 200) and its exception, for failure details."""
+    lines = []
+    status, error = given(row.get("status_code")), given(row.get("sut_error"))
+    if status is not None and int(status) != 200:
+        lines.append(f"HTTP {int(status)}")
+    if error:
+        lines.append(f"sut_error: {error}")
+    return lines
+
+
+def _md(text: str) -> str:
+    """A markdown table cell: pipes escaped, text in code so escapes show as written."""
+    text = str(text).replace("|", "\\|")
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if text else ""
+
+
+def _ms(at: float | None) -> str:
+    return "–" if at is None or pd.isna(at) else f"{at:g}"
+
+
+def _smoothness_lines(frame: pd.DataFrame) -> list[str]:
+    columns = [c for c in SMOOTHNESS_SUMMARY if c in frame]
+    if not columns:
+        return ["No smoothness columns in these results."]
+    heads = [SMOOTHNESS_SUMMARY[c][0] for c in columns]
+    lines = ["| sut | chunking | " + " | ".join(heads) + " |", "|---|---|" + "---:|" * len(heads)]
+    for (sut, chunking), group in frame.groupby(["sut", "chunking"], sort=True):
+        cells = []
+        for column in columns:
+            values = pd.to_numeric(group[column], errors="coerce").dropna()
+            how = SMOOTHNESS_SUMMARY[column][1]
+            value = getattr(values, how)() if len(values) else float("nan")
+            cells.append(
+                "–" if pd.isna(value) else f"{value:.3g}" if value < 10 else f"{value:.0f}"
+            )
+        lines.append(f"| {sut} | {chunking} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def junit_xml(frame: pd.DataFrame) -> bytes:
@@ -116,8 +240,12 @@ def junit_xml(frame: pd.DataFrame) -> bytes:
         )
         case.set("time", f"{(row['total_ms'] if pd.notna(row['total_ms']) else 0) / 1000:.3f}")
         for v in row["violations"]:
-            failure = ET.SubElement(case, "failure", type=v["rule"], message=v["message"])
-            failure.text = f"{v['rule']} at {v['at_ms']} ms: {v['message']}"
+            seen = excerpt(row, v["at_ms"])
+            message = f"{v['rule']} {where(v)}: {as_seen(v['message'])}"
+            if seen:
+                message += f"; the user saw: {seen}"
+            failure = ET.SubElement(case, "failure", type=v["rule"], message=message)
+            failure.text = message + "".join(f"\n{line}" for line in _sut_lines(row))
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
