@@ -104,12 +104,17 @@ def as_seen(text: str) -> str:
     return text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎").replace("\t", "⇥")
 
 
+def clip(text: str, width: int = EXCERPT_CHARS) -> str:
+    """The last ``width`` characters of ``text`` as seen (:func:`as_seen`), "…" when cut."""
+    text = as_seen(text)
+    return text if len(text) <= width else "…" + text[-width:]
+
+
 def excerpt(
     row: pd.Series | dict[str, Any], at_ms: float | None, width: int = EXCERPT_CHARS
 ) -> str:
     """The last ``width`` characters on screen at ``at_ms``, on one line ("" when none)."""
-    text = as_seen(shown_text(row, at_ms))
-    return text if len(text) <= width else "…" + text[-width:]
+    return clip(shown_text(row, at_ms), width)
 
 
 def given(value: Any) -> Any:
