@@ -227,7 +227,8 @@ def violations_table(
     from rich.markup import escape
     from rich.table import Table
 
-    from streambench.report.files import as_seen, violation_rows
+    from streambench.report.files import violation_rows
+    from streambench.report.text import as_seen
 
     rows = violation_rows(frame)
     caption = f"{len(rows) - limit} more in {more_in}" if len(rows) > limit else None

@@ -67,7 +67,7 @@ def _chaos_table(results: list[CellResult]) -> Table:
     A failing cell names the rules it broke and what the user was shown."""
     from rich.markup import escape
 
-    from streambench.report.files import as_seen
+    from streambench.report.text import as_seen
     from streambench.uses.chaos import POSITIONS
 
     chain = sorted({(r.cell.chain_index, r.cell.chain_provider) for r in results})

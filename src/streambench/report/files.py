@@ -1,9 +1,8 @@
 """Reports of a results DataFrame: results.parquet, results.csv, summary.md, junit.xml and a
-self-contained report.html (plotly inlined: per-run timelines, ttfc/ttft distributions)."""
+self-contained report.html (report/html.py: summaries, distributions, a player per run)."""
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,11 +10,11 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 
 from streambench._atomic import atomic_write
 from streambench.errors import ConfigError
+from streambench.report.html import report_html
+from streambench.report.text import as_seen, excerpt, given, variant
 from streambench.runner.matrix import ID_COLUMNS
 
 REPORT_FILES = ("results.parquet", "results.csv", "summary.md", "junit.xml", "report.html")
@@ -32,10 +31,7 @@ SMOOTHNESS_SUMMARY = {
     "itl_per_chunk_ms": ("ITL/chunk ms p50 (vLLM)", "median"),
     "itl_per_token_ms": ("ITL/token ms p50 (GenAI-Perf)", "median"),
 }
-EXCERPT_CHARS = 40
 TERMINALS = ("done", "error", "none")
-# Runs drawn as timelines in report.html: every run with violations, up to this many in all.
-MAX_TIMELINES = 40
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:
@@ -50,17 +46,6 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
 def run_id(row: pd.Series | dict[str, Any]) -> str:
     parts = [str(row[c]) for c in ID_COLUMNS if str(row[c]) != ""]
     return " | ".join(parts)
-
-
-def variant(row: pd.Series | dict[str, Any]) -> str:
-    """A run for people: case · sut · chunking · fault (latency, dialect, seed when not the
-    defaults)."""
-    parts = [row["case"], row["sut"], row["chunking"], row["fault"] or "no fault"]
-    parts += [
-        str(row[c]) for c in ("dialect", "latency") if row[c] not in ("streambench", "default")
-    ]
-    parts += [f"seed {row['seed']}"] if row["seed"] else []
-    return " · ".join(str(p) for p in parts)
 
 
 def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
@@ -84,42 +69,6 @@ def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
         row["code_exact_rate"] = float(exact.astype(bool).mean()) if len(exact) else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def shown_text(row: pd.Series | dict[str, Any], at_ms: float | None) -> str:
-    """The text the user had on screen at ``at_ms`` (all of it when None or untimed)."""
-    timeline = row.get("timeline_json")
-    if at_ms is None or not isinstance(timeline, str):
-        return str(row.get("streamed_text") or "")
-    return "".join(
-        e["text"]
-        for e in json.loads(timeline)
-        if e["source"] == "client" and e["kind"] == "text" and e["t_ms"] <= at_ms
-    )
-
-
-def as_seen(text: str) -> str:
-    """Text on one line as a reader saw it: line breaks as ⏎, tabs as ⇥, escapes left as
-    the literal characters they were on screen (a shown ``\\n`` stays ``\\n``)."""
-    return text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎").replace("\t", "⇥")
-
-
-def clip(text: str, width: int = EXCERPT_CHARS) -> str:
-    """The last ``width`` characters of ``text`` as seen (:func:`as_seen`), "…" when cut."""
-    text = as_seen(text)
-    return text if len(text) <= width else "…" + text[-width:]
-
-
-def excerpt(
-    row: pd.Series | dict[str, Any], at_ms: float | None, width: int = EXCERPT_CHARS
-) -> str:
-    """The last ``width`` characters on screen at ``at_ms``, on one line ("" when none)."""
-    return clip(shown_text(row, at_ms), width)
-
-
-def given(value: Any) -> Any:
-    """``value``, or None when it is missing (None or NaN, as a results file reads back)."""
-    return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
 
 
 def violation_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -252,69 +201,6 @@ def junit_xml(frame: pd.DataFrame) -> bytes:
             failure = ET.SubElement(case, "failure", type=v["rule"], message=message)
             failure.text = message + "".join(f"\n{line}" for line in _sut_lines(row))
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
-
-
-def _distribution_figure(frame: pd.DataFrame) -> go.Figure:
-    fig = go.Figure()
-    variant = (
-        frame["sut"] + " · " + frame["chunking"] + " · " + frame["fault"].replace("", "no fault")
-    )
-    for metric in ("ttfc_ms", "ttft_ms"):
-        fig.add_trace(go.Box(x=variant, y=frame[metric], name=metric, boxpoints="all", jitter=0.3))
-    fig.update_layout(boxmode="group", title="ttfc / ttft across variants (ms)", height=460)
-    return fig
-
-
-def _timeline_figure(row: pd.Series) -> go.Figure:
-    points = json.loads(row["timeline_json"])
-    fig = go.Figure()
-    for source in sorted({p["source"] for p in points}, key=lambda s: (s != "client", s)):
-        mine = [p for p in points if p["source"] == source]
-        fig.add_trace(
-            go.Scatter(
-                x=[p["t_ms"] for p in mine],
-                y=[f"{source}: {p['kind']}" for p in mine],
-                mode="markers",
-                name=source,
-                text=[p["text"] for p in mine],
-                hovertemplate="%{x:.1f} ms<br>%{text}<extra></extra>",
-            )
-        )
-    for v in row["violations"]:
-        if v["at_ms"] is not None:
-            fig.add_vline(x=v["at_ms"], line_dash="dot", line_color="red")
-    fig.update_layout(title=run_id(row), height=320, xaxis_title="ms since request")
-    return fig
-
-
-def report_html(frame: pd.DataFrame) -> str:
-    flagged_count = int((frame["n_violations"] > 0).sum()) if len(frame) else 0
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>streambench report</title>",
-        f"<script>{get_plotlyjs()}</script>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}.bad{color:#b00}</style>",
-        "</head><body><h1>streambench report</h1>",
-        f"<p>{len(frame)} runs, {flagged_count} with violations.</p>",
-    ]
-    if len(frame):
-        parts.append(_distribution_figure(frame).to_html(full_html=False, include_plotlyjs=False))
-        flagged = frame[frame["n_violations"] > 0]
-        shown = pd.concat([flagged, frame[frame["n_violations"] == 0]]).head(MAX_TIMELINES)
-        parts.append(f"<h2>Timelines ({len(shown)} of {len(frame)} runs, violations first)</h2>")
-        for _, row in shown.iterrows():
-            parts.append(_timeline_figure(row).to_html(full_html=False, include_plotlyjs=False))
-            for v in row["violations"]:
-                parts.append(
-                    f"<p class='bad'>{html.escape(v['rule'])}: {html.escape(v['message'])}</p>"
-                )
-        columns = [*ID_COLUMNS, "terminal", "ttfc_ms", "ttft_ms", "total_ms", "n_violations"]
-        parts.append("<h2>All runs</h2>")
-        parts.append(
-            frame[columns].to_html(index=False, na_rep="–", float_format=lambda x: f"{x:.1f}")
-        )
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
