@@ -235,6 +235,7 @@ def test_run_without_arguments_writes_all_five_reports(default_run: Path) -> Non
     junit = (default_run / "junit.xml").read_text()
     assert junit.count("<testcase") == len(frame)
     assert "| sut | chunking |" in (default_run / "summary.md").read_text()
+    assert (default_run / "report.html").stat().st_size <= 1_500_000  # issue #16's budget
 
 
 def test_run_reports_misuse_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,21 +16,28 @@ function el(tag, attrs, text) {
 function fmt(v) { return v === null || v === undefined ? "–" : (Math.abs(v) >= 10 ? v.toFixed(0) : v.toPrecision(3)); }
 
 // --- distributions: one strip per chunking (dots per run, coloured by SUT), then per case ---
-const SUTS = [...new Set(DATA.runs.map(r => r.sut))].sort();
 
 function median(values) {
   const s = values.slice().sort((a, b) => a - b);
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : null;
 }
 
-function strip(groups, metric, title) {
+function legend(values) {
+  const box = el("p", {class: "note"});
+  values.forEach((s, i) => { box.append(el("span", {style: `color:${COLORS[i % COLORS.length]}`}, `● ${s}  `)); });
+  return box;
+}
+
+// Dots per run in one row per group, coloured by the run's ``colorKey`` (sut or chunking).
+function strip(groups, metric, title, colorKey) {
+  const palette = [...new Set(groups.flatMap(([, runs]) => runs.map(r => r[colorKey])))].sort();
   const all = groups.flatMap(([, runs]) => runs.map(r => r.m[metric])).filter(v => v !== null);
   const box = el("div");
   box.append(el("h3", {}, title));
   if (!all.length) { box.append(el("p", {class: "note"}, "No run has this metric.")); return box; }
   const hi = Math.max(...all, 1e-9), left = 190, width = 900, row = 22;
   const svg = el("svg:svg", {width, height: groups.length * row + 30, class: "strip"});
-  const x = v => left + (v / hi) * (width - left - 20);
+  const x = v => left + (v / hi) * (width - left - 50);
   groups.forEach(([name, runs], g) => {
     const y = 14 + g * row;
     svg.append(el("svg:text", {x: left - 6, y: y + 4, "text-anchor": "end", class: "lane"}, name));
@@ -39,7 +46,7 @@ function strip(groups, metric, title) {
       const v = r.m[metric];
       if (v === null) return;
       const dot = el("svg:circle", {cx: x(v), cy: y + ((k * 7) % 11) - 5, r: 3,
-        fill: COLORS[SUTS.indexOf(r.sut) % COLORS.length], "fill-opacity": 0.7});
+        fill: COLORS[palette.indexOf(r[colorKey]) % COLORS.length], "fill-opacity": 0.7});
       dot.append(el("svg:title", {}, `#${r.i} ${r.id}: ${fmt(v)}`));
       svg.append(dot);
     });
@@ -51,7 +58,7 @@ function strip(groups, metric, title) {
     const v = (hi * t) / 4;
     svg.append(el("svg:text", {x: x(v), y: axisY + 12, "text-anchor": "middle", class: "lane"}, fmt(v)));
   }
-  box.append(svg);
+  box.append(svg, legend(palette));
   return box;
 }
 
@@ -66,20 +73,19 @@ function drawDistributions() {
   if (!select) return;
   const metric = select.value, label = DATA.metrics[metric];
   const target = document.getElementById("by-chunking");
-  target.replaceChildren(strip(byKey(DATA.runs, "chunking"), metric, `${label} per chunking`));
-  const legend = el("p", {class: "note"});
-  SUTS.forEach((s, i) => { legend.append(el("span", {style: `color:${COLORS[i % COLORS.length]}`}, `● ${s}  `)); });
-  target.append(legend);
+  target.replaceChildren(strip(byKey(DATA.runs, "chunking"), metric, `${label} per chunking (colour: SUT)`, "sut"));
   // Per case, only the cases whose median differs between chunkings: the rest are listed by name.
   const differing = [], same = [];
   for (const [name, runs] of byKey(DATA.runs, "case")) {
     const medians = byKey(runs, "chunking").map(([, rs]) => median(rs.map(r => r.m[metric]).filter(v => v !== null)));
-    const known = medians.filter(v => v !== null).map(v => v.toFixed(1));
-    (new Set(known).size > 1 ? differing : same).push([name, runs]);
+    const known = medians.filter(v => v !== null);
+    // differ: medians more than 5% apart (virtual-time jitter of a ms is not a difference)
+    const spread = known.length ? Math.max(...known) - Math.min(...known) : 0;
+    (spread > 0.05 * Math.max(1, Math.abs(median(known))) ? differing : same).push([name, runs]);
   }
   const cases = document.getElementById("by-case");
   cases.replaceChildren();
-  if (differing.length) cases.append(strip(differing, metric, `${label} per case (cases where chunkings differ)`));
+  if (differing.length) cases.append(strip(differing, metric, `${label} per case, where chunkings differ (colour: chunking)`, "chunking"));
   if (same.length) cases.append(el("p", {class: "note"}, `Same median across chunkings: ${same.map(([n]) => n).join(", ")}.`));
 }
 
@@ -135,7 +141,7 @@ function timeline(run, tmax, seek) {
   const marks = run.v.filter(v => v[1] !== null).length;
   const height = top + lanes.length * row + 24 + marks * 13;
   const svg = el("svg:svg", {width, height, class: "timeline"});
-  const x = t => left + (t / tmax) * (width - left - 20);
+  const x = t => left + (t / tmax) * (width - left - 50);
   lanes.forEach((name, i) => {
     const y = top + i * row + 9;
     svg.append(el("svg:text", {x: left - 6, y: y + 4, "text-anchor": "end", class: "lane"}, name));
