@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import cli_exit_code
 
 from streambench.errors import ConfigError
 from streambench.grade.client import consume
@@ -144,3 +145,16 @@ def test_a_backend_that_batches_text_is_jank_the_reference_is_not(recording_case
     assert batching["jump_chars_max"] >= 100
     assert reference["violations"] == []
     assert reference["jump_chars_max"] <= 40
+
+
+def test_cli_profile_by_name(
+    recording_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = load_inputs([RECORDING])[0].response.body
+    args = ["run", "--case", str(recording_case), "--chunking", f"bytes:{len(body) // 3 + 1}"]
+    args += ["--out", str(tmp_path), "--profile"]
+    assert cli_exit_code([*args, "smooth"]) == 0
+    assert "jank" in capsys.readouterr().out
+    assert cli_exit_code([*args, "smoth"]) == 2
+    err = capsys.readouterr().err
+    assert "profile 'smoth': no such file" in err and "Traceback" not in err

@@ -82,6 +82,7 @@ def run_command(
     group_by = parse_by(by)
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+    from streambench.grade.profile import load_profile
     from streambench.report.files import write_reports
     from streambench.runner.dask_executor import make_executor
     from streambench.runner.matrix import build_matrix, parse_faults, run_matrix
@@ -100,6 +101,7 @@ def run_command(
         "out": str(out) if out else None,
     }
     matrix, out_dir = build_matrix(matrix_file, **options)
+    load_profile(matrix.profile)  # a bad profile stops here, before any run
     specs = matrix.specs()
     started = time.perf_counter()
     with run_progress(
