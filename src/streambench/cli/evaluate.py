@@ -265,10 +265,10 @@ def violations_table(
 def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> str:
     from collections import Counter
 
-    from streambench.report.files import violation_rows
-
     flagged = int((frame["n_violations"] > 0).sum()) if len(frame) else 0
-    rules = Counter(v["rule"] for v in violation_rows(frame)) if len(frame) else Counter()
+    rules = (
+        Counter(v["rule"] for vs in frame["violations"] for v in vs) if len(frame) else Counter()
+    )
     by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items()))
     where = paths[0].parent if paths else Path(".")
     return (

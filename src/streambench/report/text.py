@@ -4,6 +4,7 @@ a run's name. Shared by the terminal, summary.md, junit.xml and report.html."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -11,16 +12,22 @@ import pandas as pd
 EXCERPT_CHARS = 40
 
 
+@lru_cache(maxsize=16)
+def _text_events(timeline: str) -> tuple[tuple[float, str], ...]:
+    """(t_ms, text) of the client's text events; cached: a run's violations share one parse."""
+    return tuple(
+        (e["t_ms"], e["text"])
+        for e in json.loads(timeline)
+        if e["source"] == "client" and e["kind"] == "text"
+    )
+
+
 def shown_text(row: pd.Series | dict[str, Any], at_ms: float | None) -> str:
     """The text the user had on screen at ``at_ms`` (all of it when None or untimed)."""
     timeline, at_ms = row.get("timeline_json"), given(at_ms)
     if at_ms is None or not isinstance(timeline, str):
         return str(row.get("streamed_text") or "")
-    return "".join(
-        e["text"]
-        for e in json.loads(timeline)
-        if e["source"] == "client" and e["kind"] == "text" and e["t_ms"] <= at_ms
-    )
+    return "".join(text for t_ms, text in _text_events(timeline) if t_ms <= at_ms)
 
 
 def as_seen(text: str) -> str:
