@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -94,8 +95,10 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-def render_in_chromium(page_path: Path) -> tuple[list[str], int]:
-    """Open a local HTML file in headless Chromium: its console errors and plotly plots."""
+@contextmanager
+def chromium_page(page_path: Path) -> Iterator[tuple[Any, list[str]]]:
+    """A local HTML file open in headless Chromium, loaded: the page and its console errors
+    (and uncaught exceptions), which keep collecting while the test drives the page."""
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -111,14 +114,15 @@ def render_in_chromium(page_path: Path) -> tuple[list[str], int]:
                 "--no-first-run",
             ],
         )
-        page = browser.new_page()
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(page_path.resolve().as_uri())
-        page.wait_for_load_state("load")
-        plots = page.locator(".plotly-graph-div").count()
-        browser.close()
-    return errors, plots
+        try:
+            page = browser.new_page(viewport={"width": 1250, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(page_path.resolve().as_uri())
+            page.wait_for_load_state("load")
+            yield page, errors
+        finally:
+            browser.close()
 
 
 def cli_exit_code(argv: list[str]) -> int:

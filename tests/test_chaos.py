@@ -106,3 +106,17 @@ def test_bad_options_exit_2(
 def test_missing_attribute_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match="cannot load"):
         load_factory("json:no_such_factory")
+
+
+def test_failing_table_cells_show_what_the_user_was_shown(
+    naive_chain: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["chaos", "--providers", "anthropic,openai", "--sut", naive_chain])
+    assert exited.value.code == 1
+    out = capsys.readouterr().out
+    results = run_chaos(CHAIN, load_factory(naive_chain))
+    failed = [r for r in results if not r.passed and r.shown]
+    assert failed and "shown:" in out
+    # rich may wrap a cell: the first words of a failing cell's shown text are in the table
+    assert any(r.shown.split()[0] in out for r in failed)

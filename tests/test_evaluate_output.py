@@ -121,7 +121,7 @@ def test_by_groups_on_any_id_columns_and_lists_at_most_the_first_violations(
     frame = load_results(tmp_path)
     total = int(frame["n_violations"].sum())
     assert total > MAX_VIOLATION_ROWS
-    assert f"{total - MAX_VIOLATION_ROWS} more in the report files" in out
+    assert f"{total - MAX_VIOLATION_ROWS} more in {tmp_path / 'summary.md'}" in out
     # Summary rows start with the sut; the violation rows' second lines with "sut · chunking".
     words = [line.split() for line in out.splitlines()]
     summary_rows = [w[:3] for w in words if len(w) > 2 and w[0] == NAIVE and w[1] != "·"]
@@ -159,3 +159,37 @@ def test_by_rejects_unknown_columns(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--by 'case,colour'" in err
+
+
+def test_a_naive_failure_is_explained_in_one_row_with_rule_ms_and_what_was_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "--case", str(FIXTURES / "job-unicode-escaped"), "--sut", NAIVE]
+    args += ["--chunking", "deltas:1", "--out", str(tmp_path)]
+    out, _ = run_cli(args, 160, monkeypatch, capsys)
+    frame = load_results(tmp_path)
+    leak = next(v for v in violation_rows(frame) if v["rule"] == "escape-leak")
+    # The user saw the first half of a cut \u00e9: a literal backslash, not '\\\\'.
+    assert leak["excerpt"].endswith("Escaped: \\u0")
+    row = next(line for line in out.splitlines() if "escape-leak" in line)
+    assert f" {leak['at_ms']:g} " in row and "Escaped: \\u0" in row and "\\\\" not in row
+    junit = (tmp_path / "junit.xml").read_text()
+    assert "at None ms" not in junit
+    assert f"escape-leak at {leak['at_ms']:g} ms: " in junit
+    assert "the user saw: Escaped: \\u0" in junit
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Smoothness" in summary and "ITL/token ms p50 (GenAI-Perf)" in summary
+    assert "| escape-leak | tests.suts.naive:app | 1 | 1 |" in summary
+
+
+def test_sut_errors_and_whole_run_violations_are_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "--case", str(FIXTURES / "chat-hello"), "--sut", NAIVE, "--chunking", "events"]
+    args += ["--fault", "disconnect@event=5", "--out", str(tmp_path)]
+    out, _ = run_cli(args, 160, monkeypatch, capsys)
+    row = next(line for line in out.splitlines() if "terminal-count" in line)
+    assert " end " in row
+    assert "RemoteProtocolError" in out
+    junit = (tmp_path / "junit.xml").read_text()
+    assert "terminal-count at the end: " in junit and "sut_error: RemoteProtocolError" in junit

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import needs_chromium, render_in_chromium
+from tests.conftest import chromium_page, needs_chromium
 
 from streambench.cli import main
 from streambench.errors import ConfigError
@@ -100,7 +100,7 @@ def test_reports_round_trip_through_files(results: pd.DataFrame, tmp_path: Path)
     comparison = compare(loaded)
     assert "| ttfc_ms | 12 |" in to_markdown(comparison)
     md, page, pairs = write_report(comparison, tmp_path / "out")
-    assert "plotly" in page.read_text() and "<table" in page.read_text()
+    assert "<svg" in page.read_text() and "<table" in page.read_text()
     assert md.read_text().startswith("# Experiment")
     assert len(pd.read_csv(pairs)) == 12
     with pytest.raises(ConfigError, match="no such results file"):
@@ -112,10 +112,23 @@ def test_reports_round_trip_through_files(results: pd.DataFrame, tmp_path: Path)
 @pytest.mark.chromium
 @needs_chromium
 def test_experiment_html_renders_in_chromium(results: pd.DataFrame, tmp_path: Path) -> None:
-    _, page, _ = write_report(compare(results), tmp_path)
-    errors, plots = render_in_chromium(page)
+    comparison = compare(results)
+    _, page, _ = write_report(comparison, tmp_path)
+    with chromium_page(page) as (browser, errors):
+        a, b = browser.inner_text("#sut-a"), browser.inner_text("#sut-b")
+        verdicts = browser.locator("#verdicts li").all_inner_texts()
+        axes = [browser.get_attribute(f"svg.diffs >> nth={i}", "data-unit") for i in range(2)]
+        ms_rows = browser.locator("svg.diffs[data-unit=ms] line[stroke-width='4']").count()
     assert errors == []
-    assert plots >= 1
+    assert (a, b) == (ORDER_BASELINE, ORDER_VARIANT)
+    assert axes == ["ms", "rate"]  # timings and the success rate on separate axes
+    timed = comparison.table[comparison.table["metric"].str.endswith("_ms")]
+    assert ms_rows == len(timed) > 0  # a confidence bar per timing metric, on the ms axis
+    ttfc = next(v for v in verdicts if v.startswith("ttfc_ms"))
+    assert f"B ({ORDER_VARIANT}) took" in ttfc and "ms longer than A (reference)" in ttfc
+    assert ttfc.endswith("A (reference) is better.")
+    code = next(v for v in verdicts if v.startswith("code_exact"))
+    assert "no clear difference" in code
 
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "experiments"

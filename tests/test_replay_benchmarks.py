@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from tests.conftest import CORPUS_DIR, REPO_ROOT, corpus_files
+from tests.conftest import CORPUS_DIR, REPO_ROOT, corpus_files, needs_chromium
 
 BENCHMARKS = REPO_ROOT / "benchmarks"
 
@@ -36,3 +37,15 @@ def test_bench_serve_prints_percentiles() -> None:
         pytest.skip("corpus folder absent")
     out = run("bench_serve.py", "--corpus", str(CORPUS_DIR), "--streams", "5", "--max-ms", "2000")
     assert "p50" in out and "p99" in out and "max" in out
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_bench_report_prints_load_time_size_and_ratio(tmp_path: Path) -> None:
+    from streambench.report.files import write_reports
+    from streambench.runner.matrix import Matrix, run_matrix
+
+    frame = run_matrix(Matrix(cases=[str(REPO_ROOT / "fixtures" / "chat-hello")]))
+    write_reports(frame, tmp_path)
+    out = run("bench_report.py", "--results", str(tmp_path), "--repeat", "1")
+    assert "report.html load:" in out and "MB" in out and "ratio" in out

@@ -41,7 +41,10 @@ def run_command(
         list[str] | None, typer.Option(help="A fault; 'a;b' combines two in one run.")
     ] = None,
     seed: Annotated[list[int] | None, typer.Option(show_default=False)] = None,
-    profile: Annotated[Path | None, typer.Option(help="Rules profile YAML.")] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="Rules profile YAML, or a bundled profile's name (smooth: + jank)."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Report folder [default: reports, or the matrix's out]")
     ] = None,
@@ -79,6 +82,7 @@ def run_command(
     group_by = parse_by(by)
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+    from streambench.grade.profile import load_profile
     from streambench.report.files import write_reports
     from streambench.runner.dask_executor import make_executor
     from streambench.runner.matrix import build_matrix, parse_faults, run_matrix
@@ -97,6 +101,7 @@ def run_command(
         "out": str(out) if out else None,
     }
     matrix, out_dir = build_matrix(matrix_file, **options)
+    load_profile(matrix.profile)  # a bad profile stops here, before any run
     specs = matrix.specs()
     started = time.perf_counter()
     with run_progress(
@@ -118,7 +123,7 @@ def run_command(
     elif format == "jsonl":
         sys.stdout.write(frame.to_json(orient="records", lines=True))
     elif len(frame):
-        _print_summary(frame, group_by)
+        _print_summary(frame, group_by, Path(out_dir) / "summary.md")
     err_console.print(closing_line(frame, elapsed_s, paths), markup=False)
 
 
@@ -213,35 +218,57 @@ def summary_table(frame: pd.DataFrame, by: list[str], title: str) -> Table:
     return table
 
 
-def violations_table(frame: pd.DataFrame, limit: int = MAX_VIOLATION_ROWS) -> Table:
+def violations_table(
+    frame: pd.DataFrame, limit: int = MAX_VIOLATION_ROWS, more_in: str | Path = "summary.md"
+) -> Table:
     """The first ``limit`` violations, one row each: the run (case, then sut · chunking ·
-    fault), the rule and its message."""
+    fault, the SUT's HTTP status and error when it had one), the rule, when (ms since the
+    request), its message and the last characters the user had on screen by then."""
+    import pandas as pd
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from streambench.report.files import violation_rows
+    from streambench.report.text import as_seen
 
     rows = violation_rows(frame)
-    caption = f"{len(rows) - limit} more in the report files" if len(rows) > limit else None
+    caption = f"{len(rows) - limit} more in {more_in}" if len(rows) > limit else None
     table = Table(
         title=f"violations ({len(rows)})", caption=caption, box=box.SIMPLE_HEAD, pad_edge=False
     )
-    table.add_column("run (case, sut · chunking · fault)", overflow="fold", ratio=1)
+    table.add_column("run (case, sut · chunking · fault)", overflow="fold", ratio=2)
     table.add_column("rule", no_wrap=True)
-    table.add_column("message", overflow="fold", ratio=1)
+    table.add_column("at ms", justify="right", no_wrap=True)
+    table.add_column("message", overflow="fold", ratio=2)
+    table.add_column("the user saw", overflow="fold", ratio=2)
     for v in rows[:limit]:
         variant = " · ".join([v["sut"], v["chunking"], v["fault"] or "no fault"])
-        table.add_row(f"{v['case']}\n[dim]{variant}[/]", v["rule"], v["message"], end_section=True)
+        run = f"{escape(v['case'])}\n[dim]{escape(variant)}[/]"
+        status = v["status_code"]
+        if status is not None and int(status) != 200:
+            run += f"\n[yellow]HTTP {int(status)}[/]"
+        if v["sut_error"]:
+            run += f"\n[yellow]{escape(str(v['sut_error']))}[/]"
+        at = v["at_ms"]
+        table.add_row(
+            run,
+            v["rule"],
+            "end" if at is None or pd.isna(at) else f"{at:g}",
+            escape(as_seen(v["message"])),
+            escape(v["excerpt"]) if v["excerpt"] else "[dim](nothing)[/]",
+            end_section=True,
+        )
     return table
 
 
 def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> str:
     from collections import Counter
 
-    from streambench.report.files import violation_rows
-
     flagged = int((frame["n_violations"] > 0).sum()) if len(frame) else 0
-    rules = Counter(v["rule"] for v in violation_rows(frame)) if len(frame) else Counter()
+    rules = (
+        Counter(v["rule"] for vs in frame["violations"] for v in vs) if len(frame) else Counter()
+    )
     by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items()))
     where = paths[0].parent if paths else Path(".")
     return (
@@ -251,7 +278,7 @@ def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> st
     )
 
 
-def _print_summary(frame: pd.DataFrame, by: list[str] | None) -> None:
+def _print_summary(frame: pd.DataFrame, by: list[str] | None, summary: Path) -> None:
     console = Console(highlight=False)
     for table in summary_tables(frame, by):
         natural = console.measure(table, options=console.options.update_width(10_000))
@@ -260,7 +287,7 @@ def _print_summary(frame: pd.DataFrame, by: list[str] | None) -> None:
             next(c for c in table.columns if c.header == "terminal").max_width = 8
         console.print(table)
     if int(frame["n_violations"].sum()):
-        console.print(violations_table(frame))
+        console.print(violations_table(frame, more_in=summary))
 
 
 @app.command("gate")

@@ -63,7 +63,11 @@ def chaos(
 
 
 def _chaos_table(results: list[CellResult]) -> Table:
-    """Rows: position x fault kind; columns: the provider under the fault, by chain place."""
+    """Rows: position x fault kind; columns: the provider under the fault, by chain place.
+    A failing cell names the rules it broke and what the user was shown."""
+    from rich.markup import escape
+
+    from streambench.report.text import as_seen
     from streambench.uses.chaos import POSITIONS
 
     chain = sorted({(r.cell.chain_index, r.cell.chain_provider) for r in results})
@@ -79,7 +83,13 @@ def _chaos_table(results: list[CellResult]) -> Table:
             row[r.cell.chain_index] = f"[green]pass[/] {r.outcome}"
         else:
             rules = "\n".join(sorted({rule for rule, _ in r.violations}))
-            row[r.cell.chain_index] = f"[bold white on red]FAIL[/]\n[red]{rules}[/]"
+            text = as_seen(r.shown)
+            # head and tail: a restart after failover shows at the start, a cut at the end
+            text = text if len(text) <= 60 else f"{text[:28]}…{text[-28:]}"
+            shown = escape(text) if text else "(nothing)"
+            row[r.cell.chain_index] = (
+                f"[bold white on red]FAIL[/]\n[red]{rules}[/]\n[dim]shown:[/] {shown}"
+            )
     for position in POSITIONS:
         for kind in sorted({k for p, k in cells if p == position}):
             row = cells[(position, kind)]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,6 +14,17 @@ from streambench.grade.client import ClientState
 from streambench.grade.upstream import UpstreamContent
 
 NAN = math.nan
+SMOOTHNESS_COLUMNS = (
+    "paint_rate_cps",
+    "jump_chars_max",
+    "jump_share_max",
+    "midword_paint_share",
+    "stall_count",
+    "stall_ms_max",
+    "second_paint_ms",
+    "itl_per_chunk_ms",
+    "itl_per_token_ms",
+)
 METRIC_COLUMNS = (
     "ttfb_ms",
     "ttfs_ms",
@@ -27,7 +40,12 @@ METRIC_COLUMNS = (
     "gap_ms_p95",
     "n_text_chunks",
     "useful_ms",
+    *SMOOTHNESS_COLUMNS,
 )
+# A gap between screen updates after the first text longer than this reads as the stream stalling.
+STALL_MS = 500.0
+# Tokens without the model's tokenizer (none offline): runs of word characters or single signs.
+_TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def _first(state: ClientState, kind: str) -> float:
@@ -44,6 +62,67 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def text_char_times(state: ClientState) -> list[float]:
     """When the client showed each character of the streamed text."""
     return [ev.t_ms for ev in state.timeline if ev.kind == "text" for _ in ev.text or ""]
+
+
+@dataclass(frozen=True)
+class Paint:
+    """Text the client put on screen at once: every text event that arrived at ``t_ms``."""
+
+    t_ms: float
+    text: str
+
+
+def paints(state: ClientState) -> list[Paint]:
+    """The streamed text as screen updates; events delivered together paint together."""
+    out: list[Paint] = []
+    for event in state.timeline:
+        if event.kind != "text" or not event.text:
+            continue
+        if out and out[-1].t_ms == event.t_ms:
+            out[-1] = Paint(event.t_ms, out[-1].text + event.text)
+        else:
+            out.append(Paint(event.t_ms, event.text))
+    return out
+
+
+def still_spans(state: ClientState) -> list[tuple[float, float]]:
+    """(from, to) ms between screen updates after the first text: paint to paint, and the last
+    paint to the terminal event (text frozen until done/error is a stall too)."""
+    updates = [p.t_ms for p in paints(state)]
+    terminal = state.terminal
+    if updates and terminal is not None and terminal.t_ms > updates[-1]:
+        updates.append(terminal.t_ms)
+    return list(itertools.pairwise(updates))
+
+
+def _ends_mid_word(paint: Paint, following: Paint) -> bool:
+    return paint.text[-1].isalnum() and following.text[0].isalnum()
+
+
+def smoothness(state: ClientState, stall_ms: float = STALL_MS) -> dict[str, float]:
+    """How the stream felt (docs/evaluation.md, "Perceived smoothness")."""
+    shown = paints(state)
+    if not shown:
+        return dict.fromkeys(SMOOTHNESS_COLUMNS, NAN)
+    total = sum(len(p.text) for p in shown)
+    jump = max(len(p.text) for p in shown)
+    span_s = (shown[-1].t_ms - shown[0].t_ms) / 1000
+    gaps = [b - a for a, b in still_spans(state)]
+    text_events = [ev for ev in state.timeline if ev.kind == "text" and ev.text]
+    chunk_gaps = [b.t_ms - a.t_ms for a, b in itertools.pairwise(text_events)]
+    tokens = [max(1, len(_TOKEN.findall(ev.text or ""))) for ev in text_events[1:]]
+    midword = sum(_ends_mid_word(a, b) for a, b in itertools.pairwise(shown))
+    return {
+        "paint_rate_cps": total / span_s if span_s > 0 else NAN,
+        "jump_chars_max": float(jump),
+        "jump_share_max": jump / total,
+        "midword_paint_share": midword / len(shown),
+        "stall_count": float(sum(g > stall_ms for g in gaps)),
+        "stall_ms_max": max(gaps, default=0.0),
+        "second_paint_ms": shown[1].t_ms if len(shown) > 1 else NAN,
+        "itl_per_chunk_ms": float(np.mean(chunk_gaps)) if chunk_gaps else NAN,
+        "itl_per_token_ms": sum(chunk_gaps) / sum(tokens) if tokens else NAN,
+    }
 
 
 def compute_metrics(
@@ -79,4 +158,5 @@ def compute_metrics(
         "gap_ms_p95": _percentile(gaps, 95),
         "n_text_chunks": float(len(sizes)),
         "useful_ms": float(np.fmin(ttfc, ttft)),
+        **smoothness(state),
     }

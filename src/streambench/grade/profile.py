@@ -1,14 +1,18 @@
 """Profiles: which rules run, with which parameters. A user's own streaming contract, in YAML.
 
-default: on            # rules not listed: on (every rule) or off
+default: on            # rules not listed: on (every rule on by default) or off
 rules:
   text-before-changes: off        # a text-first UI does not mind
   duplicate-after-failover: {min_overlap_chars: 12}
   escape-leak: on
+  jank: {max_jump_chars: 40}      # off by default: a profile turns it on
+
+``--profile smooth`` (a name, not a file) loads a profile bundled in streambench/data/profiles.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +23,33 @@ from streambench.grade.rules import RULES
 Profile = dict[str, dict[str, Any]]  # selected rule slug -> parameters
 
 
+BUNDLED = resources.files("streambench") / "data" / "profiles"
+
+
 def default_profile() -> Profile:
-    return {slug: {} for slug in RULES}
+    """Every rule that is on by default, with its default parameters."""
+    return {slug: {} for slug, rule in RULES.items() if rule.on_by_default}
+
+
+def bundled_profiles() -> list[str]:
+    """Names of the profiles shipped with streambench (``--profile NAME``)."""
+    return sorted(
+        p.name.removesuffix(".yaml") for p in BUNDLED.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def profile_path(value: str | Path) -> Path:
+    """``value`` as a file, or the bundled profile of that name when no such file exists."""
+    path = Path(value)
+    if path.exists() or path.suffix:
+        return path
+    bundled = BUNDLED / f"{path.name}.yaml"
+    if not bundled.is_file():
+        names = ", ".join(bundled_profiles())
+        raise ConfigError(
+            f"profile {str(value)!r}: no such file and no bundled profile (bundled: {names})"
+        )
+    return Path(str(bundled))
 
 
 def _switch(value: Any, where: str) -> bool:
@@ -66,4 +95,5 @@ def load_profile(path: str | Path | None) -> Profile:
     """The profile in ``path``; every rule with its defaults when ``path`` is None."""
     if path is None:
         return default_profile()
+    path = profile_path(path)
     return parse_profile(load_yaml(path, "profile"), str(path))

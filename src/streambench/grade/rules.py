@@ -10,6 +10,7 @@ from typing import Any
 
 from streambench.grade.client import ClientState
 from streambench.grade.dialects import UIEvent
+from streambench.grade.metrics import paints, still_spans
 
 STRUCTURED_MODES = frozenset({"job_code", "workflow"})
 _ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{1,4}|["\\/bfnrt])')
@@ -69,6 +70,8 @@ class Rule:
     description: str
     check: Check
     defaults: dict[str, Any] = field(default_factory=dict)
+    # off: runs only when a profile names it (a taste, not a bug: e.g. jank)
+    on_by_default: bool = True
 
 
 def _terminal_ms(ctx: RunContext) -> float | None:
@@ -176,7 +179,7 @@ def _escape_leak(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | 
         return []
     return [
         (
-            f"JSON escape {match.group()!r} shown at char {match.start()}",
+            f"JSON escape `{match.group()}` shown at char {match.start()}",
             ctx.char_time(match.start()),
         )
     ]
@@ -188,7 +191,7 @@ def _json_leak(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | No
         return []
     return [
         (
-            f"JSON syntax {match.group()!r} shown at char {match.start()}",
+            f"JSON syntax `{match.group()}` shown at char {match.start()}",
             ctx.char_time(match.start()),
         )
     ]
@@ -249,6 +252,27 @@ def _status_after_terminal(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str
         for ev in _after_terminal(ctx)
         if ev.kind == "status"
     ]
+
+
+def _jank(ctx: RunContext, params: dict[str, Any]) -> list[tuple[str, float | None]]:
+    shown = paints(ctx.state)
+    total = sum(len(p.text) for p in shown)
+    max_jump, max_stall = int(params["max_jump_chars"]), float(params["max_stall_ms"])
+    found: list[tuple[str, float | None]] = [
+        (
+            f"{len(p.text)} chars painted at once ({len(p.text) / total:.0%} of the answer; "
+            f"max_jump_chars {max_jump})",
+            p.t_ms,
+        )
+        for p in shown
+        if len(p.text) > max_jump
+    ]
+    found += [
+        (f"text stood still for {b - a:g} ms (max_stall_ms {max_stall:g})", a)
+        for a, b in still_spans(ctx.state)
+        if b - a > max_stall
+    ]
+    return sorted(found, key=lambda item: item[1] or 0.0)
 
 
 RULES: dict[str, Rule] = {
@@ -313,6 +337,13 @@ RULES: dict[str, Rule] = {
             "status-after-terminal",
             "A status event arrived after done/error.",
             _status_after_terminal,
+        ),
+        Rule(
+            "jank",
+            "Text arrived in jumps or stalls a reader notices (off unless a profile enables it).",
+            _jank,
+            {"max_jump_chars": 80, "max_stall_ms": 1500},
+            on_by_default=False,
         ),
     )
 }

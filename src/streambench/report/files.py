@@ -1,29 +1,37 @@
 """Reports of a results DataFrame: results.parquet, results.csv, summary.md, junit.xml and a
-self-contained report.html (plotly inlined: per-run timelines, ttfc/ttft distributions)."""
+self-contained report.html (report/html.py: summaries, distributions, a player per run)."""
 
 from __future__ import annotations
 
-import html
 import json
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 
 from streambench._atomic import atomic_write
 from streambench.errors import ConfigError
+from streambench.report.html import report_html
+from streambench.report.text import as_seen, excerpt, given, variant
 from streambench.runner.matrix import ID_COLUMNS
 
 REPORT_FILES = ("results.parquet", "results.csv", "summary.md", "junit.xml", "report.html")
 SUMMARY_METRICS = ("ttfb_ms", "ttfc_ms", "ttft_ms", "total_ms", "changes_lag_ms", "text_lag_p95_ms")
+# summary.md's smoothness table: column -> (heading, aggregate over the group's runs)
+SMOOTHNESS_SUMMARY = {
+    "paint_rate_cps": ("chars/s p50", "median"),
+    "jump_chars_max": ("largest jump (chars) max", "max"),
+    "jump_share_max": ("largest jump share p50", "median"),
+    "midword_paint_share": ("mid-word paints p50", "median"),
+    "stall_count": ("stalls", "sum"),
+    "stall_ms_max": ("longest stall ms max", "max"),
+    "second_paint_ms": ("2nd paint ms p50", "median"),
+    "itl_per_chunk_ms": ("ITL/chunk ms p50 (vLLM)", "median"),
+    "itl_per_token_ms": ("ITL/token ms p50 (GenAI-Perf)", "median"),
+}
 TERMINALS = ("done", "error", "none")
-# Runs drawn as timelines in report.html: every run with violations, up to this many in all.
-MAX_TIMELINES = 40
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:
@@ -64,12 +72,25 @@ def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
 
 
 def violation_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Every violation of every run, with the run's id columns, in the frame's order."""
+    """Every violation of every run, with the run's id columns, ``excerpt`` (what the user saw
+    by then), ``status_code`` and ``sut_error``, in the frame's order."""
     return [
-        {**{c: row[c] for c in ID_COLUMNS}, **v}
+        {
+            **{c: row[c] for c in ID_COLUMNS},
+            **v,
+            "excerpt": excerpt(row, v["at_ms"]),
+            "status_code": given(row.get("status_code")),
+            "sut_error": given(row.get("sut_error")),
+        }
         for _, row in frame.iterrows()
         for v in row["violations"]
     ]
+
+
+def where(v: dict[str, Any]) -> str:
+    """``at 123 ms`` or, for a violation of the whole run, ``at the end``."""
+    at = v.get("at_ms")
+    return "at the end" if at is None or pd.isna(at) else f"at {at:g} ms"
 
 
 def summary_markdown(frame: pd.DataFrame) -> str:
@@ -95,14 +116,71 @@ def summary_markdown(frame: pd.DataFrame) -> str:
                 + " | ".join(cells)
                 + f" | {group['violations']} |"
             )
-        counts = Counter(v["rule"] for v in violation_rows(frame))
+        lines += ["", "## Smoothness (how the text arrived; docs/evaluation.md)", ""]
+        lines += _smoothness_lines(frame)
+        violations = violation_rows(frame)
         lines += ["", "## Violations by rule", ""]
-        if counts:
-            lines += ["| rule | count |", "|---|---|"]
-            lines += [f"| {rule} | {count} |" for rule, count in sorted(counts.items())]
+        if violations:
+            lines += ["| rule | sut | runs | violations | first at |", "|---|---|---:|---:|---|"]
+            by_rule = pd.DataFrame(violations).groupby(["rule", "sut"], sort=True)
+            for (rule, sut), group in by_rule:
+                runs = group[list(ID_COLUMNS)].drop_duplicates()
+                first = group.iloc[0]
+                lines.append(
+                    f"| {rule} | {sut} | {len(runs)} | {len(group)} | "
+                    f"{variant(first)} {where(first.to_dict())} |"
+                )
+            lines += ["", "## Every violation", ""]
+            lines += ["| run | rule | at ms | message | the user saw |", "|---|---|---:|---|---|"]
+            lines += [
+                f"| {variant(v)} | {v['rule']} | {_ms(v['at_ms'])} | "
+                f"{_md(as_seen(v['message']))} | {_md(v['excerpt'])} |"
+                for v in violations
+            ]
         else:
             lines.append("None.")
     return "\n".join(lines) + "\n"
+
+
+def _sut_lines(row: pd.Series | dict[str, Any]) -> list[str]:
+    """The SUT's HTTP status (when not 200) and its exception, for failure details."""
+    lines = []
+    status, error = given(row.get("status_code")), given(row.get("sut_error"))
+    if status is not None and int(status) != 200:
+        lines.append(f"HTTP {int(status)}")
+    if error:
+        lines.append(f"sut_error: {error}")
+    return lines
+
+
+def _md(text: str) -> str:
+    """A markdown table cell: pipes escaped, text in code so escapes show as written."""
+    text = str(text).replace("|", "\\|")
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if text else ""
+
+
+def _ms(at: float | None) -> str:
+    return "–" if at is None or pd.isna(at) else f"{at:g}"
+
+
+def _smoothness_lines(frame: pd.DataFrame) -> list[str]:
+    columns = [c for c in SMOOTHNESS_SUMMARY if c in frame]
+    if not columns:
+        return ["No smoothness columns in these results."]
+    heads = [SMOOTHNESS_SUMMARY[c][0] for c in columns]
+    lines = ["| sut | chunking | " + " | ".join(heads) + " |", "|---|---|" + "---:|" * len(heads)]
+    for (sut, chunking), group in frame.groupby(["sut", "chunking"], sort=True):
+        cells = []
+        for column in columns:
+            values = pd.to_numeric(group[column], errors="coerce").dropna()
+            how = SMOOTHNESS_SUMMARY[column][1]
+            value = getattr(values, how)() if len(values) else float("nan")
+            cells.append(
+                "–" if pd.isna(value) else f"{value:.3g}" if value < 10 else f"{value:.0f}"
+            )
+        lines.append(f"| {sut} | {chunking} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def junit_xml(frame: pd.DataFrame) -> bytes:
@@ -116,72 +194,13 @@ def junit_xml(frame: pd.DataFrame) -> bytes:
         )
         case.set("time", f"{(row['total_ms'] if pd.notna(row['total_ms']) else 0) / 1000:.3f}")
         for v in row["violations"]:
-            failure = ET.SubElement(case, "failure", type=v["rule"], message=v["message"])
-            failure.text = f"{v['rule']} at {v['at_ms']} ms: {v['message']}"
+            seen = excerpt(row, v["at_ms"])
+            message = f"{v['rule']} {where(v)}: {as_seen(v['message'])}"
+            if seen:
+                message += f"; the user saw: {seen}"
+            failure = ET.SubElement(case, "failure", type=v["rule"], message=message)
+            failure.text = message + "".join(f"\n{line}" for line in _sut_lines(row))
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
-
-
-def _distribution_figure(frame: pd.DataFrame) -> go.Figure:
-    fig = go.Figure()
-    variant = (
-        frame["sut"] + " · " + frame["chunking"] + " · " + frame["fault"].replace("", "no fault")
-    )
-    for metric in ("ttfc_ms", "ttft_ms"):
-        fig.add_trace(go.Box(x=variant, y=frame[metric], name=metric, boxpoints="all", jitter=0.3))
-    fig.update_layout(boxmode="group", title="ttfc / ttft across variants (ms)", height=460)
-    return fig
-
-
-def _timeline_figure(row: pd.Series) -> go.Figure:
-    points = json.loads(row["timeline_json"])
-    fig = go.Figure()
-    for source in sorted({p["source"] for p in points}, key=lambda s: (s != "client", s)):
-        mine = [p for p in points if p["source"] == source]
-        fig.add_trace(
-            go.Scatter(
-                x=[p["t_ms"] for p in mine],
-                y=[f"{source}: {p['kind']}" for p in mine],
-                mode="markers",
-                name=source,
-                text=[p["text"] for p in mine],
-                hovertemplate="%{x:.1f} ms<br>%{text}<extra></extra>",
-            )
-        )
-    for v in row["violations"]:
-        if v["at_ms"] is not None:
-            fig.add_vline(x=v["at_ms"], line_dash="dot", line_color="red")
-    fig.update_layout(title=run_id(row), height=320, xaxis_title="ms since request")
-    return fig
-
-
-def report_html(frame: pd.DataFrame) -> str:
-    flagged_count = int((frame["n_violations"] > 0).sum()) if len(frame) else 0
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>streambench report</title>",
-        f"<script>{get_plotlyjs()}</script>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}.bad{color:#b00}</style>",
-        "</head><body><h1>streambench report</h1>",
-        f"<p>{len(frame)} runs, {flagged_count} with violations.</p>",
-    ]
-    if len(frame):
-        parts.append(_distribution_figure(frame).to_html(full_html=False, include_plotlyjs=False))
-        flagged = frame[frame["n_violations"] > 0]
-        shown = pd.concat([flagged, frame[frame["n_violations"] == 0]]).head(MAX_TIMELINES)
-        parts.append(f"<h2>Timelines ({len(shown)} of {len(frame)} runs, violations first)</h2>")
-        for _, row in shown.iterrows():
-            parts.append(_timeline_figure(row).to_html(full_html=False, include_plotlyjs=False))
-            for v in row["violations"]:
-                parts.append(
-                    f"<p class='bad'>{html.escape(v['rule'])}: {html.escape(v['message'])}</p>"
-                )
-        columns = [*ID_COLUMNS, "terminal", "ttfc_ms", "ttft_ms", "total_ms", "n_violations"]
-        parts.append("<h2>All runs</h2>")
-        parts.append(
-            frame[columns].to_html(index=False, na_rep="–", float_format=lambda x: f"{x:.1f}")
-        )
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:

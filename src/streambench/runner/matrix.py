@@ -287,26 +287,41 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         "final_text": state.final_text,
         "expected_text": case.expect_text,
         **code_quality(state, expected_code),
-        "timeline_json": json.dumps(_timeline(state.timeline, plans, response.upstream_starts_ms)),
+        "timeline_json": json.dumps(
+            _timeline(state.timeline, plans, response.upstream_starts_ms, spec.faults)
+        ),
     }
     return row
 
 
 def _timeline(
-    events: list[UIEvent], plans: Sequence[Any], starts: list[float]
+    events: list[UIEvent], plans: Sequence[Any], starts: list[float], faults: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """Upstream content and client events on the request's clock, for the HTML report."""
+    """Upstream content, the injected fault and client events on the request's clock, for the
+    report's player: client text and code in full (the player rebuilds the screen from them)."""
     rows = [
         {"t_ms": start + t_ms, "source": f"upstream {i + 1}", "kind": kind, "text": text[:80]}
         for i, start in enumerate(starts[: len(plans)])
         for t_ms, kind, text in plans[i].content_timeline
     ]
+    if faults and starts:
+        # Faults apply to the first upstream: marked where its delivery stopped.
+        first = plans[0]
+        rows.append(
+            {
+                "t_ms": starts[0] + first.duration_ms,
+                "source": "upstream 1",
+                "kind": "fault",
+                "text": f"{';'.join(faults)} (HTTP {first.status}, {first.ending})",
+            }
+        )
     rows += [
         {
             "t_ms": ev.t_ms,
             "source": "client",
             "kind": ev.kind,
-            "text": (ev.text or ev.code or "")[:80],
+            "text": ev.text or "",
+            **({"code": ev.code} if ev.code is not None else {}),
         }
         for ev in events
     ]

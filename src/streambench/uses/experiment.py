@@ -11,6 +11,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -205,12 +206,12 @@ def to_markdown(comparison: Comparison) -> str:
     """The verdict table as GitHub-flavoured markdown."""
     pct = round(comparison.confidence * 100)
     lines = [
-        f"# Experiment: `{comparison.variant}` vs `{comparison.baseline}`",
+        f"# Experiment: B = `{comparison.variant}` vs A = `{comparison.baseline}`",
         "",
         f"Paired differences (B - A) over {len(comparison.pairs)} replay variants; "
         f"{pct}% bootstrap confidence interval of the mean difference.",
         "",
-        f"| metric | n | mean A | mean B | mean diff | {pct}% CI | verdict |",
+        f"| metric | n | mean A | mean B | mean B-A | {pct}% CI | verdict |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
     for row in comparison.table.itertuples():
@@ -221,26 +222,125 @@ def to_markdown(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-def to_html(comparison: Comparison) -> str:
-    """A self-contained HTML page: the verdict table and one box plot of differences per metric."""
-    import plotly.graph_objects as go
+def _unit(metric: str) -> str:
+    return "ms" if metric.endswith("_ms") else "rate"
 
-    figure = go.Figure()
-    for row in comparison.table.itertuples():
-        diffs = comparison.pairs[f"{row.metric}_diff"].dropna()
-        figure.add_trace(go.Box(y=diffs, name=row.metric, boxpoints="all", jitter=0.3))
-    figure.update_layout(
-        title=f"Paired differences: {comparison.variant} minus {comparison.baseline}",
-        yaxis_title="difference (ms; success rate for code_exact)",
+
+def verdict_words(comparison: Comparison, row: Any) -> str:
+    """One sentence per metric: what B did compared with A, how sure, and the verdict."""
+    a, b = f"A ({comparison.baseline})", f"B ({comparison.variant})"
+    pct = round(comparison.confidence * 100)
+    if row.n == 0:
+        return f"{row.metric}: no pair has it in both runs; nothing to compare."
+    ci = f"{pct}% CI {format_number(row.ci_low)} to {format_number(row.ci_high)}"
+    if _unit(row.metric) == "ms":
+        direction = "longer" if row.mean_diff > 0 else "less"
+        what = f"{b} took {format_number(abs(row.mean_diff))} ms {direction} than {a} on average"
+    else:
+        rates = f"({format_number(row.mean_b)} vs {format_number(row.mean_a)})"
+        if row.mean_diff == 0:
+            what = f"{b}'s rate is the same as {a}'s {rates}"
+        else:
+            direction = "higher" if row.mean_diff > 0 else "lower"
+            points = format_number(abs(row.mean_diff) * 100)
+            what = f"{b}'s rate is {points} points {direction} than {a}'s {rates}"
+    if row.verdict == "no clear difference":
+        verdict = "no clear difference (the interval includes 0)"
+    else:
+        verdict = f"{a if row.verdict == 'A better' else b} is better"
+    return f"{row.metric}: {what} ({ci}, {row.n} pairs): {verdict}."
+
+
+def _svg_differences(comparison: Comparison, unit: str) -> str:
+    """Paired differences B - A of the metrics in ``unit`` on one axis: a dot per pair, the
+    confidence interval as a bar, the mean as a tick, 0 as a line."""
+    rows = [r for r in comparison.table.itertuples() if _unit(r.metric) == unit and r.n]
+    if not rows:
+        return ""
+    diffs = {r.metric: comparison.pairs[f"{r.metric}_diff"].dropna().to_numpy() for r in rows}
+    values = np.concatenate(
+        [*diffs.values(), [0.0], [r.ci_low for r in rows], [r.ci_high for r in rows]]
     )
-    plot = figure.to_html(full_html=False, include_plotlyjs=True)
-    table = comparison.table.to_html(index=False, float_format=format_number, border=0)
-    title = html.escape(f"{comparison.variant} vs {comparison.baseline}")
+    # rates differ by at most 1 either way: a fixed axis keeps 0 in the middle
+    low, high = (
+        (-1.0, 1.0) if unit == "rate" else (float(np.nanmin(values)), float(np.nanmax(values)))
+    )
+    span = (high - low) or 1.0
+    left, width, row_h = 150, 860, 34
+    height = 40 + row_h * len(rows)
+
+    def x(value: float) -> float:
+        return left + (value - low) / span * (width - left - 60)
+
+    zero = x(0.0)
+    parts = [
+        f"<svg class='diffs' data-unit='{unit}' width='{width}' height='{height}' "
+        f"role='img' aria-label='B minus A, {unit}'>",
+        f"<line x1='{zero:.1f}' x2='{zero:.1f}' y1='0' y2='{height - 24}' stroke='#999'/>",
+    ]
+    for k, r in enumerate(rows):
+        y = 16 + k * row_h
+        parts.append(
+            f"<text x='{left - 8}' y='{y + 4}' text-anchor='end'>{html.escape(r.metric)}</text>"
+        )
+        parts += [
+            f"<circle cx='{x(v):.1f}' cy='{y + ((i * 5) % 9) - 4}' r='2.5' fill='#888'/>"
+            for i, v in enumerate(diffs[r.metric])
+        ]
+        color = "#2a2" if r.verdict == "B better" else "#c22" if r.verdict == "A better" else "#555"
+        if not np.isnan(r.ci_low):
+            parts.append(
+                f"<line x1='{x(r.ci_low):.1f}' x2='{x(r.ci_high):.1f}' y1='{y + 9}' y2='{y + 9}' "
+                f"stroke='{color}' stroke-width='4'/>"
+            )
+        parts.append(
+            f"<line x1='{x(r.mean_diff):.1f}' x2='{x(r.mean_diff):.1f}' y1='{y + 3}' "
+            f"y2='{y + 15}' stroke='#000' stroke-width='2'/>"
+        )
+    for t in np.linspace(low, high, 5):
+        label = f"{format_number(float(t))}{' ms' if unit == 'ms' else ''}"
+        parts.append(
+            f"<text x='{x(float(t)):.1f}' y='{height - 6}' text-anchor='middle'>{label}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def to_html(comparison: Comparison) -> str:
+    """A self-contained page: who A and B are, the verdict per metric in words, the table, and
+    the paired differences drawn as SVG, timings (ms) and rates on separate axes."""
+    a, b = html.escape(comparison.baseline), html.escape(comparison.variant)
+    table = comparison.table.rename(
+        columns={
+            "mean_a": "mean A",
+            "mean_b": "mean B",
+            "mean_diff": "mean B−A",
+            "ci_low": "CI low",
+            "ci_high": "CI high",
+        }
+    ).to_html(index=False, float_format=format_number, border=0)
+    words = "".join(
+        f"<li data-metric='{html.escape(r.metric)}'>"
+        f"{html.escape(verdict_words(comparison, r))}</li>"
+        for r in comparison.table.itertuples()
+    )
+    ms_plot = _svg_differences(comparison, "ms")
+    rate_plot = _svg_differences(comparison, "rate")
+    charts = ""
+    if ms_plot:
+        charts += f"<h2>B − A in ms (left of 0: B faster)</h2>{ms_plot}"
+    if rate_plot:
+        charts += f"<h2>B − A in rates (right of 0: B succeeds more often)</h2>{rate_plot}"
     return (
-        "<!doctype html>\n<html><head><meta charset='utf-8'>"
-        f"<title>streambench experiment: {title}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px}</style>"
-        f"</head><body><h1>{title}</h1>{table}{plot}</body></html>\n"
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>streambench experiment: B = {b} vs A = {a}</title>"
+        "<style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:1100px}"
+        "td,th{padding:3px 10px;text-align:right}td:first-child,th:first-child{text-align:left}"
+        "svg text{font:11px system-ui,sans-serif}.who b{font-family:monospace}</style></head><body>"
+        f"<h1>Experiment: B vs A</h1><p class='who'>A (baseline) = <b id='sut-a'>{a}</b>; "
+        f"B (variant) = <b id='sut-b'>{b}</b>. Paired over {len(comparison.pairs)} replay "
+        f"variants; differences are B − A.</p><h2>Verdicts</h2><ul id='verdicts'>{words}</ul>"
+        f"{table}{charts}</body></html>\n"
     )
 
 

@@ -1,0 +1,208 @@
+"""report.html: one self-contained offline page to look at, not scroll.
+
+At the top a summary per SUT and per rule (counts, links to the failing runs); then the
+distributions per chunking and per case; then every run as a card, failing runs first,
+grouped by rule. Opening a card builds its player: a time slider (play at 1x / 10x) showing
+the client model's state at time t (status line, streamed text, code panel) beside the
+upstream events on the same axis, the injected fault and each violation marked, and the text
+the user saw diffed against the expected one. Drawing is our own SVG (report.js): plotly's
+bundle alone was 4.5 MB of the old 5 MB page (README, design notes).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections import Counter, defaultdict
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+
+from streambench.grade.rules import RULES
+from streambench.report.text import excerpt, given, variant
+
+# Upstream deltas are drawn as marks; their text (a hover title) is cut to this many chars.
+UPSTREAM_TEXT_CHARS = 24
+# Metrics the distributions can show: column -> label (the first is shown first).
+DISTRIBUTION_METRICS = {
+    "ttft_ms": "time to first text (ms)",
+    "ttfc_ms": "time to first changes (ms)",
+    "total_ms": "total (ms)",
+    "jump_chars_max": "largest jump (chars)",
+    "paint_rate_cps": "paint rate (chars/s)",
+    "stall_ms_max": "longest gap after the first text (ms)",
+    "itl_per_chunk_ms": "ITL per chunk, vLLM (ms)",
+    "itl_per_token_ms": "ITL per token, GenAI-Perf (ms)",
+}
+_ASSETS = resources.files("streambench") / "data" / "report"
+
+
+def _number(value: Any) -> float | None:
+    """A JSON-safe number (None for NaN or missing), ms rounded to 0.1."""
+    value = given(value)
+    if value is None or isinstance(value, str):
+        return None
+    value = float(value)
+    return None if math.isnan(value) else round(value, 1)
+
+
+def _events(row: pd.Series) -> list[list[Any]]:
+    """[t_ms, source (0 client, n upstream n), kind, text, code?] per timeline entry."""
+    timeline = row.get("timeline_json")
+    if not isinstance(timeline, str):
+        return []
+    out: list[list[Any]] = []
+    for e in json.loads(timeline):
+        source = 0 if e["source"] == "client" else int(e["source"].rsplit(" ", 1)[-1])
+        text = e.get("text") or ""
+        if source and e["kind"] != "fault":
+            text = text[:UPSTREAM_TEXT_CHARS]
+        entry = [round(e["t_ms"], 1), source, e["kind"], text]
+        if e.get("code") is not None:
+            entry.append(e["code"])
+        out.append(entry)
+    return out
+
+
+def _run_data(index: int, row: pd.Series) -> dict[str, Any]:
+    return {
+        "i": index,
+        "id": variant(row),
+        "sut": row["sut"],
+        "chunking": row["chunking"],
+        "case": row["case"],
+        "terminal": row["terminal"],
+        "status": _number(row.get("status_code")),
+        "sut_error": given(row.get("sut_error")),
+        "v": [
+            [v["rule"], _number(v["at_ms"]), v["message"], excerpt(row, v["at_ms"])]
+            for v in row["violations"]
+        ],
+        "m": {m: _number(row.get(m)) for m in DISTRIBUTION_METRICS},
+        "ev": _events(row),
+        "expected": given(row.get("expected_text")),
+        "final": given(row.get("final_text")),
+    }
+
+
+def _link(index: int, label: str) -> str:
+    return f"<a href='#run-{index}'>{html.escape(label)}</a>"
+
+
+def _sut_table(frame: pd.DataFrame, rules: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(r)}</th>" for r in rules)
+    rows = []
+    for sut, group in frame.groupby("sut", sort=True):
+        flagged = int((group["n_violations"] > 0).sum())
+        per_rule = Counter(v["rule"] for vs in group["violations"] for v in vs)
+        cells = "".join(
+            f"<td class='n{' bad' if per_rule[r] else ''}'>{per_rule[r]}</td>" for r in rules
+        )
+        rows.append(
+            f"<tr data-sut='{html.escape(str(sut))}' data-runs='{len(group)}' "
+            f"data-flagged='{flagged}'><th>{html.escape(str(sut))}</th>"
+            f"<td class='n'>{len(group)}</td><td class='n'>{len(group) - flagged}</td>"
+            f"<td class='n{' bad' if flagged else ''}'>{flagged}</td>"
+            f"<td class='n'>{int(group['n_violations'].sum())}</td>{cells}</tr>"
+        )
+    return (
+        "<table id='by-sut'><caption>Per SUT: runs, and violations per rule</caption>"
+        "<tr><th>sut</th><th>runs</th><th>clean</th><th>with violations</th>"
+        f"<th>violations</th>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
+def _rule_table(frame: pd.DataFrame, failing: dict[str, list[int]]) -> str:
+    if not failing:
+        return "<p id='by-rule' class='clean'>No rule was broken in any run.</p>"
+    rows = []
+    for rule, runs in failing.items():
+        count = sum(1 for vs in frame["violations"] for v in vs if v["rule"] == rule)
+        links = ", ".join(_link(i, f"#{i}") for i in runs[:30])
+        more = f" and {len(runs) - 30} more" if len(runs) > 30 else ""
+        about = RULES[rule].description if rule in RULES else ""
+        rows.append(
+            f"<tr data-rule='{html.escape(rule)}' data-runs='{len(runs)}'>"
+            f"<th><a href='#rule-{html.escape(rule)}'>{html.escape(rule)}</a></th>"
+            f"<td>{html.escape(about)}</td><td class='n'>{len(runs)}</td>"
+            f"<td class='n'>{count}</td><td>{links}{more}</td></tr>"
+        )
+    return (
+        "<table id='by-rule'><caption>Per rule: the runs that broke it</caption><tr><th>rule</th>"
+        "<th>what it means</th><th>runs</th><th>violations</th><th>failing runs</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
+
+
+def _card(index: int, row: pd.Series) -> str:
+    rules = sorted({v["rule"] for v in row["violations"]})
+    badges = "".join(f"<span class='badge'>{html.escape(r)}</span>" for r in rules)
+    end = html.escape(str(row["terminal"]))
+    return (
+        f"<details class='run' id='run-{index}' data-run='{index}'><summary>"
+        f"<span class='idx'>#{index}</span> {html.escape(variant(row))} "
+        f"<span class='end end-{end}'>{end}</span> {badges}</summary>"
+        "<div class='player'></div></details>"
+    )
+
+
+def report_html(frame: pd.DataFrame) -> str:
+    """The page for a results frame (rows in the frame's order; ``#run-N`` is row N)."""
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    flagged = int((frame["n_violations"] > 0).sum()) if n else 0
+    total = int(frame["n_violations"].sum()) if n else 0
+    failing: dict[str, list[int]] = defaultdict(list)
+    first_rule: dict[int, str] = {}
+    for index, row in frame.iterrows():
+        for rule in dict.fromkeys(v["rule"] for v in row["violations"]):
+            failing[rule].append(int(index))
+            first_rule.setdefault(int(index), rule)
+    order = [r for r in RULES if r in failing] + sorted(set(failing) - set(RULES))
+    failing = {r: failing[r] for r in order}
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>streambench report</title>",
+        f"<style>{(_ASSETS / 'report.css').read_text(encoding='utf-8')}</style></head><body>",
+        "<h1>streambench report</h1>",
+        f"<p id='counts'><b id='n-runs'>{n}</b> runs: <b id='n-clean'>{n - flagged}</b> clean, "
+        f"<b id='n-flagged'>{flagged}</b> with violations (<b id='n-violations'>{total}</b> "
+        "violations). Open a run to play it back.</p>",
+    ]
+    if n:
+        parts += [_sut_table(frame, list(failing)), _rule_table(frame, failing)]
+        parts.append(
+            "<h2 id='distributions'>Distributions</h2><p>Each dot is a run. "
+            "<select id='metric'>"
+            + "".join(
+                f"<option value='{k}'>{html.escape(v)}</option>"
+                for k, v in DISTRIBUTION_METRICS.items()
+            )
+            + "</select></p><div id='by-chunking'></div><div id='by-case'></div>"
+        )
+        for rule, runs in failing.items():
+            here = [i for i in runs if first_rule[i] == rule]
+            also = [i for i in runs if first_rule[i] != rule]
+            parts.append(
+                f"<h2 id='rule-{html.escape(rule)}'>Failing: {html.escape(rule)} "
+                f"({len(runs)} runs)</h2>"
+            )
+            if also:
+                links = ", ".join(_link(i, f"#{i}") for i in also)
+                parts.append(f"<p class='also'>Also broken by {links} (shown above).</p>")
+            parts += [_card(i, frame.iloc[i]) for i in here]
+        clean = [i for i in range(n) if i not in first_rule]
+        parts.append(f"<h2 id='clean'>Clean runs ({len(clean)})</h2>")
+        parts += [_card(i, frame.iloc[i]) for i in clean]
+    data = {
+        "runs": [_run_data(i, row) for i, row in frame.iterrows()],
+        "metrics": DISTRIBUTION_METRICS,
+    }
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+    parts += [
+        f"<script id='data' type='application/json'>{payload}</script>",
+        f"<script>{(_ASSETS / 'report.js').read_text(encoding='utf-8')}</script></body></html>",
+    ]
+    return "\n".join(parts)
