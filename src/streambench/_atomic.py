@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from streambench.errors import OutputError
+
 
 def _read_umask() -> int:
     mask = os.umask(0)
@@ -23,14 +25,26 @@ _FILE_MODE = 0o666 & ~_read_umask()  # read once: os.umask can only be read by s
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(temp_path)``, then move the temp file onto ``path``; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Call ``write(temp_path)``, then move the temp file onto ``path``; returns ``path``.
+
+    A path that cannot be written (a folder, read-only, a full disk) raises :class:`OutputError`
+    naming it; the old file, if any, stays as it was.
+    """
+    if path.is_dir():
+        raise OutputError(f"{path}: cannot write: is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -37,15 +37,27 @@ RedactConfig = Annotated[
 ]
 
 
-def _redactor(
+def redactor_of(
     headers: list[str], query: list[str], paths: list[str], patterns: list[str], cfg: Path | None
 ) -> Redactor:
+    """The redactor of the ``--redact-*`` options (shared by record, proxy and import)."""
     from streambench.record.redact import Redactor, load_config, make_config
 
     config = make_config(headers, query, paths, patterns)
     if cfg is not None:
         config = config.merged(load_config(cfg))
     return Redactor(config)
+
+
+ConnectTimeout = Annotated[
+    float, typer.Option("--connect-timeout", help="Seconds to connect to the upstream.")
+]
+ReadTimeout = Annotated[
+    float, typer.Option("--read-timeout", help="Seconds the upstream may stay silent mid-stream.")
+]
+TotalTimeout = Annotated[
+    float, typer.Option("--total-timeout", help="Seconds one upstream call may take in all.")
+]
 
 
 def _parse_headers(values: list[str]) -> dict[str, str]:
@@ -81,13 +93,21 @@ def record_command(
     redact_path: RedactPath = [],  # noqa: B006
     redact_pattern: RedactPattern = [],  # noqa: B006
     redact_config: RedactConfig = None,
+    connect_timeout: ConnectTimeout = 10.0,
+    read_timeout: ReadTimeout = 60.0,
+    total_timeout: TotalTimeout = 600.0,
 ) -> None:
-    """Send a streaming request and save the raw chunks with their arrival times."""
+    """Send a streaming request and save the raw chunks with their arrival times.
+
+    Exit 0 when every recording is complete, 1 when one was cut short (saved, truncated),
+    2 when a request got no response at all (nothing saved)."""
     from rich.progress import Progress
 
     from streambench._yaml import load_yaml
     from streambench.record.recorder import (
+        Timeouts,
         auth_headers,
+        check_url,
         is_recorded,
         load_request,
         plan_entries,
@@ -96,9 +116,10 @@ def record_command(
         signals_as_interrupts,
     )
 
+    timeouts = Timeouts(connect_timeout, read_timeout, total_timeout)
     if provider not in PROVIDERS:
         raise ConfigError(f"--provider {provider!r}: unknown (known: {', '.join(PROVIDERS)})")
-    redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
+    redactor = redactor_of(redact_header, redact_query, redact_path, redact_pattern, redact_config)
     body = load_request(request) if request is not None else None
     plan = None
     if matrix is not None:
@@ -109,14 +130,20 @@ def record_command(
     headers = {**auth_headers(provider), **_parse_headers(header)}
     api = PROVIDERS[provider].api if provider != "url" else None
     single = matrix is None and repeat == 1
+    if not single and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; a batch (--repeat, --matrix) needs a folder")
     targets = [out if single else out / f"{entry.name}.yaml" for entry in entries]
+    urls = [
+        check_url(request_url(provider, base_url, entry.body.get("model") or model or ""))
+        for entry in entries
+    ]
+    truncated = 0
     with signals_as_interrupts(), Progress(console=err_console, transient=single) as progress:
         task = progress.add_task("recording", total=len(entries))
-        for entry, target in zip(entries, targets, strict=True):
+        for entry, target, url in zip(entries, targets, urls, strict=True):
             if not single and is_recorded(target):
                 progress.advance(task)
                 continue
-            url = request_url(provider, base_url, entry.body.get("model") or model or "")
             try:
                 t = record(
                     url,
@@ -126,17 +153,25 @@ def record_command(
                     api=api,
                     headers=headers,
                     redactor=redactor,
+                    timeouts=timeouts,
                     notes=notes,
                 )
             except KeyboardInterrupt:
                 err_console.print(f"interrupted: partial transcript saved to {target}")
                 raise typer.Exit(130) from None
             progress.advance(task)
-            state = "truncated" if t.meta.truncated else "ok"
+            state = "ok"
+            if t.meta.truncated:
+                truncated += 1
+                state = f"truncated ({t.meta.notes or 'cut short'})"
             err_console.print(
-                f"{target}: HTTP {t.response.status}, {len(t.response.body)} bytes, "
-                f"{len(t.response.chunks or [])} chunks, {state}"
+                f"{t.path}: HTTP {t.response.status}, {len(t.response.body)} bytes, "
+                f"{len(t.response.chunks or [])} chunks, {state}",
+                markup=False,
             )
+    if truncated:
+        err_console.print(f"{truncated} recording(s) cut short", markup=False)
+        raise typer.Exit(1)
 
 
 @app.command("proxy")
@@ -155,7 +190,7 @@ def proxy_command(
     """A recording reverse proxy: point an application's base URL at it."""
     from streambench.record.proxy import proxy_app
 
-    redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
+    redactor = redactor_of(redact_header, redact_query, redact_path, redact_pattern, redact_config)
     scheme, _, rest = upstream.partition("://")
     if scheme not in ("http", "https") or not rest.strip("/"):
         raise ConfigError(f"--upstream {upstream!r}: expected an http:// or https:// base URL")
