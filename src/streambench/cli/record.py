@@ -186,20 +186,27 @@ def proxy_command(
     redact_path: RedactPath = [],  # noqa: B006
     redact_pattern: RedactPattern = [],  # noqa: B006
     redact_config: RedactConfig = None,
+    connect_timeout: ConnectTimeout = 10.0,
+    read_timeout: ReadTimeout = 60.0,
+    total_timeout: TotalTimeout = 600.0,
 ) -> None:
     """A recording reverse proxy: point an application's base URL at it."""
     from streambench.record.proxy import proxy_app
+    from streambench.record.recorder import Timeouts, check_url
 
     redactor = redactor_of(redact_header, redact_query, redact_path, redact_pattern, redact_config)
-    scheme, _, rest = upstream.partition("://")
-    if scheme not in ("http", "https") or not rest.strip("/"):
-        raise ConfigError(f"--upstream {upstream!r}: expected an http:// or https:// base URL")
-    app_ = proxy_app(upstream, out, redactor, save_all)
+    check_url(upstream, "--upstream")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
+    timeouts = Timeouts(connect_timeout, read_timeout, total_timeout)
+    sock = _server.bind_socket(host, port, exposes="can send requests through it, all recorded")
+    app_ = proxy_app(upstream, out, redactor, save_all, timeouts)
 
     def ready(url: str) -> None:
-        err_console.print(f"streambench proxy on {url} -> {upstream}, saving to {out}/")
+        shown = redactor.url(upstream)
+        err_console.print(f"streambench proxy on {url} -> {shown}, saving to {out}/", markup=False)
 
-    _server.serve_forever(app_, host, port, ready)
+    _server.serve_forever(app_, on_ready=ready, sock=sock)
 
 
 @app.command("scan")
@@ -236,10 +243,11 @@ def fake_provider_command(
     from streambench.providers.fake import fake_provider_app
 
     app_ = fake_provider_app(script, rate=rate, ttfb_ms=ttfb)
+    sock = _server.bind_socket(host, port, exposes="can use the fake provider")
 
     def ready(url: str) -> None:
         # stdout, flushed: scripts and tests read the URL from the first line.
         print(url, flush=True)
         err_console.print(f"streambench fake-provider on {url}")
 
-    _server.serve_forever(app_, host, port, ready)
+    _server.serve_forever(app_, on_ready=ready, sock=sock)
