@@ -41,6 +41,7 @@ _HEADER_SUFFIXES = ("-api-key", "-auth-token", "-security-token", "-session-toke
 
 _EDGE = r"(?<![A-Za-z0-9_\-])"
 _QUERY_NAMES = "|".join(sorted((re.escape(n) for n in QUERY_PARAMS), key=len, reverse=True))
+_JSON_NAMES = "|".join(sorted((re.escape(n) for n in JSON_KEYS), key=len, reverse=True))
 _HEADER_NAMES = "|".join(
     sorted((re.escape(n) for n in SENSITIVE_HEADERS - {"cookie", "set-cookie"}), key=len)[::-1]
 )
@@ -58,6 +59,12 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "api-key-header": re.compile(
         r"(?i)(?<![\w-])(?:" + _HEADER_NAMES + r")[\"']?\s*[:=]\s*[\"']?"
         r"(?!bearer\s|basic\s)(?P<secret>[A-Za-z0-9_\-+/=.:]{8,})"
+    ),
+    "cookie": re.compile(
+        r"(?i)(?<![\w-])(?:set-)?cookie[\"']?\s*:\s*[\"']?(?P<secret>[^\s;=\"']+=[^\s;\"']{8,})"
+    ),
+    "json-key": re.compile(
+        r"(?i)\\?[\"'](?:" + _JSON_NAMES + r")\\?[\"']\s*:\s*\\?[\"'](?P<secret>[^\"'\\\s]{6,})"
     ),
     "key-query-param": re.compile(
         r"(?i)[?&](?:" + _QUERY_NAMES + r")=(?P<secret>[^&\s\"'<>#]{6,})"
@@ -98,7 +105,7 @@ def _is_secret(kind: str, secret: str) -> bool:
         except (binascii.Error, ValueError):
             return False
         return b":" in decoded and decoded.isascii()
-    if kind in ("api-key-header", "key-query-param"):
+    if kind in ("api-key-header", "key-query-param", "json-key"):
         return any(c.isdigit() for c in secret) or len(secret) >= 16
     return True
 
@@ -302,7 +309,8 @@ def _decoded_response(t: Transcript) -> tuple[Any, str]:
     """The response with its body decoded (chunk sizes per decoded chunk), and a note."""
     response = t.response
     coding = ", ".join(encoding.codings(response.headers))
-    pieces = [b for _, b in t.chunk_bodies() or []] or [response.body]
+    bodies = t.chunk_bodies()
+    pieces = [response.body] if bodies is None else [b for _, b in bodies]
     decoded = encoding.decode(response.headers, pieces)
     headers = encoding.without_coding(response.headers)
     if decoded.error is not None:

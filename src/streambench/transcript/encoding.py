@@ -71,10 +71,8 @@ def _decode_once(coding: str, pieces: list[bytes], budget: int) -> tuple[list[by
         budget -= len(tail)
         if budget < 0:
             raise OverflowError
-        if tail:
-            out[-1:] = [(out[-1] if out else b"") + tail]
-    if hasattr(decoder, "eof") and first and not decoder.eof:
-        raise ValueError("the compressed stream ends early")
+        if tail and out:  # (a stream cut short keeps what decoded so far)
+            out[-1] += tail
     return out, budget
 
 
