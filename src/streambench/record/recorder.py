@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from streambench._yaml import load_yaml
+from streambench._yaml import check_json, load_yaml
 from streambench.errors import ConfigError, StreambenchError, TranscriptError
 from streambench.providers import apis
 from streambench.record.redact import Redactor
@@ -136,6 +136,7 @@ def load_request(path: str | Path) -> dict[str, Any]:
     data = load_yaml(p, "request")  # (JSON is YAML)
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a request file holds the JSON body, a mapping")
+    check_json(data, f"{p}: request")
     return data
 
 

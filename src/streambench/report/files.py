@@ -11,7 +11,7 @@ from xml.etree import ElementTree as ET
 
 import pandas as pd
 
-from streambench._atomic import atomic_write
+from streambench._atomic import atomic_write, replace_folder
 from streambench.errors import ConfigError
 from streambench.report.html import report_html
 from streambench.report.text import as_seen, excerpt, given, variant
@@ -204,17 +204,31 @@ def junit_xml(frame: pd.DataFrame) -> bytes:
 
 
 def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Write the five report files into ``out`` (created); returns their paths."""
+    """Write the five report files into ``out`` (created); returns their paths.
+
+    A folder holding only reports is replaced in one swap, so a crash never leaves one run's
+    page beside another run's results; a folder holding other files too gets each report
+    replaced atomically on its own."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / name for name in REPORT_FILES]
-    parquet, csv, summary, junit, page = paths
-    atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
-    atomic_write(csv, lambda p: _flat(frame).to_csv(p, index=False))
-    atomic_write(summary, lambda p: p.write_text(summary_markdown(frame), encoding="utf-8"))
-    atomic_write(junit, lambda p: p.write_bytes(junit_xml(frame)))
-    atomic_write(page, lambda p: p.write_text(report_html(frame), encoding="utf-8"))
-    return paths
+
+    def write(folder: Path) -> None:
+        parquet, csv, summary, junit, page = (folder / name for name in REPORT_FILES)
+        atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
+        atomic_write(csv, lambda p: _flat(frame).to_csv(p, index=False))
+        atomic_write(summary, lambda p: p.write_text(summary_markdown(frame), encoding="utf-8"))
+        atomic_write(junit, lambda p: p.write_bytes(junit_xml(frame)))
+        atomic_write(page, lambda p: p.write_text(report_html(frame), encoding="utf-8"))
+
+    if out.is_dir():  # temp files of a killed run's atomic writes
+        for name in REPORT_FILES:
+            for leftover in out.glob(f".{name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
+    others = out.is_dir() and any(p.name not in REPORT_FILES for p in out.iterdir())
+    if others:
+        write(out)
+    else:
+        replace_folder(out, write)
+    return [out / name for name in REPORT_FILES]
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
