@@ -13,6 +13,7 @@ only up to --naive-mb. Exits 1 when --mb takes 10 s or more.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 
@@ -66,7 +67,7 @@ def main() -> int:
         seconds[mb] = grade(events(mb, args.delta_chars))
         print(f"grading {mb:g} MB of streamed text: {seconds[mb]:.2f} s")
     sizes = sorted(seconds)
-    for a, b in zip(sizes, sizes[1:], strict=False):
+    for a, b in itertools.pairwise(sizes):
         print(f"  x{b / a:g} text -> x{seconds[b] / seconds[a]:.2f} time")
     naive = naive_grade(events(args.naive_mb, args.delta_chars))
     ours = grade(events(args.naive_mb, args.delta_chars))
@@ -76,7 +77,8 @@ def main() -> int:
     )
     ok = seconds[args.mb] < TARGET_S
     print(
-        f"{args.mb:g} MB in {seconds[args.mb]:.2f} s: {'ok' if ok else 'over'} (target < {TARGET_S:g} s)"
+        f"{args.mb:g} MB in {seconds[args.mb]:.2f} s: {'ok' if ok else 'over'}"
+        f" (target < {TARGET_S:g} s)"
     )
     return 0 if ok else 1
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 from conftest import REPO_ROOT
-
 from streambench.grade.client import consume
 from streambench.grade.dialects import UIEvent
 
