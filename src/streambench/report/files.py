@@ -4,6 +4,7 @@ self-contained report.html (report/html.py: summaries, distributions, a player p
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -241,10 +242,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
-            frame["violations"] = frame["violations"].map(lambda vs: [dict(v) for v in vs])
         elif path.suffix == ".csv":
             frame = pd.read_csv(path, keep_default_na=True)
-            frame["violations"] = frame["violations"].map(json.loads)
         elif path.suffix in (".json", ".jsonl"):
             frame = pd.read_json(path, lines=path.suffix == ".jsonl")
         else:
@@ -253,4 +252,28 @@ def load_results(path: str | Path) -> pd.DataFrame:
         raise ConfigError(f"{path}: cannot read results: {exc}") from None
     if "violations" not in frame:
         raise ConfigError(f"{path}: not a streambench results file (no violations column)")
+    frame["violations"] = [_violations(v, f"{path}: row {i + 1}") for i, v in
+                           enumerate(frame["violations"])]  # fmt: skip
     return frame
+
+
+def _violations(value: Any, where: str) -> list[dict[str, Any]]:
+    """One row's violations as a list of mappings with a ``rule``, whatever the file format
+    made of them (JSON text in CSV, arrays in parquet, an empty cell)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        if not value.strip():
+            return []
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{where}: violations is not a JSON list: {value[:40]!r}") from None
+    if not isinstance(value, list | tuple) and hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{where}: violations must be a list, got {type(value).__name__}")
+    items = [dict(v) if hasattr(v, "keys") else v for v in value]
+    if not all(isinstance(v, dict) and isinstance(v.get("rule"), str) for v in items):
+        raise ConfigError(f"{where}: each violation must be a mapping with a rule")
+    return items
