@@ -138,7 +138,13 @@ def record_command(
         for entry in entries
     ]
     truncated = 0
-    with signals_as_interrupts(), Progress(console=err_console, transient=single) as progress:
+    if single and out.is_dir():
+        raise ConfigError(
+            f"--out {out}: is a folder; one recording (no --repeat, --matrix) is a file"
+        )
+    # A bar on terminals only: a log gets the result lines, not a bar's leftovers.
+    bar = Progress(console=err_console, transient=single, disable=not err_console.is_terminal)
+    with signals_as_interrupts(), bar as progress:
         task = progress.add_task("recording", total=len(entries))
         for entry, target, url in zip(entries, targets, urls, strict=True):
             if not single and is_recorded(target):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from streambench._yaml import check_json, load_yaml
-from streambench.errors import ConfigError, StreambenchError, TranscriptError
+from streambench.errors import ConfigError, OutputError, StreambenchError, TranscriptError
 from streambench.providers import apis
 from streambench.record.redact import Redactor
 from streambench.transcript import Meta, Request, Response, Transcript, load, save
@@ -247,6 +247,8 @@ def record(
     redactor = redactor or Redactor()
     timeouts = timeouts or Timeouts()
     final = Path(out)
+    if final.is_dir():
+        raise OutputError(f"{final}: cannot write: is a folder")
     target = partial_path(final) if is_recorded(final) else final
     meta = Meta(
         provider=_spec(provider).vendor,

@@ -159,13 +159,14 @@ def make_config(
     query_params: Iterable[str] = (),
     json_paths: Iterable[str] = (),
     patterns: Iterable[str] = (),
-    where: str = "options",
+    where: str | None = None,
 ) -> RedactionConfig:
+    """A config from lists; errors name ``where`` (a file), else the ``--redact-*`` option."""
     return RedactionConfig(
-        _names(headers, "header", where),
-        _names(query_params, "query parameter", where),
+        _names(headers, "header", where or "--redact-header"),
+        _names(query_params, "query parameter", where or "--redact-query"),
         tuple(json_paths),
-        compile_patterns(patterns, where),
+        compile_patterns(patterns, where or "--redact-pattern"),
     )
 
 
