@@ -312,7 +312,7 @@ def _decoded_response(t: Transcript) -> tuple[Any, str]:
     coding = ", ".join(encoding.codings(response.headers))
     bodies = t.chunk_bodies()
     pieces = [response.body] if bodies is None else [b for _, b in bodies]
-    decoded = encoding.decode(response.headers, pieces)
+    decoded = encoding.decode(response.headers, pieces, complete=not t.meta.truncated)
     headers = encoding.without_coding(response.headers)
     if decoded.error is not None:
         note = f"content-encoding {coding}: {decoded.error}; body dropped"
@@ -426,7 +426,7 @@ def _decode_block(data: str) -> str | None:
         return None
     coding = encoding.sniff(raw)
     if coding is not None:
-        decoded = encoding.decode({"content-encoding": coding}, [raw])
+        decoded = encoding.decode({"content-encoding": coding}, [raw], complete=False)
         if decoded.error is not None:
             return None
         raw = decoded.body

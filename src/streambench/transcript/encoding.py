@@ -51,7 +51,9 @@ def _decompressor(coding: str, first: bytes) -> Any:
     raise ValueError(f"unknown content-encoding {coding!r}")
 
 
-def _decode_once(coding: str, pieces: list[bytes], budget: int) -> tuple[list[bytes], int]:
+def _decode_once(
+    coding: str, pieces: list[bytes], budget: int, complete: bool
+) -> tuple[list[bytes], int]:
     first = next((p for p in pieces if p), b"")
     decoder = _decompressor(coding, first)
     out: list[bytes] = []
@@ -71,19 +73,28 @@ def _decode_once(coding: str, pieces: list[bytes], budget: int) -> tuple[list[by
         budget -= len(tail)
         if budget < 0:
             raise OverflowError
-        if tail and out:  # (a stream cut short keeps what decoded so far)
+        if tail and out:
             out[-1] += tail
+    # A body known to be whole must end its compressed stream; one cut short keeps its prefix.
+    if complete and first and hasattr(decoder, "eof") and not decoder.eof:
+        raise ValueError("the compressed data is cut short or corrupt")
     return out, budget
 
 
 def decode(
-    headers: dict[str, str], pieces: list[bytes], limit_bytes: int = DECODED_LIMIT_BYTES
+    headers: dict[str, str],
+    pieces: list[bytes],
+    limit_bytes: int | None = None,
+    complete: bool = True,
 ) -> Decoded:
-    """Undo the body's content codings chunk by chunk, so each chunk keeps its decoded bytes."""
+    """Undo the body's content codings chunk by chunk, so each chunk keeps its decoded bytes;
+    at most ``limit_bytes`` (default :data:`DECODED_LIMIT_BYTES`) come out. ``complete``: the
+    body is whole (else a stream cut short, whose decodable prefix is kept)."""
+    limit_bytes = DECODED_LIMIT_BYTES if limit_bytes is None else limit_bytes
     budget = limit_bytes
     try:
         for coding in reversed(codings(headers)):
-            pieces, budget = _decode_once(coding, pieces, budget)
+            pieces, budget = _decode_once(coding, pieces, budget, complete)
     except OverflowError:
         return Decoded([], f"decoded body is over {limit_bytes:,} bytes")
     except (ValueError, zlib.error) as exc:
