@@ -168,23 +168,30 @@ def test_a_proxy_that_cannot_save_still_relays_the_whole_stream(
         (["fake-provider", "--rate", "2"], "/v1/messages"),
         (["proxy", "--upstream", "UPSTREAM", "-o", "OUT"], "/v1/messages"),
         (["serve", RECORDING, "-l", "const:ttfb=0,gap=2000"], "/"),
+        (["reference-server", "--db", "OUT/ref.db"], "/messages"),
     ],
-    ids=["fake-provider", "proxy", "serve"],
+    ids=["fake-provider", "proxy", "serve", "reference-server"],
 )  # fmt: skip
 def test_servers_stop_on_sigterm_mid_stream_within_the_grace(
     argv: list[str], path: str, tmp_path: Path
 ) -> None:
     with running_server(fake_provider_app(rate=2)) as upstream:
-        argv = [upstream if a == "UPSTREAM" else str(tmp_path) if a == "OUT" else a for a in argv]
+        argv = [upstream if a == "UPSTREAM" else a.replace("OUT", str(tmp_path)) for a in argv]
+        env = {**os.environ, "ANTHROPIC_BASE_URL": upstream, "STREAMBENCH_PROVIDERS": "anthropic"}
         proc = subprocess.Popen(
             [sys.executable, "-c", "from streambench.cli import main; main()", *argv],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         try:
             url = _wait_for_url(proc)
             with (
                 httpx.Client(timeout=30) as client,
-                client.stream("POST", url + path, json={**BODY, "stream": True}) as response,
+                client.stream(
+                    "POST",
+                    url + path,
+                    json={**BODY, "stream": True, "content": "hi " * 40},
+                    headers={"accept": "text/event-stream"},
+                ) as response,
             ):
                 next(response.iter_raw())  # streaming now
                 proc.send_signal(signal.SIGTERM)
