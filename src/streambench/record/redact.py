@@ -105,6 +105,8 @@ def _is_secret(kind: str, secret: str) -> bool:
         except (binascii.Error, ValueError):
             return False
         return b":" in decoded and decoded.isascii()
+    if kind == "url-userinfo":
+        return not is_placeholder(secret.partition(":")[2])
     if kind in ("api-key-header", "key-query-param", "json-key"):
         return any(c.isdigit() for c in secret) or len(secret) >= 16
     return True
