@@ -169,6 +169,29 @@ def test_retry_only_when_all_ascii_digits(value: bytes, retry: int | None) -> No
     assert event.retry == retry
 
 
+def test_retry_in_a_block_without_data_sets_the_reconnection_time() -> None:
+    decoder = SSEDecoder()
+    assert decoder.retry_ms is None
+    assert decoder.feed(b"retry: 3000\n\n") == []  # a server's reconnection preamble
+    assert decoder.retry_ms == 3000
+    decoder.feed(b"retry: 1.5\n\nretry: 250\ndata: x\n\n")
+    assert decoder.retry_ms == 250  # (an invalid value leaves it as it was)
+    decoder.feed(b"retry: 9\n")  # not a complete block yet
+    assert decoder.retry_ms == 250
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+def test_last_event_id_is_readable_with_no_event_after_it(eol: bytes) -> None:
+    decoder = SSEDecoder()
+    assert decoder.last_event_id is None
+    events = decoder.feed(b"id: 1" + eol + b"data: a" + eol + eol + b"id: 2" + eol + eol)
+    events += decoder.feed(b"id: 3" + eol)  # (a lone CR waits for the next byte)
+    assert [e.id for e in events] == ["1"]
+    assert decoder.last_event_id == "2"
+    decoder.close()  # an unterminated block sets nothing
+    assert decoder.last_event_id == "2"
+
+
 def test_no_dispatch_without_data_but_the_event_type_resets() -> None:
     events = decode_all(b"event: ping\n\ndata: x\n\nevent: e\nretry: 5\n\n")
     assert fields(events) == [("message", "x", None, None)]
@@ -222,6 +245,7 @@ def test_encode_wire_form() -> None:
         SSEEvent(id="\0", data="x"),
         SSEEvent(data="a\rb"),
         SSEEvent(data="x", retry=-1),
+        SSEEvent("", "x"),  # `event: ` would decode as "message"
     ],
 )
 def test_encode_refuses_what_cannot_round_trip(event: SSEEvent) -> None:

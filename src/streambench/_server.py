@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,10 +20,36 @@ if TYPE_CHECKING:
 LOOPBACK = "127.0.0.1"
 
 
-def bind_socket(host: str = LOOPBACK, port: int = 0) -> socket.socket:
-    """Bind before starting the server so the real port is known (``port=0`` picks a free one)."""
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` reaches this machine only ('' and 0.0.0.0 are every interface)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_exposed(host: str, exposes: str) -> None:
+    """One warning line on stderr when ``host`` is reachable from other machines."""
+    if not is_loopback(host):
+        where = "every interface" if host in ("", "0.0.0.0", "::") else host
+        print(
+            f"streambench: warning: listening on {where}, not loopback: anyone who can reach "
+            f"this machine {exposes}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def bind_socket(
+    host: str = LOOPBACK, port: int = 0, option: str = "--port", exposes: str | None = None
+) -> socket.socket:
+    """Bind before starting the server so the real port is known (``port=0`` picks a free one).
+    ``option`` names the port in errors; ``exposes`` (what a non-loopback bind lets anyone
+    do) turns on :func:`warn_if_exposed`."""
     if not 0 <= port <= 65535:
-        raise ConfigError(f"--port {port}: must be 0 (any free port) to 65535")
+        raise ConfigError(f"{option} {port}: must be 0 (any free port) to 65535")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -32,6 +60,8 @@ def bind_socket(host: str = LOOPBACK, port: int = 0) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     sock.listen(2048)  # accept (queue) connections as soon as the URL is printed
+    if exposes is not None:
+        warn_if_exposed(host, exposes)
     return sock
 
 
@@ -40,10 +70,20 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+SHUTDOWN_GRACE_S = 2.0  # SIGTERM: open streams get this long, then they are cancelled
+
+
 def _server(app: ASGIApp, loop: str = "auto") -> uvicorn.Server:
     import uvicorn  # here: CLI modules read LOOPBACK without loading the server stack
 
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, loop=loop)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        loop=loop,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
     return uvicorn.Server(config)
 
 
@@ -54,11 +94,13 @@ def serve_forever(
     on_ready: Callable[[str], None] | None = None,
     loop: str = "auto",
     sock: socket.socket | None = None,
+    exposes: str | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn's handlers shut down gracefully). ``loop`` is
-    uvicorn's loop option ("auto", or "module:factory" of a custom event loop). ``sock``: a
-    socket from :func:`bind_socket` (bound before the app was built), else host and port."""
-    sock = sock or bind_socket(host, port)
+    """Serve until SIGINT/SIGTERM (open streams get :data:`SHUTDOWN_GRACE_S`, then end).
+    ``loop`` is uvicorn's loop option ("auto", or "module:factory" of a custom event loop).
+    ``sock``: a socket from :func:`bind_socket` (bound before the app was built), else host and
+    port. ``exposes``: what a non-loopback bind lets anyone do (a warning line says it)."""
+    sock = sock or bind_socket(host, port, exposes=exposes)
     if on_ready is not None:
         on_ready(url_of(sock))
     _server(app, loop).run(sockets=[sock])
@@ -66,10 +108,11 @@ def serve_forever(
 
 @contextmanager
 def running_server(
-    app: ASGIApp, host: str = LOOPBACK, port: int = 0, loop: str = "auto"
+    app: ASGIApp, host: str = LOOPBACK, port: int = 0, loop: str = "auto", option: str = "--port"
 ) -> Iterator[str]:
-    """Serve ``app`` from a background thread; yields the base URL, stops on exit."""
-    sock = bind_socket(host, port)
+    """Serve ``app`` from a background thread; yields the base URL, stops on exit. ``option``
+    names the port in errors."""
+    sock = bind_socket(host, port, option)
     server = _server(app, loop)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

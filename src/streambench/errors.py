@@ -17,3 +17,7 @@ class TranscriptError(StreambenchError):
 
 class ConfigError(StreambenchError):
     """A YAML config file (case, matrix, profile, thresholds, script) is invalid."""
+
+
+class OutputError(StreambenchError, OSError):
+    """An output path cannot be written (a folder, read-only, full): names the path."""

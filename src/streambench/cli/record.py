@@ -37,15 +37,27 @@ RedactConfig = Annotated[
 ]
 
 
-def _redactor(
+def redactor_of(
     headers: list[str], query: list[str], paths: list[str], patterns: list[str], cfg: Path | None
 ) -> Redactor:
+    """The redactor of the ``--redact-*`` options (shared by record, proxy and import)."""
     from streambench.record.redact import Redactor, load_config, make_config
 
     config = make_config(headers, query, paths, patterns)
     if cfg is not None:
         config = config.merged(load_config(cfg))
     return Redactor(config)
+
+
+ConnectTimeout = Annotated[
+    float, typer.Option("--connect-timeout", help="Seconds to connect to the upstream.")
+]
+ReadTimeout = Annotated[
+    float, typer.Option("--read-timeout", help="Seconds the upstream may stay silent mid-stream.")
+]
+TotalTimeout = Annotated[
+    float, typer.Option("--total-timeout", help="Seconds one upstream call may take in all.")
+]
 
 
 def _parse_headers(values: list[str]) -> dict[str, str]:
@@ -81,13 +93,21 @@ def record_command(
     redact_path: RedactPath = [],  # noqa: B006
     redact_pattern: RedactPattern = [],  # noqa: B006
     redact_config: RedactConfig = None,
+    connect_timeout: ConnectTimeout = 10.0,
+    read_timeout: ReadTimeout = 60.0,
+    total_timeout: TotalTimeout = 600.0,
 ) -> None:
-    """Send a streaming request and save the raw chunks with their arrival times."""
+    """Send a streaming request and save the raw chunks with their arrival times.
+
+    Exit 0 when every recording is complete, 1 when one was cut short (saved, truncated),
+    2 when a request got no response at all (nothing saved)."""
     from rich.progress import Progress
 
     from streambench._yaml import load_yaml
     from streambench.record.recorder import (
+        Timeouts,
         auth_headers,
+        check_url,
         is_recorded,
         load_request,
         plan_entries,
@@ -96,9 +116,10 @@ def record_command(
         signals_as_interrupts,
     )
 
+    timeouts = Timeouts(connect_timeout, read_timeout, total_timeout)
     if provider not in PROVIDERS:
         raise ConfigError(f"--provider {provider!r}: unknown (known: {', '.join(PROVIDERS)})")
-    redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
+    redactor = redactor_of(redact_header, redact_query, redact_path, redact_pattern, redact_config)
     body = load_request(request) if request is not None else None
     plan = None
     if matrix is not None:
@@ -109,14 +130,26 @@ def record_command(
     headers = {**auth_headers(provider), **_parse_headers(header)}
     api = PROVIDERS[provider].api if provider != "url" else None
     single = matrix is None and repeat == 1
+    if not single and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; a batch (--repeat, --matrix) needs a folder")
     targets = [out if single else out / f"{entry.name}.yaml" for entry in entries]
-    with signals_as_interrupts(), Progress(console=err_console, transient=single) as progress:
+    urls = [
+        check_url(request_url(provider, base_url, entry.body.get("model") or model or ""))
+        for entry in entries
+    ]
+    truncated = 0
+    if single and out.is_dir():
+        raise ConfigError(
+            f"--out {out}: is a folder; one recording (no --repeat, --matrix) is a file"
+        )
+    # A bar on terminals only: a log gets the result lines, not a bar's leftovers.
+    bar = Progress(console=err_console, transient=single, disable=not err_console.is_terminal)
+    with signals_as_interrupts(), bar as progress:
         task = progress.add_task("recording", total=len(entries))
-        for entry, target in zip(entries, targets, strict=True):
+        for entry, target, url in zip(entries, targets, urls, strict=True):
             if not single and is_recorded(target):
                 progress.advance(task)
                 continue
-            url = request_url(provider, base_url, entry.body.get("model") or model or "")
             try:
                 t = record(
                     url,
@@ -126,17 +159,25 @@ def record_command(
                     api=api,
                     headers=headers,
                     redactor=redactor,
+                    timeouts=timeouts,
                     notes=notes,
                 )
             except KeyboardInterrupt:
                 err_console.print(f"interrupted: partial transcript saved to {target}")
                 raise typer.Exit(130) from None
             progress.advance(task)
-            state = "truncated" if t.meta.truncated else "ok"
+            state = "ok"
+            if t.meta.truncated:
+                truncated += 1
+                state = f"truncated ({t.meta.notes or 'cut short'})"
             err_console.print(
-                f"{target}: HTTP {t.response.status}, {len(t.response.body)} bytes, "
-                f"{len(t.response.chunks or [])} chunks, {state}"
+                f"{t.path}: HTTP {t.response.status}, {len(t.response.body)} bytes, "
+                f"{len(t.response.chunks or [])} chunks, {state}",
+                markup=False,
             )
+    if truncated:
+        err_console.print(f"{truncated} recording(s) cut short", markup=False)
+        raise typer.Exit(1)
 
 
 @app.command("proxy")
@@ -151,20 +192,27 @@ def proxy_command(
     redact_path: RedactPath = [],  # noqa: B006
     redact_pattern: RedactPattern = [],  # noqa: B006
     redact_config: RedactConfig = None,
+    connect_timeout: ConnectTimeout = 10.0,
+    read_timeout: ReadTimeout = 60.0,
+    total_timeout: TotalTimeout = 600.0,
 ) -> None:
     """A recording reverse proxy: point an application's base URL at it."""
     from streambench.record.proxy import proxy_app
+    from streambench.record.recorder import Timeouts, check_url
 
-    redactor = _redactor(redact_header, redact_query, redact_path, redact_pattern, redact_config)
-    scheme, _, rest = upstream.partition("://")
-    if scheme not in ("http", "https") or not rest.strip("/"):
-        raise ConfigError(f"--upstream {upstream!r}: expected an http:// or https:// base URL")
-    app_ = proxy_app(upstream, out, redactor, save_all)
+    redactor = redactor_of(redact_header, redact_query, redact_path, redact_pattern, redact_config)
+    check_url(upstream, "--upstream")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
+    timeouts = Timeouts(connect_timeout, read_timeout, total_timeout)
+    sock = _server.bind_socket(host, port, exposes="can send requests through it, all recorded")
+    app_ = proxy_app(upstream, out, redactor, save_all, timeouts)
 
     def ready(url: str) -> None:
-        err_console.print(f"streambench proxy on {url} -> {upstream}, saving to {out}/")
+        shown = redactor.url(upstream)
+        err_console.print(f"streambench proxy on {url} -> {shown}, saving to {out}/", markup=False)
 
-    _server.serve_forever(app_, host, port, ready)
+    _server.serve_forever(app_, on_ready=ready, sock=sock)
 
 
 @app.command("scan")
@@ -201,10 +249,11 @@ def fake_provider_command(
     from streambench.providers.fake import fake_provider_app
 
     app_ = fake_provider_app(script, rate=rate, ttfb_ms=ttfb)
+    sock = _server.bind_socket(host, port, exposes="can use the fake provider")
 
     def ready(url: str) -> None:
         # stdout, flushed: scripts and tests read the URL from the first line.
         print(url, flush=True)
         err_console.print(f"streambench fake-provider on {url}")
 
-    _server.serve_forever(app_, host, port, ready)
+    _server.serve_forever(app_, on_ready=ready, sock=sock)

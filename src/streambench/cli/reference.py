@@ -21,7 +21,10 @@ def reference_server(
     from streambench.reference.app import create_app
     from streambench.reference.config import ReferenceConfig
 
-    sock = bind_socket(host, port)  # first: a bad --port must not leave a database behind
+    exposes = "can send requests that spend your provider API keys"
+    sock = bind_socket(
+        host, port, exposes=exposes
+    )  # first: a bad --port must not leave a database behind
     config = ReferenceConfig.from_env()
     if db is not None:
         config.db_path = str(db)

@@ -156,4 +156,5 @@ def serve_command(
     def ready(url: str) -> None:
         print(f"streambench serve: {len(app_.log.plans)} replay(s) at {url}", flush=True)
 
-    serve_forever(app_, host=host, port=port, on_ready=ready, loop=PRECISE_LOOP)
+    exposes = "can read the served transcripts"
+    serve_forever(app_, host=host, port=port, on_ready=ready, loop=PRECISE_LOOP, exposes=exposes)

@@ -13,6 +13,14 @@ import typer
 from rich.console import Console
 
 from streambench.cli import app
+from streambench.cli.record import (
+    RedactConfig,
+    RedactHeader,
+    RedactPath,
+    RedactPattern,
+    RedactQuery,
+    redactor_of,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -35,14 +43,21 @@ def import_command(
         list[Path], typer.Argument(help="vcrpy / pytest-recording cassettes, or folders of them.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write transcripts into.")],
+    redact_header: RedactHeader = [],  # noqa: B006 - typer reads the default, never mutates it
+    redact_query: RedactQuery = [],  # noqa: B006
+    redact_path: RedactPath = [],  # noqa: B006
+    redact_pattern: RedactPattern = [],  # noqa: B006
+    redact_config: RedactConfig = None,
 ) -> None:
-    """Turn each streamed interaction of the cassettes into a transcript file."""
+    """Turn each streamed interaction of the cassettes into a transcript file (redacted as
+    ``record`` redacts: headers, URL, request and response bodies)."""
     from streambench.transcript import expand_paths, import_cassette
 
+    redactor = redactor_of(redact_header, redact_query, redact_path, redact_pattern, redact_config)
     files = expand_paths(cassettes)
     written = skipped = 0
     for path in files:
-        transcripts, file_skipped = import_cassette(path, out)
+        transcripts, file_skipped = import_cassette(path, out, redactor.transcript)
         skipped += file_skipped
         for t in transcripts:
             written += 1

@@ -26,10 +26,18 @@ class Applied:
 @dataclass
 class ClientState:
     status: str | None = None
-    streamed_text: str = ""
+    # Deltas kept as parts and joined on read: ``str +=`` on an attribute copies every time.
+    _text_parts: list[str] = field(default_factory=list, repr=False)
     applied: list[Applied] = field(default_factory=list)
     terminals: list[UIEvent] = field(default_factory=list)
     timeline: list[UIEvent] = field(default_factory=list)
+
+    @property
+    def streamed_text(self) -> str:
+        """Every text delta so far, in order (what the user read)."""
+        if len(self._text_parts) > 1:
+            self._text_parts[:] = ["".join(self._text_parts)]
+        return self._text_parts[0] if self._text_parts else ""
 
     @property
     def terminal(self) -> UIEvent | None:
@@ -67,7 +75,8 @@ class ClientState:
                 self.status = event.text
         elif event.kind == "text":
             self.status = None
-            self.streamed_text += event.text or ""
+            if event.text:
+                self._text_parts.append(event.text)
         elif event.kind == "changes":
             if event.code is not None:
                 self.applied.append(Applied(event.t_ms, event.code, "changes"))

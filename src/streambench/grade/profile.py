@@ -12,6 +12,7 @@ rules:
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,29 @@ def _switch(value: Any, where: str) -> bool:
     raise ConfigError(f"{where}: expected on, off, true, false or a mapping, got {value!r}")
 
 
+def _parameter(value: Any, default: Any, where: str) -> Any:
+    """A rule parameter of the default's type; numbers are finite and at least 1 when the
+    default is a whole number (a count), at least 0 otherwise."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int | float):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(default, int) and not isinstance(value, int):
+            number = False
+        if not number or not math.isfinite(value):
+            kind = "a whole number" if isinstance(default, int) else "a number"
+            raise ConfigError(f"{where}: expected {kind}, got {value!r}")
+        least = 1 if isinstance(default, int) else 0
+        if value < least:
+            raise ConfigError(f"{where}: {value!r} is below {least}")
+        return value
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
 def parse_profile(data: Any, source: str) -> Profile:
     """Validate a parsed profile document; ``source`` names it in errors."""
     if data is None:
@@ -83,7 +107,9 @@ def parse_profile(data: Any, source: str) -> Profile:
             if extra:
                 known = ", ".join(RULES[slug].defaults) or "none"
                 raise ConfigError(f"{where}: unknown parameter {extra[0]!r} (known: {known})")
-            profile[slug] = dict(value)
+            profile[slug] = {
+                k: _parameter(v, RULES[slug].defaults[k], f"{where}.{k}") for k, v in value.items()
+            }
         elif _switch(value, where):
             profile[slug] = {}
         else:

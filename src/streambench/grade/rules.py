@@ -79,11 +79,16 @@ def _terminal_ms(ctx: RunContext) -> float | None:
     return terminal.t_ms if terminal else None
 
 
+def _position(timeline: list[UIEvent], event: UIEvent) -> int:
+    """Where ``event`` itself sits (by identity: ``list.index`` compares every field)."""
+    return next(i for i, ev in enumerate(timeline) if ev is event)
+
+
 def _after_terminal(ctx: RunContext) -> list[UIEvent]:
     terminal = ctx.state.terminal
     if terminal is None:
         return []
-    return ctx.state.timeline[ctx.state.timeline.index(terminal) + 1 :]
+    return ctx.state.timeline[_position(ctx.state.timeline, terminal) + 1 :]
 
 
 def _first_text(ctx: RunContext) -> UIEvent | None:
@@ -97,7 +102,8 @@ def _text_before_changes(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, 
         return []
     if not changes or text is None:
         return []
-    if ctx.state.timeline.index(text) < ctx.state.timeline.index(changes[0]):
+    timeline = ctx.state.timeline
+    if _position(timeline, text) < _position(timeline, changes[0]):
         gap = changes[0].t_ms - text.t_ms
         return [(f"text shown {gap:g} ms before the changes arrived", text.t_ms)]
     return []

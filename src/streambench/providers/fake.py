@@ -110,6 +110,12 @@ def parse_script(data: Any, source: str = "<script>") -> list[Rule]:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         if raw.get("json") is not None and not isinstance(raw["json"], dict):
             raise ConfigError(f"{where}.json must be a mapping of answer fields")
+        for key in ("match", "mode", "prefill", "text", "thinking", "fail", "model"):
+            if raw.get(key) is not None and not isinstance(raw[key], str):
+                got = type(raw[key]).__name__
+                raise ConfigError(f"{where}.{key} must be a string, got {got}")
+        if not isinstance(raw.get("ascii", False), bool):
+            raise ConfigError(f"{where}.ascii must be true or false")
         try:
             pattern = re.compile(str(raw["match"])) if raw.get("match") is not None else None
         except re.error as exc:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from streambench._yaml import load_yaml
-from streambench.errors import ConfigError, TranscriptError
+from streambench._yaml import check_json, load_yaml
+from streambench.errors import ConfigError, OutputError, StreambenchError, TranscriptError
 from streambench.providers import apis
 from streambench.record.redact import Redactor
 from streambench.transcript import Meta, Request, Response, Transcript, load, save
@@ -81,6 +84,9 @@ def build_body(
     """The request body: ``request`` (or a minimal one) with ``prompt`` as the last user
     message and ``model`` set, streaming switched on."""
     body = dict(request or {})
+    for key in ("messages", "contents"):
+        if key in body and not isinstance(body[key], list):
+            raise ConfigError(f"request: {key!r} must be a list, got {type(body[key]).__name__}")
     if model or "model" not in body:
         body["model"] = model or DEFAULT_MODELS[provider]
     if provider == "google":
@@ -130,6 +136,7 @@ def load_request(path: str | Path) -> dict[str, Any]:
     data = load_yaml(p, "request")  # (JSON is YAML)
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a request file holds the JSON body, a mapping")
+    check_json(data, f"{p}: request")
     return data
 
 
@@ -167,6 +174,50 @@ def save_redacted(t: Transcript, path: Path, redactor: Redactor) -> Path:
         return save(redactor.transcript(t), path)
 
 
+class RecordError(StreambenchError):
+    """A recording got no response at all (no connection, refused, a bad URL): nothing saved."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds on one upstream call: to connect, between two reads, and for the whole call."""
+
+    connect_s: float = 10.0
+    read_s: float = 60.0
+    total_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect_s", "read_s", "total_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                option = "--" + name.removesuffix("_s") + "-timeout"
+                raise ConfigError(f"{option} {value!r}: must be a number of seconds > 0")
+
+    def httpx(self) -> httpx.Timeout:
+        import httpx
+
+        return httpx.Timeout(self.read_s, connect=self.connect_s)
+
+
+def check_url(url: str, what: str = "--base-url") -> str:
+    """``url`` when it is an http(s) URL with a host and a valid port, else one clear error."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{what} {Redactor().url(url)!r}: not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what} {Redactor().url(url)!r}: expected an http:// or https:// URL")
+    if port is not None and not 0 < port <= 65535:
+        raise ConfigError(f"{what}: port {port} is out of range (1-65535)")
+    return url
+
+
+def partial_path(target: Path) -> Path:
+    """Where a new recording goes while a complete one sits at ``target``."""
+    return target.with_name(f"{target.stem}.partial{target.suffix}")
+
+
 def record(
     url: str,
     body: Any,
@@ -177,7 +228,7 @@ def record(
     headers: dict[str, str] | None = None,
     method: str = "POST",
     redactor: Redactor | None = None,
-    timeout_s: float = 600.0,
+    timeouts: Timeouts | None = None,
     notes: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     transport: httpx.BaseTransport | None = None,
@@ -186,12 +237,19 @@ def record(
 
     Chunk times are ms since the request was sent, read from ``clock``. On KeyboardInterrupt
     (SIGINT, or SIGTERM under :func:`signals_as_interrupts`) the partial transcript is saved
-    with ``truncated: true`` and the interrupt propagates.
+    with ``truncated: true`` and the interrupt propagates. No response at all raises
+    :class:`RecordError` and writes nothing. A complete transcript already at ``out`` is only
+    replaced by a complete one: a truncated new one goes to :func:`partial_path`.
     """
     import httpx  # here, not at module level: the CLI reads PROVIDERS for its help text
 
+    check_url(url)
     redactor = redactor or Redactor()
-    target = Path(out)
+    timeouts = timeouts or Timeouts()
+    final = Path(out)
+    if final.is_dir():
+        raise OutputError(f"{final}: cannot write: is a folder")
+    target = partial_path(final) if is_recorded(final) else final
     meta = Meta(
         provider=_spec(provider).vendor,
         api=api or "generic-sse",
@@ -200,7 +258,8 @@ def record(
         notes=notes,
         truncated=True,
     )
-    # identity: the raw chunks are then the body bytes themselves, not a compressed stream.
+    # identity: the raw chunks are then the body bytes themselves, not a compressed stream
+    # (a user's -H accept-encoding still wins; the redactor then stores the body decoded).
     request_headers = {
         "content-type": "application/json",
         "accept": "text/event-stream",
@@ -211,7 +270,7 @@ def record(
     transcript = Transcript(
         meta=meta,
         request=Request(method, url, request_headers, body),
-        response=Response(status=0, headers={}, body=b"", chunks=[]),
+        response=Response(status=200, headers={}, body=b"", chunks=[]),
     )
     received = bytearray()
     chunks: list[tuple[float, int]] = []
@@ -225,28 +284,45 @@ def record(
             transcript.meta.provider, transcript.meta.api = apis.detect(url, bytes(received))
         return transcript
 
-    # A placeholder first: from here on the file on disk is always a loadable transcript.
-    save_redacted(snapshot(True), target, redactor)
+    responded = False
     try:
-        with httpx.Client(timeout=timeout_s, transport=transport) as client:
+        with httpx.Client(timeout=timeouts.httpx(), transport=transport) as client:
             t0 = clock()
             request = client.build_request(method, url, content=content, headers=request_headers)
             response = client.send(request, stream=True)
             try:
                 transcript.response.status = response.status_code
                 transcript.response.headers = dict(response.headers)
+                responded = True
+                # From here on the file on disk is always a loadable transcript.
+                save_redacted(snapshot(True), target, redactor)
                 for chunk in response.iter_raw():
                     chunks.append((round((clock() - t0) * 1000, 3), len(chunk)))
                     received += chunk
+                    if clock() - t0 > timeouts.total_s:
+                        raise TimeoutError
             finally:
                 response.close()
-    except httpx.TransportError as exc:
+    except TimeoutError:
+        transcript.meta.notes = _join(notes, f"stopped at the total timeout {timeouts.total_s}s")
+        return _finish(snapshot(True), target, redactor)
+    except httpx.HTTPError as exc:
+        if not responded:
+            reason = redactor.text(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            raise RecordError(
+                f"{redactor.url(url)}: no response ({reason}); nothing saved"
+            ) from None
         transcript.meta.notes = _join(notes, f"connection ended early: {type(exc).__name__}")
         return _finish(snapshot(True), target, redactor)
     except KeyboardInterrupt:
-        _finish(snapshot(True), target, redactor)
+        if responded:
+            _finish(snapshot(True), target, redactor)
         raise
-    return _finish(snapshot(False), target, redactor)
+    done = _finish(snapshot(False), target, redactor)
+    if target != final:
+        os.replace(target, final)
+        done.path = final
+    return done
 
 
 def _join(notes: str | None, extra: str) -> str:
@@ -255,7 +331,9 @@ def _join(notes: str | None, extra: str) -> str:
 
 def _finish(t: Transcript, target: Path, redactor: Redactor) -> Transcript:
     save_redacted(t, target, redactor)
-    return redactor.transcript(t)
+    done = redactor.transcript(t)
+    done.path = target
+    return done
 
 
 @dataclass(frozen=True)
@@ -267,7 +345,7 @@ class Entry:
 
 
 def _variant_body(body: dict[str, Any], variant: dict[str, Any], provider: str) -> dict[str, Any]:
-    body = {**body, **(variant.get("body") or {})}
+    body = {**body, **variant.get("body", {})}
     if variant.get("system") is not None:
         if provider == "anthropic":
             body["system"] = variant["system"]
@@ -304,7 +382,9 @@ def plan_entries(
         raise ConfigError(f"{source}: 'prompts' must be a non-empty list")
     if not isinstance(variants, list):
         raise ConfigError(f"{source}: 'variants' must be a list")
-    repeat = int(matrix.get("repeat", repeat))
+    repeat = matrix.get("repeat", repeat)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ConfigError(f"{source}: repeat {repeat!r} must be a whole number >= 1")
     entries = []
     for i, p in enumerate(prompts):
         if not isinstance(p, dict) or not isinstance(p.get("text"), str):
@@ -316,11 +396,38 @@ def plan_entries(
             unknown = set(v) - {"name", "prefill", "system", "body"}
             if unknown:
                 raise ConfigError(f"{source}: variants[{j}]: unknown key(s) {sorted(unknown)}")
+            if not isinstance(v.get("body", {}), dict):
+                raise ConfigError(f"{source}: variants[{j}].body must be a mapping")
+            for key in ("system", "prefill"):
+                if v.get(key) is not None and not isinstance(v[key], str):
+                    raise ConfigError(f"{source}: variants[{j}].{key} must be a string")
             name = f"{p.get('name', f'p{i + 1}')}-{v.get('name', f'v{j + 1}')}"
             for k in range(repeat):
                 suffix = f"-{k + 1:03d}" if repeat > 1 else ""
-                entries.append(Entry(name + suffix, _variant_body(body, v, provider)))
+                entries.append(Entry(safe_name(name + suffix), _variant_body(body, v, provider)))
+    _no_duplicates(entries, source)
     return entries
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str) -> str:
+    """A file name from user data: one path segment of ``[A-Za-z0-9._-]``, never ``..``."""
+    cleaned = _UNSAFE.sub("_", name).strip("._") or "_"
+    return cleaned[:120]
+
+
+def _no_duplicates(entries: list[Entry], source: str) -> None:
+    seen: dict[str, int] = {}
+    for entry in entries:
+        seen[entry.name.lower()] = seen.get(entry.name.lower(), 0) + 1
+    twice = sorted(name for name, count in seen.items() if count > 1)
+    if twice:
+        raise ConfigError(
+            f"{source}: two recordings would share the file name(s) {', '.join(twice)}:"
+            " give the prompts / variants distinct names"
+        )
 
 
 def is_recorded(path: Path) -> bool:

@@ -11,6 +11,7 @@ Run it with ``streambench reference-server`` or any ASGI server:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from streambench.record.redact import Redactor, make_config
 from streambench.reference.assistant import (
     MODES,
     ORDERS,
@@ -74,10 +76,22 @@ def parse_message_request(body: Any) -> MessageRequest:
     thread_id = body.get("thread_id")
     if thread_id is not None and not isinstance(thread_id, str):
         raise BadRequest("thread_id: must be a string")
+    for name, value in (("content", content), ("context.expression", expression),
+                        ("thread_id", thread_id)):  # fmt: skip
+        if value is not None and not _encodable(value):
+            raise BadRequest(f"{name}: not valid Unicode (a lone surrogate)")
     seed = body.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise BadRequest("seed: must be an integer")
     return MessageRequest(content, mode, expression or "", thread_id, order, seed)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def sse_frame(event: str, data: dict[str, Any]) -> bytes:
@@ -109,12 +123,16 @@ class ReferenceService:
         self.config = config
         self.store = store
         self.providers = config.build_providers()
+        # Upstream error text can echo the key back: never forward it to the client.
+        self.redactor = Redactor(make_config(patterns=map(re.escape, config.api_keys())))
 
     async def post_message(self, request: Request) -> Response:
         try:
             body = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError):
             return JSONResponse({"error": "request body is not valid JSON"}, status_code=400)
+        except RecursionError:
+            return JSONResponse({"error": "request body is nested too deeply"}, status_code=400)
         try:
             message = parse_message_request(body)
         except BadRequest as exc:
@@ -180,7 +198,7 @@ class ReferenceService:
                             "error",
                             {
                                 "partial_content": event.partial_content,
-                                "message": event.message,
+                                "message": self.redactor.text(event.message),
                             },
                         )
                     elif isinstance(event, Reply):

@@ -95,6 +95,10 @@ class ReferenceConfig:
             )
         return providers
 
+    def api_keys(self) -> list[str]:
+        """The configured provider keys (to keep them out of anything sent or logged)."""
+        return [k for k in (self.anthropic_api_key, self.openai_api_key) if k]
+
     def http_client(self) -> httpx.AsyncClient:
         """A fresh client per request (cheap: the TLS context is built once per process)."""
         if self.transport is not None:

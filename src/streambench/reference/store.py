@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from streambench.errors import ConfigError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS threads (
     id TEXT PRIMARY KEY,
@@ -46,12 +48,18 @@ class Store:
     """One SQLite connection (``":memory:"`` works); calls are short and run on the loop thread."""
 
     def __init__(self, path: str | Path) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        with self._db:
-            self._db.executescript(_SCHEMA)
+        try:
+            if str(path) != ":memory:":
+                if Path(path).is_dir():
+                    raise IsADirectoryError(21, "is a folder")
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            with self._db:
+                self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ConfigError(f"database {path}: cannot open: {why}") from None
 
     def close(self) -> None:
         self._db.close()

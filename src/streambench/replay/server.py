@@ -86,6 +86,8 @@ class ReplayApp:
             watcher.cancel()
             if not pump.done():
                 pump.cancel()
+                # A cancel is only a request: wait for it, or result() finds no result yet.
+                await asyncio.wait({pump})
         if not pump.cancelled():
             pump.result()  # re-raises DropConnection: uvicorn then closes the socket
 

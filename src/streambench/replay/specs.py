@@ -42,11 +42,16 @@ class Term:
                 raise self.fail(f"{label} is required")
             return default
         try:
+            # float() also reads non-ASCII digits ("١") and "inf": only ASCII numbers are specs.
+            if not raw.isascii():
+                raise ValueError
             value = float(raw)
         except ValueError:
             raise self.fail(f"{label} must be a number, got {raw!r}") from None
-        if not value >= minimum or value != value or value in (float("inf"), float("-inf")):
-            raise self.fail(f"{label} must be a finite number >= {minimum:g}, got {raw!r}")
+        if not minimum <= value <= NUMBER_LIMIT:
+            raise self.fail(
+                f"{label} must be a finite number from {minimum:g} to {NUMBER_LIMIT:g}, got {raw!r}"
+            )
         return value
 
     def integer(self, key: str, default: int | None = None, *, minimum: int = 0) -> int:
@@ -56,12 +61,15 @@ class Term:
         return int(value)
 
 
+NUMBER_LIMIT = 1e9  # above this a spec number (ms, bytes, counts) is a typo and overflows
+
+
 def parse_offsets(term: Term, raw: str, sep: str) -> tuple[int, ...]:
     """Strictly increasing offsets >= 1 written ``N<sep>N<sep>...`` (``cuts:3,9``, ``at=3/9``)."""
     offsets: list[int] = []
     for item in raw.split(sep):
         item = item.strip()
-        if not item.isdigit() or int(item) < 1:
+        if not (item.isascii() and item.isdigit()) or int(item) < 1:
             raise term.fail(f"offset {item!r} is not an integer >= 1")
         if offsets and int(item) <= offsets[-1]:
             raise term.fail(f"offsets must increase: {item} after {offsets[-1]}")

@@ -4,6 +4,7 @@ self-contained report.html (report/html.py: summaries, distributions, a player p
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from xml.etree import ElementTree as ET
 
 import pandas as pd
 
-from streambench._atomic import atomic_write
+from streambench._atomic import atomic_write, replace_folder
 from streambench.errors import ConfigError
 from streambench.report.html import report_html
 from streambench.report.text import as_seen, excerpt, given, variant
@@ -204,17 +205,31 @@ def junit_xml(frame: pd.DataFrame) -> bytes:
 
 
 def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Write the five report files into ``out`` (created); returns their paths."""
+    """Write the five report files into ``out`` (created); returns their paths.
+
+    A folder holding only reports is replaced in one swap, so a crash never leaves one run's
+    page beside another run's results; a folder holding other files too gets each report
+    replaced atomically on its own."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / name for name in REPORT_FILES]
-    parquet, csv, summary, junit, page = paths
-    atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
-    atomic_write(csv, lambda p: _flat(frame).to_csv(p, index=False))
-    atomic_write(summary, lambda p: p.write_text(summary_markdown(frame), encoding="utf-8"))
-    atomic_write(junit, lambda p: p.write_bytes(junit_xml(frame)))
-    atomic_write(page, lambda p: p.write_text(report_html(frame), encoding="utf-8"))
-    return paths
+
+    def write(folder: Path) -> None:
+        parquet, csv, summary, junit, page = (folder / name for name in REPORT_FILES)
+        atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
+        atomic_write(csv, lambda p: _flat(frame).to_csv(p, index=False))
+        atomic_write(summary, lambda p: p.write_text(summary_markdown(frame), encoding="utf-8"))
+        atomic_write(junit, lambda p: p.write_bytes(junit_xml(frame)))
+        atomic_write(page, lambda p: p.write_text(report_html(frame), encoding="utf-8"))
+
+    if out.is_dir():  # temp files of a killed run's atomic writes
+        for name in REPORT_FILES:
+            for leftover in out.glob(f".{name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
+    others = out.is_dir() and any(p.name not in REPORT_FILES for p in out.iterdir())
+    if others:
+        write(out)
+    else:
+        replace_folder(out, write)
+    return [out / name for name in REPORT_FILES]
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
@@ -227,10 +242,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
-            frame["violations"] = frame["violations"].map(lambda vs: [dict(v) for v in vs])
         elif path.suffix == ".csv":
             frame = pd.read_csv(path, keep_default_na=True)
-            frame["violations"] = frame["violations"].map(json.loads)
         elif path.suffix in (".json", ".jsonl"):
             frame = pd.read_json(path, lines=path.suffix == ".jsonl")
         else:
@@ -239,4 +252,28 @@ def load_results(path: str | Path) -> pd.DataFrame:
         raise ConfigError(f"{path}: cannot read results: {exc}") from None
     if "violations" not in frame:
         raise ConfigError(f"{path}: not a streambench results file (no violations column)")
+    frame["violations"] = [_violations(v, f"{path}: row {i + 1}") for i, v in
+                           enumerate(frame["violations"])]  # fmt: skip
     return frame
+
+
+def _violations(value: Any, where: str) -> list[dict[str, Any]]:
+    """One row's violations as a list of mappings with a ``rule``, whatever the file format
+    made of them (JSON text in CSV, arrays in parquet, an empty cell)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        if not value.strip():
+            return []
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{where}: violations is not a JSON list: {value[:40]!r}") from None
+    if not isinstance(value, list | tuple) and hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{where}: violations must be a list, got {type(value).__name__}")
+    items = [dict(v) if hasattr(v, "keys") else v for v in value]
+    if not all(isinstance(v, dict) and isinstance(v.get("rule"), str) for v in items):
+        raise ConfigError(f"{where}: each violation must be a mapping with a rule")
+    return items

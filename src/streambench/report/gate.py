@@ -49,6 +49,9 @@ def load_thresholds(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - {"metrics", "rules", "baseline"})
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known: metrics, rules, baseline)")
+    for section in ("metrics", "rules", "baseline"):
+        if not isinstance(data.get(section) or {}, dict):
+            raise ConfigError(f"{path}: {section} must be a mapping, got {data[section]!r}")
     for section, bounds in (("metrics", BOUNDS), ("baseline", ("max_increase_pct",))):
         for metric, stats in (data.get(section) or {}).items():
             where = f"{path}: {section}.{metric}"
@@ -79,7 +82,15 @@ def load_thresholds(path: str | Path) -> dict[str, Any]:
 def _column(frame: pd.DataFrame, metric: str, source: str) -> pd.Series:
     if metric not in frame:
         raise ConfigError(f"thresholds name metric {metric!r}, absent from {source}")
-    return frame[metric]
+    column = frame[metric]
+    if column.dtype == bool or not pd.api.types.is_numeric_dtype(column):
+        try:
+            return pd.to_numeric(column.dropna(), errors="raise").astype(float)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"thresholds name metric {metric!r}, a text column in {source}, not a number"
+            ) from None
+    return column
 
 
 def evaluate_gate(

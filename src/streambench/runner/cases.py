@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streambench._yaml import load_yaml
+from streambench._yaml import check_json, load_yaml
 from streambench.errors import ConfigError
 
 MODES = ("chat", "job_code", "workflow")
@@ -66,6 +66,7 @@ def load_case(path: str | Path) -> Case:
     request = data.get("request")
     if not isinstance(request, dict) or not isinstance(request.get("content"), str):
         raise _fail(path, "request", "must be a mapping with a content string")
+    check_json(request, f"{path}: request")
     upstream = data.get("upstream")
     if not isinstance(upstream, list) or not upstream:
         raise _fail(path, "upstream", "must be a non-empty list of transcript paths")

@@ -108,6 +108,20 @@ class Matrix:
         )
         return [RunSpec(*axis, profile_path=self.profile) for axis in axes]
 
+    def validate(self) -> list[RunSpec]:
+        """The runs, after loading every case, upstream transcript and the profile once and
+        checking every spec: a broken input fails before the first run, not after the rest."""
+        specs = self.specs()
+        if not specs:
+            raise ConfigError("the matrix has no runs (an axis is empty)")
+        for axis, check in SPEC_CHECKS.items():
+            for value in getattr(self, axis):
+                check(value)
+        for case_path in dict.fromkeys(s.case_path for s in specs):
+            load_inputs(load_case(case_path).upstream)
+        load_profile(self.profile)
+        return specs
+
 
 def parse_faults(value: str | Sequence[str]) -> tuple[str, ...]:
     """One fault-axis entry: ``"a;b"`` or ``[a, b]`` combine; ``""``/``none`` is no fault."""
@@ -145,6 +159,8 @@ def load_matrix(path: str | Path) -> dict[str, Any]:
         if key not in known:
             raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(MATRIX_KEYS)}, ...)")
         values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ConfigError(f"{path}: {key}: an empty list gives no runs")
         axes[known[key]] = values
         written[known[key]] = key
     if "cases" in axes:
@@ -157,10 +173,9 @@ def load_matrix(path: str | Path) -> dict[str, Any]:
             parse_faults(f if isinstance(f, str | list) else str(f)) for f in axes["faults"]
         ]
     if "seeds" in axes:
-        try:
-            axes["seeds"] = [int(s) for s in axes["seeds"]]
-        except (TypeError, ValueError):
-            raise ConfigError(f"{path}: seed: must be integers") from None
+        for seed in axes["seeds"]:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ConfigError(f"{path}: seed: must be integers, got {seed!r}")
     for axis in ("suts", "dialects", "chunkings", "latencies"):
         if axis in axes:
             axes[axis] = [str(v) for v in axes[axis]]
@@ -384,7 +399,7 @@ def run_matrix(
     HTTP SUTs run here, one after another, against one loopback replay host (``on_host`` gets
     its URL); ``sut_cmd`` starts the SUT first and stops it afterwards.
     """
-    specs = matrix.specs()
+    specs = matrix.validate()
     http = [s for s in specs if parse_sut(s.sut).kind == "http"]
     local = [s for s in specs if s not in http]
     rows = (executor or LocalExecutor()).map(run_one, local, progress) if local else []

@@ -60,10 +60,13 @@ class SSEDecoder:
 
     The events do not depend on where the chunks split (inside a UTF-8 character, between
     CR and LF). After `close`, `tail` holds the bytes after the last blank line: a block
-    the stream never terminated, which is not dispatched.
+    the stream never terminated, which is not dispatched. `retry_ms` and `last_event_id`
+    are what a reconnecting client needs, set by complete blocks with or without data.
     """
 
-    __slots__ = ("_buf", "_has_cr", "_last_id", "_offset", "_scan", "_type_names", "tail")
+    __slots__ = (
+        "_buf", "_has_cr", "_last_id", "_offset", "_scan", "_type_names", "retry_ms", "tail"
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -72,7 +75,14 @@ class SSEDecoder:
         self._has_cr = False  # self._buf holds a CR: use the general line-end search
         self._last_id: str | None = None
         self._type_names: dict[bytes, str] = {b"": "message"}
+        self.retry_ms: int | None = None  # the reconnection time the last `retry:` field set
         self.tail = b""
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The last event ID so far (for ``Last-Event-ID`` on reconnect), also when the block
+        that set it carried no data and dispatched no event."""
+        return self._last_id
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         # (13 is CR and 10 is LF: an int needle is one memchr, a bytes needle costs ten times
@@ -305,7 +315,7 @@ class SSEDecoder:
                 if b"\0" not in value:
                     self._last_id = value.decode("utf-8", "replace")
             elif name == b"retry" and value.isdigit():
-                retry = int(value)
+                retry = self.retry_ms = int(value)
         if not data:
             return None
         return _new_event(
@@ -349,6 +359,10 @@ def encode(event: SSEEvent) -> bytes:
         raise ValueError(f"SSE data cannot hold a CR (only LF separates data lines): {event!r}")
     if event.retry is not None and event.retry < 0:
         raise ValueError(f"SSE retry must be a non-negative integer: {event!r}")
+    if not event.event:
+        raise ValueError(
+            f"SSE event type cannot be empty (it would decode as 'message'): {event!r}"
+        )
     lines = []
     if event.event != "message":
         lines.append(f"event: {event.event}")

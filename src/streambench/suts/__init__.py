@@ -270,7 +270,7 @@ class ReplayHost:
 @contextmanager
 def replay_host(port: int = 0) -> Iterator[ReplayHost]:
     app = _SwitchableReplay()
-    with running_server(app, port=port) as url:
+    with running_server(app, port=port, option="--replay-port") as url:
         yield ReplayHost(url, app)
 
 

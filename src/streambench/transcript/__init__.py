@@ -9,9 +9,11 @@ arrival times (``chunks: [[t_ms, nbytes], ...]``). vcrpy cassettes load as trans
 from __future__ import annotations
 
 import base64
-import gzip
 import json
-from collections.abc import Iterable, Iterator
+import math
+import re
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,16 @@ from streambench._atomic import atomic_write_text
 from streambench.errors import TranscriptError
 from streambench.providers import apis
 from streambench.sse import decode_all
+from streambench.transcript import encoding
 
 FORMAT_VERSION = 1
 API_NAMES = apis.API_NAMES
+# Credential headers by name (the redactor also treats names ending like one as credentials).
 SENSITIVE_HEADERS = frozenset(
-    {"authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie"}
-)
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key",
+     "cookie", "set-cookie", "x-amz-security-token", "x-auth-token", "x-access-token",
+     "x-csrf-token", "x-session-token"}
+)  # fmt: skip
 REDACTED = "<redacted>"
 
 # Characters YAML treats as line breaks that PyYAML's emitter writes raw, so that a plain or
@@ -78,11 +84,6 @@ class Transcript:
             pieces.append((t_ms, self.response.body[offset : offset + nbytes]))
             offset += nbytes
         return pieces
-
-
-def redact_headers(headers: dict[str, str]) -> dict[str, str]:
-    """A copy of ``headers`` with credentials (Authorization, API keys, cookies) replaced."""
-    return {k: REDACTED if k.lower() in SENSITIVE_HEADERS else v for k, v in headers.items()}
 
 
 # ---------------------------------------------------------------------------- writing
@@ -252,8 +253,17 @@ def _string(section: dict[str, Any], key: str, where: tuple[str, ...], default: 
     return value
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
+
+
 def _headers(data: Any, where: tuple[str, ...]) -> dict[str, str]:
     headers = _mapping(data, where, required=False)
+    name = ".".join(where)
+    for key, value in headers.items():
+        if not isinstance(key, str) or not _TOKEN.fullmatch(key):
+            raise _SchemaError(where, f"{name}: {key!r} is not a valid header name")
+        if isinstance(value, str) and any(c in value for c in "\r\n\0"):
+            raise _SchemaError((*where, key), f"{name}.{key} holds a line break")
     return {str(k): "" if v is None else str(v) for k, v in headers.items()}
 
 
@@ -262,6 +272,8 @@ def _meta(doc: dict[str, Any]) -> Meta:
     for key in ("provider", "api"):
         if not meta.get(key):
             raise _SchemaError(("meta",), f"meta.{key} is missing")
+        if not isinstance(meta[key], str):
+            raise _SchemaError(("meta", key), f"meta.{key} must be a string")
     api = meta["api"]
     if api not in API_NAMES:
         raise _SchemaError(
@@ -326,8 +338,8 @@ def _chunks(data: Any, body_length: int) -> list[tuple[float, int]] | None:
         if not (isinstance(item, list) and len(item) == 2):
             raise _SchemaError(here, f"response.chunks[{i}] must be [t_ms, nbytes]")
         t_ms, nbytes = item
-        if isinstance(t_ms, bool) or not isinstance(t_ms, int | float):
-            raise _SchemaError(here, f"response.chunks[{i}]: t_ms must be a number")
+        if isinstance(t_ms, bool) or not isinstance(t_ms, int | float) or not math.isfinite(t_ms):
+            raise _SchemaError(here, f"response.chunks[{i}]: t_ms must be a finite number")
         if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
             raise _SchemaError(here, f"response.chunks[{i}]: nbytes must be an integer >= 0")
         if t_ms < 0:
@@ -349,8 +361,10 @@ def _chunks(data: Any, body_length: int) -> list[tuple[float, int]] | None:
 def _response(doc: dict[str, Any]) -> Response:
     resp = _mapping(doc.get("response"), ("response",))
     status = resp.get("status", 200)
-    if isinstance(status, bool) or not isinstance(status, int):
-        raise _SchemaError(("response", "status"), "response.status must be an integer")
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise _SchemaError(
+            ("response", "status"), f"response.status {status!r}: expected an HTTP status 100-599"
+        )
     body = _body(resp)
     return Response(
         status=status,
@@ -385,8 +399,19 @@ def loads(text: str, source: str = "<string>") -> Transcript:
     return _transcript_from_data(_parse_yaml(text, source), text, source)
 
 
+READ_LIMIT_BYTES = 1024 * 1024 * 1024  # a transcript file larger than this is refused
+
+
 def _read_text(path: Path) -> str:
+    """The file's text; FIFOs, devices and sockets are refused (they block or never end)."""
     try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise _error(str(path), "not a regular file (a FIFO, device or socket)")
+        if info.st_size > READ_LIMIT_BYTES:
+            raise _error(str(path), f"larger than {READ_LIMIT_BYTES:,} bytes")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise _error(str(path), "no such file") from None
@@ -469,48 +494,73 @@ def _leading_comment(text: str) -> str | None:
     return "\n".join(lines) or None
 
 
+def _cassette_status(resp: dict[str, Any], where: str) -> int:
+    status = resp.get("status", 200)
+    if isinstance(status, dict):
+        status = status.get("code", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise _SchemaError((), f"{where}.response.status {status!r}: expected an HTTP status")
+    return status
+
+
+def _interaction(interaction: Any, index: int, source: str, notes: str | None) -> Transcript | None:
+    """One cassette interaction as a transcript, or None when it is not streamed."""
+    where = f"interactions[{index}]"
+    if not isinstance(interaction, dict):
+        raise _SchemaError((), f"{where} is not a mapping")
+    req = interaction.get("request") or {}
+    resp = interaction.get("response") or {}
+    for name, part in (("request", req), ("response", resp)):
+        if not isinstance(part, dict):
+            raise _SchemaError((), f"{where}.{name} must be a mapping, got {type(part).__name__}")
+    resp_headers = _single_values(resp.get("headers"))
+    body = _cassette_body(resp.get("body"))
+    status = _cassette_status(resp, where)
+    if encoding.codings(resp_headers):
+        decoded = encoding.decode(resp_headers, [body])
+        if decoded.error is not None:
+            raise _SchemaError((), f"{where}.response.body: {decoded.error}")
+        body, resp_headers = decoded.body, encoding.without_coding(resp_headers)
+    events = decode_all(body)
+    if "text/event-stream" not in _header(resp_headers, "content-type") and not events:
+        return None
+    url = str(req.get("uri") or req.get("url") or "")
+    provider, api = apis.detect(url, body, events)
+    return Transcript(
+        meta=Meta(provider=provider, api=api, source=f"{source}#{index}", notes=notes),
+        request=Request(
+            method=str(req.get("method") or "POST"),
+            url=url,
+            # Credentials by name even in memory (a run's rows may quote the request).
+            headers={
+                k: REDACTED if k.lower() in SENSITIVE_HEADERS else v
+                for k, v in _single_values(req.get("headers")).items()
+            },
+            body=_request_body(req.get("body")),
+        ),
+        response=Response(status=status, headers=resp_headers, body=body),
+    )
+
+
 def from_cassette(data: Any, text: str, source: str) -> tuple[list[Transcript], int]:
     """The streamed interactions of a parsed cassette as transcripts, and how many were skipped.
 
     An interaction counts as streamed when its content-type is ``text/event-stream`` or its body
-    decodes as at least one SSE event.
+    decodes as at least one SSE event. A compressed body is decoded (capped). Nothing is
+    redacted here: :func:`import_cassette` takes the redaction to apply before writing.
     """
     transcripts: list[Transcript] = []
     skipped = 0
     notes = _leading_comment(text)
     for index, interaction in enumerate(data["interactions"]):
-        if not isinstance(interaction, dict):
-            raise _error(source, f"interactions[{index}] is not a mapping", _line_of(text, ()))
-        req = interaction.get("request") or {}
-        resp = interaction.get("response") or {}
-        resp_headers = _single_values(resp.get("headers"))
-        body = _cassette_body(resp.get("body"))
-        if "gzip" in _header(resp_headers, "content-encoding") and body[:2] == b"\x1f\x8b":
-            body = gzip.decompress(body)
-            resp_headers = {
-                k: v for k, v in resp_headers.items() if k.lower() != "content-encoding"
-            }
-        events = decode_all(body)
-        if "text/event-stream" not in _header(resp_headers, "content-type") and not events:
+        try:
+            t = _interaction(interaction, index, source, notes)
+        except _SchemaError as exc:
+            raise _error(source, exc.what, _line_of(text, ("interactions", index))) from None
+        if t is None:
             skipped += 1
-            continue
-        url = str(req.get("uri") or req.get("url") or "")
-        provider, api = apis.detect(url, body, events)
-        status = resp.get("status", 200)
-        if isinstance(status, dict):
-            status = status.get("code", 200)
-        transcripts.append(
-            Transcript(
-                meta=Meta(provider=provider, api=api, source=f"{source}#{index}", notes=notes),
-                request=Request(
-                    method=str(req.get("method") or "POST"),
-                    url=url,
-                    headers=redact_headers(_single_values(req.get("headers"))),
-                    body=_request_body(req.get("body")),
-                ),
-                response=Response(status=int(status), headers=resp_headers, body=body),
-            )
-        )
+        else:
+            transcripts.append(t)
     return transcripts, skipped
 
 
@@ -550,8 +600,11 @@ def load_inputs(paths: Iterable[str | Path]) -> list[Transcript]:
     return [t for path in expand_paths(paths) for t in load_file(path)[0]]
 
 
-def import_cassette(path: str | Path, out_dir: str | Path) -> tuple[list[Transcript], int]:
-    """Save each streamed interaction of a cassette as ``<out_dir>/<stem>-<index>.yaml``.
+def import_cassette(
+    path: str | Path, out_dir: str | Path, redact: Callable[[Transcript], Transcript]
+) -> tuple[list[Transcript], int]:
+    """Save each streamed interaction of a cassette, through ``redact`` (the recorder's
+    redactor), as ``<out_dir>/<stem>-<index>.yaml``.
 
     Returns the saved transcripts (``path`` set to the written file) and how many interactions
     were skipped as not streamed.
@@ -562,7 +615,10 @@ def import_cassette(path: str | Path, out_dir: str | Path) -> tuple[list[Transcr
     if not is_cassette(data):
         raise _error(str(source), "not a vcrpy cassette (no 'interactions' list)")
     transcripts, skipped = from_cassette(data, text, str(source))
+    saved = []
     for t in transcripts:
         index = (t.meta.source or "").rpartition("#")[2]
-        t.path = save(t, Path(out_dir) / f"{source.stem}-{index}.yaml")
-    return transcripts, skipped
+        redacted = redact(t)
+        redacted.path = save(redacted, Path(out_dir) / f"{source.stem}-{index}.yaml")
+        saved.append(redacted)
+    return saved, skipped

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from streambench._atomic import atomic_write_text
-from streambench.errors import ConfigError
+from streambench.errors import ConfigError, OutputError
 from streambench.runner import Executor, Matrix, run_matrix
 from streambench.runner.executors import Progress
 from streambench.runner.matrix import load_matrix
@@ -346,7 +346,10 @@ def to_html(comparison: Comparison) -> str:
 
 def write_report(comparison: Comparison, out: Path) -> list[Path]:
     """Write experiment.md, experiment.html and pairs.csv into ``out``; returns the paths."""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write: {exc.strerror or exc}") from None
     written = [out / "experiment.md", out / "experiment.html", out / "pairs.csv"]
     atomic_write_text(written[0], to_markdown(comparison))
     atomic_write_text(written[1], to_html(comparison))
