@@ -207,6 +207,8 @@ def _apply_faults(
             cut_bytes = fault.pos if cut_bytes is None else min(cut_bytes, fault.pos)
         elif fault.at == "text":
             by_event.append((_event_of_text(frames, events, fault), fault))
+        elif fault.at == "delta":
+            by_event.append((_event_of_delta(frames, events, fault), fault))
         else:
             if fault.pos >= len(events):
                 raise fault.fail(f"event={fault.pos} is past the end ({len(events)} events)")
@@ -248,6 +250,14 @@ def _event_of_text(frames: list[Frame], events: list[int], fault: Fault) -> int:
         if seen >= fault.pos and fault.pos > 0:
             return n
     raise fault.fail(f"text={fault.pos} is past the end ({seen} content characters)")
+
+
+def _event_of_delta(frames: list[Frame], events: list[int], fault: Fault) -> int:
+    """Index (among events) of the content delta after ``pos`` deltas: the stream ends before."""
+    carrying = [n for n, i in enumerate(events) if frames[i].content_chars]
+    if fault.pos >= len(carrying):
+        raise fault.fail(f"delta={fault.pos} is past the end ({len(carrying)} content deltas)")
+    return carrying[fault.pos]
 
 
 def _garbage(api: str, frame: Frame) -> Frame:

@@ -20,17 +20,10 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 
 from streambench.providers import synth
+from streambench.replay.faults import TRANSPORT_FAULT_KINDS
 from streambench.transcript import Transcript
 
-FAULT_KINDS = (
-    "http",
-    "disconnect",
-    "error-event",
-    "stall",
-    "truncate",
-    "garbage",
-    "duplicate",
-)
+FAULT_KINDS = TRANSPORT_FAULT_KINDS
 
 
 def seeds() -> st.SearchStrategy[int]:

@@ -35,6 +35,7 @@ from streambench.reference.chain import (
 )
 from streambench.reference.providers import KINDS, LLMRequest, Provider
 from streambench.replay import ReplayTransport, build_plan, run_virtual
+from streambench.replay.faults import TRANSPORT_FAULT_KINDS
 from streambench.sse import decode_all
 from streambench.transcript import Transcript
 
@@ -48,7 +49,12 @@ POSITIONS = (
 MID_STREAM = frozenset({"after-first-chunk", "mid-text", "at-terminal"})
 # duplicate@ is left out on purpose: a provider that repeats an event corrupts its own text,
 # which no chain can detect; it is a parser test, not a failover test.
-FAULT_KINDS = ("http", "rate-limit", "disconnect", "error-event", "truncate", "garbage", "stall")
+_LEFT_OUT = {"http", "duplicate"}
+FAULT_KINDS = (
+    "http",
+    "rate-limit",  # http:429 with retry-after
+    *(kind for kind in TRANSPORT_FAULT_KINDS if kind not in _LEFT_OUT),
+)
 _BEFORE_FIRST_BYTE = {
     "http": "http:500@start",
     # retry-after is honoured before the first chunk, within a bounded budget, then falls through
@@ -57,7 +63,6 @@ _BEFORE_FIRST_BYTE = {
 }
 RULES = ("terminal-count", "duplicate-output", "partial-mismatch", "fallthrough")
 DEFAULT_PROVIDERS = ("anthropic", "openai", "anthropic-sync")
-_API_OF_KIND = {"anthropic": "anthropic-messages", "openai": "openai-chat"}
 _N_DELTAS = 6
 
 
@@ -129,7 +134,7 @@ def _host(index: int) -> str:
 
 
 def _upstream(kind: str, index: int) -> _Upstream:
-    api = _API_OF_KIND[kind.removesuffix("-sync")]
+    api = KINDS[kind][0].api
     name = f"{index}:{kind}"
     text = f"[{name}] the answer, in {_N_DELTAS} deltas of text."
     deltas = [
