@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from streambench.providers.base import (
     REQUEST_ID,
     Content,
+    Cut,
     Delta,
     EventInfo,
     Frame,
@@ -30,6 +31,7 @@ _DELTA_KINDS: dict[str, Any] = {
     "input_json_delta": "tool_json",
     "thinking_delta": "thinking",
 }
+_BLOCK_EVENTS = ("content_block_start", "content_block_delta", "content_block_stop")
 _ERRORS = {
     400: ("invalid_request_error", "Invalid request."),
     401: ("authentication_error", "invalid x-api-key"),
@@ -95,6 +97,19 @@ class AnthropicMessages(JsonEventsAPI):
         if key is None:
             return None
         return Delta(("delta", key), ("anthropic", obj.get("index")), _DELTA_KINDS[delta["type"]])
+
+    def keepalive(self) -> bytes:
+        return b'event: ping\ndata: {"type": "ping"}\n\n'
+
+    def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
+        kind = obj.get("type")
+        if kind in _BLOCK_EVENTS and (obj.get("index") or 0) > (cut.slot[1] or 0):
+            return None  # a block the answer no longer reaches
+        if kind == "content_block_delta":
+            return None
+        if kind == "message_delta":
+            obj.setdefault("delta", {})["stop_reason"] = cut.reason
+        return obj
 
     def http_error(self, status: int, retry_after_s: float | None) -> tuple[dict[str, str], Any]:
         kind, message = _ERRORS.get(status, ("api_error", "Internal server error"))

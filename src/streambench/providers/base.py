@@ -75,6 +75,17 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+@dataclass(frozen=True)
+class Cut:
+    """An answer ended early (``stop:max_tokens``): the wire ``reason``, the ``slot`` it ends in,
+    the content each slot keeps, and the events before the cut (parsed)."""
+
+    reason: str
+    slot: tuple[Any, ...]
+    kept: dict[tuple[Any, ...], str]
+    before: list[dict[str, Any]]
+
+
 # ------------------------------------------------------------------------------ render
 
 
@@ -218,6 +229,20 @@ class ProviderAPI:
         """Whether a delta event also carries once-per-stream fields (a role, a tool call's
         id, a finish reason, usage), so it must stay even without its content."""
         return False
+
+    # --- content faults
+    def keepalive(self) -> bytes:
+        """One keep-alive event, as sent between deltas (an SSE comment unless the API has its
+        own ping event)."""
+        return b": keep-alive\n\n"
+
+    def on_cut(self, obj: dict[str, Any], cut: Cut) -> None:
+        """Mark the delta event the answer now ends in (google puts the finish reason there)."""
+
+    def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
+        """An event after the cut: kept, rewritten (stop reason, final texts) or dropped (None:
+        content the answer no longer has). None of the base: an API without a stop reason."""
+        raise NotImplementedError(f"{self.name} has no stop reason to end an answer with")
 
     # --- errors
     def http_error(self, status: int, retry_after_s: float | None) -> tuple[dict[str, str], Any]:

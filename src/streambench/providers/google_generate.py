@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from streambench.providers.base import (
     Content,
+    Cut,
     Delta,
     EventInfo,
     Frame,
@@ -95,6 +96,12 @@ class GoogleGenerate(JsonEventsAPI):
 
     def carries_envelope(self, obj: dict[str, Any]) -> bool:
         return bool(obj["candidates"][0].get("finishReason") or obj.get("usageMetadata"))
+
+    def on_cut(self, obj: dict[str, Any], cut: Cut) -> None:
+        obj["candidates"][0]["finishReason"] = cut.reason
+
+    def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
+        return None if obj.get("candidates") else obj
 
     def http_error(self, status: int, retry_after_s: float | None) -> tuple[dict[str, str], Any]:
         state = _STATUS.get(status, "INTERNAL")

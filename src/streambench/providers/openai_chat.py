@@ -10,6 +10,7 @@ from streambench.providers.base import (
     REQUEST_ID,
     Content,
     ContentKind,
+    Cut,
     Delta,
     EventInfo,
     Frame,
@@ -159,6 +160,19 @@ class OpenAIChat(JsonEventsAPI):
             or obj.get("usage")
             or any(call.get("id") for call in calls)
         )
+
+    def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return obj  # the usage chunk
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            choice["finish_reason"] = cut.reason
+            choice["delta"] = {}
+            return obj
+        delta = choice.get("delta") or {}
+        carries = any(delta.get(k) for k in ("content", "tool_calls", "refusal", *_THINKING_KEYS))
+        return None if carries else obj
 
     def http_error(self, status: int, retry_after_s: float | None) -> tuple[dict[str, str], Any]:
         return openai_http_error(status)

@@ -9,6 +9,7 @@ from streambench.providers.base import (
     CREATED,
     Content,
     ContentKind,
+    Cut,
     Delta,
     EventInfo,
     Frame,
@@ -72,6 +73,22 @@ def response_object(c: Content, status: str, output: list[dict[str, Any]]) -> di
     }
 
 
+def _cut_item(item: dict[str, Any], cut: Cut) -> dict[str, Any]:
+    """An output item holding only the content kept before the cut."""
+    item_id = item.get("id")
+    if "arguments" in item and ("responses", item_id, None, None) in cut.kept:
+        item["arguments"] = cut.kept[("responses", item_id, None, None)]
+    for key, index_kind in (("content", "content"), ("summary", "summary")):
+        for i, part in enumerate(item.get(key) or []):
+            slot = ("responses", item_id, i if index_kind == "content" else None,
+                    i if index_kind == "summary" else None)  # fmt: skip
+            if isinstance(part, dict) and "text" in part:
+                part["text"] = cut.kept.get(slot, "")
+    if item.get("status") == "completed":
+        item["status"] = "incomplete"
+    return item
+
+
 class OpenAIResponses(JsonEventsAPI):
     name = "openai-responses"
     provider = "openai"
@@ -118,6 +135,32 @@ class OpenAIResponses(JsonEventsAPI):
     def shape_piece(self, obj: dict[str, Any], first: bool, last: bool) -> None:
         if not first and "logprobs" in obj:
             obj["logprobs"] = []
+
+    def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
+        kind = str(obj.get("type"))
+        if kind in DELTAS:
+            return None
+        seen = {o.get("item_id") or (o.get("item") or {}).get("id") for o in cut.before}
+        item_id = obj.get("item_id") or (obj.get("item") or {}).get("id")
+        if item_id is not None and item_id not in seen:
+            return None  # an output item the answer no longer reaches
+        slot = ("responses", item_id, obj.get("content_index"), obj.get("summary_index"))
+        kept = cut.kept.get(slot)
+        for key in ("text", "arguments"):
+            if key in obj and kept is not None:
+                obj[key] = kept
+        if isinstance(obj.get("part"), dict) and kept is not None:
+            obj["part"]["text"] = kept
+        if isinstance(obj.get("item"), dict):
+            obj["item"] = _cut_item(obj["item"], cut)
+        if kind in _TERMINALS:
+            obj["type"] = "response.incomplete"
+            response = obj.setdefault("response", {})
+            response["status"] = "incomplete"
+            response["incomplete_details"] = {"reason": cut.reason}
+            output = response.get("output") or []
+            response["output"] = [_cut_item(i, cut) for i in output if i.get("id") in seen]
+        return obj
 
     def http_error(self, status: int, retry_after_s: float | None) -> tuple[dict[str, str], Any]:
         return openai_http_error(status)

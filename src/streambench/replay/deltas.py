@@ -175,11 +175,11 @@ def resplit(
             group.append(make_frame(api, event, "split"))
         groups.append(group)
     if provider.numbered:
-        return _renumber(api, groups)
+        return renumber(api, groups)
     return groups
 
 
-def _renumber(api: str, groups: list[list[Frame]]) -> list[list[Frame]]:
+def renumber(api: str, groups: list[list[Frame]]) -> list[list[Frame]]:
     """An API that numbers its events (openai-responses): keep ``sequence_number`` consecutive."""
     if all(len(g) == 1 for g in groups):
         return groups
@@ -188,7 +188,7 @@ def _renumber(api: str, groups: list[list[Frame]]) -> list[list[Frame]]:
     for group in groups:
         renumbered: list[Frame] = []
         for frame in group:
-            obj = _json_object(frame)
+            obj = json_object(frame)
             if obj is None or not isinstance(obj.get("sequence_number"), int):
                 renumbered.append(frame)
                 continue
@@ -203,7 +203,7 @@ def _renumber(api: str, groups: list[list[Frame]]) -> list[list[Frame]]:
     return out
 
 
-def _json_object(frame: Frame) -> dict[str, Any] | None:
+def json_object(frame: Frame) -> dict[str, Any] | None:
     if frame.event is None:
         return None
     try:
