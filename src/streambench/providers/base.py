@@ -231,9 +231,9 @@ class ProviderAPI:
         return False
 
     # --- content faults
-    def keepalive(self) -> bytes:
+    def keepalive(self) -> bytes | None:
         """One keep-alive event, as sent between deltas (an SSE comment unless the API has its
-        own ping event)."""
+        own ping event); None for an API whose clients cannot take one."""
         return b": keep-alive\n\n"
 
     def on_cut(self, obj: dict[str, Any], cut: Cut) -> None:

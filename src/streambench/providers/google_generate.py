@@ -97,6 +97,9 @@ class GoogleGenerate(JsonEventsAPI):
     def carries_envelope(self, obj: dict[str, Any]) -> bool:
         return bool(obj["candidates"][0].get("finishReason") or obj.get("usageMetadata"))
 
+    def keepalive(self) -> bytes | None:
+        return None  # google sends none, and google-genai fails on an SSE comment
+
     def on_cut(self, obj: dict[str, Any], cut: Cut) -> None:
         obj["candidates"][0]["finishReason"] = cut.reason
 

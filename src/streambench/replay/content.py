@@ -201,13 +201,15 @@ def _sprinkle(
     hits = _locate(wire, frames)
     if not hits:
         raise fault.fail(f"the stream has no content deltas ({api}) to put {fault.kind} between")
+    raw = wire.keepalive()
+    if fault.kind == "pings" and raw is None:
+        raise fault.fail(f"{api} has no keep-alive event its clients accept")
     # before a content delta other than the first: between deltas, never before the stream starts
     places = hits[1:] or hits
     chosen = sorted((rng.choice(places) for _ in range(fault.count)), key=lambda h: h.index)
     inserts: dict[int, list[Frame]] = {}
     for hit in chosen:
-        if fault.kind == "pings":
-            raw = wire.keepalive()
+        if fault.kind == "pings" and raw is not None:
             event = _event_of(raw)
             frame = make_frame(api, event, _ORIGIN, raw) if event else Frame(raw, None)
         else:

@@ -14,7 +14,7 @@ _ESCAPE_LEN = 6  # \uXXXX
 
 def _invalid_outside(text: str, in_string: bool) -> tuple[int, int]:
     """(characters that cannot stand outside a JSON string, structural characters seen)."""
-    invalid = structural = 0
+    invalid = structural = depth = 0
     escaped = False
     for ch in text:
         if in_string:
@@ -29,6 +29,10 @@ def _invalid_outside(text: str, in_string: bool) -> tuple[int, int]:
             in_string = True
         elif ch in _STRUCTURAL:
             structural += 1
+            opened = depth > 0
+            depth += {"{": 1, "[": 1, "}": -1, "]": -1}.get(ch, 0)
+            if opened and depth == 0:
+                break  # the top-level value closed: what follows is prose around it
         elif not (ch.isspace() or ch in _LITERAL):
             invalid += 1
     return invalid, structural
