@@ -161,6 +161,11 @@ class OpenAIChat(JsonEventsAPI):
             or any(call.get("id") for call in calls)
         )
 
+    def on_cut(self, obj: dict[str, Any], cut: Cut) -> None:
+        choice = obj["choices"][0]
+        if choice.get("finish_reason"):
+            choice["finish_reason"] = cut.reason
+
     def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
         choices = obj.get("choices")
         if not isinstance(choices, list) or not choices:

@@ -19,6 +19,7 @@ shapes; events whose content does not change are kept byte for byte.
 from __future__ import annotations
 
 import copy
+import math
 import json
 import random
 from dataclasses import dataclass
@@ -142,7 +143,7 @@ def _stop(
 ) -> tuple[list[Frame], list[float]]:
     hits = _locate(wire, frames)
     total = sum(len(h.text) for h in hits if h.where.kind != "thinking")
-    limit = round(total * fault.fraction) if fault.fraction is not None else fault.pos
+    limit = math.floor(total * fault.fraction) if fault.fraction is not None else fault.pos
     if limit >= total:
         raise fault.fail(f"char={limit} is at or past the end ({total} content characters)")
     reason = wire.stop_reasons.get("max_tokens")
@@ -167,7 +168,6 @@ def _stop(
     out_times = list(times[: cut_hit.index])
     obj = copy.deepcopy(cut_hit.obj)
     set_path(obj, cut_hit.where.path, piece)
-    wire.shape_piece(obj, first=True, last=False)
     wire.on_cut(obj, cut)
     out_frames.append(_reencode(api, frames[cut_hit.index], obj))
     out_times.append(times[cut_hit.index])

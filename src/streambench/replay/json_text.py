@@ -13,7 +13,7 @@ _ESCAPE_LEN = 6  # \uXXXX
 
 
 def _invalid_outside(text: str, in_string: bool) -> tuple[int, int]:
-    """(characters that cannot stand outside a JSON string, structural characters seen)."""
+    """(characters that cannot stand outside a JSON string, brackets seen)."""
     invalid = structural = depth = 0
     escaped = False
     for ch in text:
@@ -28,7 +28,7 @@ def _invalid_outside(text: str, in_string: bool) -> tuple[int, int]:
         if ch == '"':
             in_string = True
         elif ch in _STRUCTURAL:
-            structural += 1
+            structural += ch in "{}[]"
             opened = depth > 0
             depth += {"{": 1, "[": 1, "}": -1, "]": -1}.get(ch, 0)
             if opened and depth == 0:
@@ -40,10 +40,10 @@ def _invalid_outside(text: str, in_string: bool) -> tuple[int, int]:
 
 def json_start_state(text: str) -> bool | None:
     """Whether ``text`` (a JSON fragment) starts inside a string (True) or outside (False);
-    None when it is not JSON (prose, code)."""
+    None when it is not JSON (prose, code, a bare list of numbers)."""
     for in_string in (False, True):
-        invalid, structural = _invalid_outside(text, in_string)
-        if invalid == 0 and structural > 0:
+        invalid, brackets = _invalid_outside(text, in_string)
+        if invalid == 0 and brackets > 0:
             return in_string
     return None
 

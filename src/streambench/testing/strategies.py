@@ -20,10 +20,8 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 
 from streambench.providers import synth
-from streambench.replay.faults import TRANSPORT_FAULT_KINDS
+from streambench.replay.faults import FAULT_KINDS, FAULTS
 from streambench.transcript import Transcript
-
-FAULT_KINDS = TRANSPORT_FAULT_KINDS
 
 
 def seeds() -> st.SearchStrategy[int]:
@@ -83,7 +81,9 @@ def faults(
     *, max_event: int = 8, max_bytes: int = 256, kinds: Sequence[str] = FAULT_KINDS
 ) -> st.SearchStrategy[str]:
     """One fault spec positioned within a stream of at least ``max_event`` events / ``max_bytes``
-    bytes. Example: ``'disconnect@event=3'``, ``'http:529@start'``, ``'stall@event=2,ms=800'``."""
+    bytes, transport or content (a stream with some content; google streams take no pings).
+    Example: ``'disconnect@event=3'``, ``'http:529@start'``, ``'stall@event=2,ms=800'``,
+    ``'stop:max_tokens@text=40%'``, ``'reformat:compact'``, ``'pings:2'``."""
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
     if unknown:
         raise ValueError(f"faults(): unknown kind(s) {', '.join(unknown)}")
@@ -101,6 +101,11 @@ def faults(
         "truncate": event.map(lambda n: f"truncate@event={n}"),
         "garbage": event.map(lambda n: f"garbage@event={n}"),
         "duplicate": event.map(lambda n: f"duplicate@event={n}"),
+        "stop": st.integers(0, 99).map(lambda p: f"stop:max_tokens@text={p}%"),
+        "reformat": st.sampled_from(FAULTS["reformat"].args).map(lambda a: f"reformat:{a}"),
+        "escape": st.sampled_from(FAULTS["escape"].args).map(lambda a: f"escape:{a}"),
+        "pings": st.integers(1, 5).map(lambda n: f"pings:{n}"),
+        "empty-deltas": st.integers(1, 5).map(lambda n: f"empty-deltas:{n}"),
     }
     return st.one_of(*(by_kind[kind] for kind in kinds))
 
