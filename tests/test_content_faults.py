@@ -33,7 +33,11 @@ CONTENT_FAULTS = (
     "escape:raw",
     "pings:3",
     "empty-deltas:3",
+    "empty-edits",
+    "bad-json@char=2",
 )
+# Faults that need a structured part; a stream without one is refused by name.
+NEEDS_STRUCTURE = ("empty-edits", "bad-json")
 
 INCOMPLETE_RESPONSE = ("RuntimeError", "Didn't receive a `response.completed` event.")
 
@@ -74,13 +78,24 @@ def test_every_content_fault_applies_and_the_sdk_decodes_it(api: str, path: Path
         try:
             plan = build_plan(transcript, faults=[spec], seed=3)
         except SpecError as exc:  # a stream with no content to cut or sprinkle between
-            assert spec.startswith(("stop", "pings", "empty")) and repr(spec) in str(exc)
             message = str(exc)
+            assert repr(spec) in message
+            if spec.startswith(NEEDS_STRUCTURE):
+                assert "structured part" in message or "past the end" in message, message
+                continue
+            assert spec.startswith(("stop", "pings", "empty"))
             no_pings = spec.startswith("pings") and api == "google-generate"
             # google's tool input is an object, not streamed text: nothing to cut there
             assert no_pings or "0 content characters" in message or "no content deltas" in message
             continue
         got = _sdk(api, plan)
+        if spec.startswith("bad-json") and got[0] != expected[0]:
+            # the SDK parses tool input itself: it raises its JSON error, as on a real model's
+            assert "json" in (got[0] + str(got[1])).lower(), (spec, got)
+            continue
+        if spec.startswith(NEEDS_STRUCTURE):
+            assert got[0] == expected[0], (spec, got)
+            continue
         if spec.startswith("stop") and api == "openai-responses" and expected[0] == "ok":
             # what the SDK raises on every real incomplete response: the final one must be
             # response.completed (it parses the response.incomplete event itself)
@@ -199,13 +214,37 @@ def test_stop_past_the_end_and_generic_streams_say_why() -> None:
 
 def test_every_content_kind_of_the_vocabulary_is_applied() -> None:
     body = synth.render(
-        "anthropic-messages", text=json.dumps({"a": "b ç d " * 40}, ensure_ascii=False)
+        "anthropic-messages",
+        text=json.dumps(
+            {"code_edits": [{"new_code": "x"}], "a": "b ç d " * 40}, ensure_ascii=False
+        ),
     )
     frames = frames_of("anthropic-messages", body)
-    assert set(CONTENT_FAULT_KINDS) == {s.split(":")[0] for s in CONTENT_FAULTS}
+    assert set(CONTENT_FAULT_KINDS) == {s.split(":")[0].split("@")[0] for s in CONTENT_FAULTS}
     for kind in CONTENT_FAULT_KINDS:
         fault = parse_fault(FAULTS[kind].example)
         changed, _ = apply_content_faults(
             "anthropic-messages", frames, [0.0] * len(frames), [fault], "", random.Random(0)
         )
         assert b"".join(f.raw for f in changed) != body, kind
+
+
+def test_empty_edits_and_bad_json_act_on_the_prefilled_answer() -> None:
+    prefill = '{\n  "code_edits": ['
+    text = '{"action": "rewrite", "new_code": "a(]);"}],\n  "text_answer": "Done."\n}'
+    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": prefill}]
+    body = synth.render("openai-chat", text=text)
+    t = synth.make_transcript("openai-chat", body, request_body={"messages": messages})
+    emptied = build_plan(t, faults=["empty-edits"], chunking="deltas:2").content()
+    assert json.loads(prefill + emptied) == {"code_edits": [], "text_answer": "Done."}
+    broken = build_plan(t, faults=["bad-json@char=0"]).content()
+    assert broken[0] == "#" and broken[1:] == text[1:]  # outside a string: '#'
+    with pytest.raises(ValueError):
+        json.loads(prefill + broken)
+    inside = build_plan(t, faults=["bad-json@char=3"]).content()
+    assert inside[3] == "\x01"  # inside a string: a raw control character
+    with pytest.raises(SpecError, match="no edits array"):
+        plain = synth.make_transcript(
+            "openai-chat", synth.render("openai-chat", text='{"a": 1}'), request_body={}
+        )
+        build_plan(plain, faults=["empty-edits"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from streambench.replay.faults import CONTENT_FAULT_KINDS
 from streambench.sse import decode_all
 from streambench.testing.strategies import (
     FAULT_KINDS,
+    STRUCTURED_FAULT_KINDS,
     chunkings,
     delta_chunkings,
     faults,
@@ -26,6 +28,7 @@ from streambench.testing.strategies import (
 from streambench.transcript import Transcript
 
 FAST = settings(max_examples=40, deadline=None)
+ANY_TEXT = [k for k in CONTENT_FAULT_KINDS if k not in STRUCTURED_FAULT_KINDS]
 
 
 @FAST
@@ -59,13 +62,24 @@ def test_faults_parse(spec: str) -> None:
 
 
 @FAST
-@given(spec=faults(kinds=CONTENT_FAULT_KINDS), text=stream_texts().filter(bool))
+@given(spec=faults(kinds=ANY_TEXT), text=stream_texts().filter(bool))
 def test_content_faults_are_drawn_and_replay_on_any_text(spec: str, text: str) -> None:
     assert parse_fault(spec).content
     t = synth.make_transcript(
         "openai-chat", synth.render("openai-chat", text=text), request_body={}
     )
     assert build_plan(t, faults=[spec]).chunks
+
+
+@FAST
+@given(spec=faults(kinds=STRUCTURED_FAULT_KINDS), text=stream_texts(), data=st.data())
+def test_structured_faults_apply_to_json_answers(spec: str, text: str, data: st.DataObject) -> None:
+    answer = json.dumps({"code_edits": [{"new_code": text}], "text_answer": text})
+    api = data.draw(st.sampled_from(["anthropic-messages", "openai-chat", "openai-responses"]))
+    t = synth.make_transcript(api, synth.render(api, text=answer), request_body={})
+    delivered = build_plan(t, faults=[spec]).content()
+    with pytest.raises(ValueError) if spec.startswith("bad-json") else nullcontext():
+        assert json.loads(delivered, strict=True)["code_edits"] == []
 
 
 def test_faults_rejects_unknown_kinds() -> None:

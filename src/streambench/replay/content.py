@@ -19,9 +19,10 @@ shapes; events whose content does not change are kept byte for byte.
 from __future__ import annotations
 
 import copy
-import math
 import json
+import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from streambench.providers.base import Cut, Delta, ProviderAPI, dumps, get_path,
 from streambench.replay.deltas import renumber
 from streambench.replay.faults import Fault
 from streambench.replay.frames import Frame, make_frame
-from streambench.replay.json_text import json_start_state, rewrite
+from streambench.replay.json_text import edits_array, json_start_state, rewrite, string_state
 from streambench.sse import SSEEvent, decode_all
 
 _ORIGIN = "content-fault"
@@ -91,6 +92,10 @@ def apply_content_faults(
         wire = registry.lookup(api)
         if fault.kind in ("reformat", "escape"):
             frames = _rewrite_json(api, wire, frames, fault, prefill)
+        elif fault.kind == "bad-json":
+            frames = _bad_json(api, wire, frames, fault, prefill)
+        elif fault.kind == "empty-edits":
+            frames = _empty_edits(api, wire, frames, fault, prefill)
         elif fault.kind == "stop":
             frames, times = _stop(api, wire, frames, times, fault)
         elif fault.kind in ("pings", "empty-deltas"):
@@ -105,15 +110,21 @@ def apply_content_faults(
 # ----------------------------------------------------------------------- reformat / escape
 
 
-def _rewrite_json(
-    api: str, wire: ProviderAPI, frames: list[Frame], fault: Fault, prefill: str
-) -> list[Frame]:
+# What each character of a structured slot becomes: (text with its head, head length, starts
+# inside a string) -> one string per character of the text after the head.
+Transform = Callable[[str, int, bool], list[str]]
+
+
+def _rewrite_structured(
+    api: str, wire: ProviderAPI, frames: list[Frame], prefill: str, transform: Transform
+) -> tuple[list[Frame], int]:
+    """Rewrite every structured slot (tool input, or text that is JSON) with ``transform``, cut
+    back at the old delta bounds; returns the frames and how many slots were structured."""
     slots: dict[tuple[Any, ...], list[_Located]] = {}
     for hit in _locate(wire, frames):
         slots.setdefault(hit.where.slot, []).append(hit)
     out = list(frames)
-    style = fault.arg if fault.kind == "reformat" else None
-    escape = fault.arg if fault.kind == "escape" else None
+    structured = 0
     for hits in slots.values():
         if hits[0].where.kind == "thinking":
             continue
@@ -121,9 +132,9 @@ def _rewrite_json(
         head = prefill if hits[0].where.kind == "text" else ""
         in_string = json_start_state(head + text)
         if in_string is None:
-            continue  # prose or code, not JSON: nothing to reformat
-        emitted = rewrite(head + text, len(head), in_string=in_string, style=style, escape=escape)
-        emitted = emitted[len(head) :]
+            continue  # prose or code, not JSON: nothing to rewrite
+        structured += 1
+        emitted = transform(head + text, len(head), in_string)
         at = 0
         for hit in hits:
             piece = "".join(emitted[at : at + len(hit.text)])
@@ -132,6 +143,68 @@ def _rewrite_json(
                 obj = copy.deepcopy(hit.obj)
                 set_path(obj, hit.where.path, piece)
                 out[hit.index] = _reencode(api, frames[hit.index], obj)
+    return out, structured
+
+
+def _rewrite_json(
+    api: str, wire: ProviderAPI, frames: list[Frame], fault: Fault, prefill: str
+) -> list[Frame]:
+    """reformat / escape: the same values, other whitespace or escapes."""
+    style = fault.arg if fault.kind == "reformat" else None
+    escape = fault.arg if fault.kind == "escape" else None
+
+    def transform(text: str, start: int, in_string: bool) -> list[str]:
+        emitted = rewrite(text, start, in_string=in_string, style=style, escape=escape)
+        return emitted[start:]
+
+    return _rewrite_structured(api, wire, frames, prefill, transform)[0]
+
+
+def _bad_json(
+    api: str, wire: ProviderAPI, frames: list[Frame], fault: Fault, prefill: str
+) -> list[Frame]:
+    """bad-json@char=N: the N-th character of the structured part (after any prefill, across
+    its slots in stream order) made invalid: ``#`` outside strings, a raw U+0001 inside."""
+    seen = 0
+    hit_at: list[int] = []
+
+    def transform(text: str, start: int, in_string: bool) -> list[str]:
+        nonlocal seen
+        emitted = list(text[start:])
+        local = fault.pos - seen
+        seen += len(emitted)
+        if 0 <= local < len(emitted) and not hit_at:
+            hit_at.append(local)
+            inside = string_state(text, in_string)[start + local]
+            emitted[local] = "\x01" if inside else "#"
+        return emitted
+
+    out, structured = _rewrite_structured(api, wire, frames, prefill, transform)
+    if not structured:
+        raise fault.fail("the stream has no structured part (JSON text or tool input)")
+    if not hit_at:
+        raise fault.fail(f"char={fault.pos} is past the end ({seen} structured characters)")
+    return out
+
+
+def _empty_edits(
+    api: str, wire: ProviderAPI, frames: list[Frame], fault: Fault, prefill: str
+) -> list[Frame]:
+    """empty-edits: the first array under a key ending in ``edits`` emptied."""
+    found: list[bool] = []
+
+    def transform(text: str, start: int, in_string: bool) -> list[str]:
+        emitted = list(text[start:])
+        span = None if found else edits_array(text, in_string)
+        if span is not None:
+            found.append(True)
+            for i in range(max(span[0], start), span[1]):
+                emitted[i - start] = ""
+        return emitted
+
+    out, _ = _rewrite_structured(api, wire, frames, prefill, transform)
+    if not found:
+        raise fault.fail("the structured part has no edits array (a key ending in 'edits')")
     return out
 
 

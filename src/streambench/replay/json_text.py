@@ -7,9 +7,12 @@ stream cut short. :func:`json_start_state` decides whether a text is JSON at all
 
 from __future__ import annotations
 
+import re
+
 _LITERAL = set("0123456789-+.eEtrufalsn")
 _STRUCTURAL = set("{}[],:")
 _ESCAPE_LEN = 6  # \uXXXX
+_EDITS_KEY = re.compile(r'"[^"\\]*edits"\s*:\s*\[')
 
 
 def _invalid_outside(text: str, in_string: bool) -> tuple[int, int]:
@@ -176,3 +179,47 @@ def _styled(ch: str, style: str, depth: int, previous: str, following: str) -> s
     if ch in "}]":
         return ch if previous in ("{", "[") else indent + ch
     return {",": "," + indent, ":": ": "}.get(ch, ch)
+
+
+def string_state(text: str, in_string: bool = False) -> list[bool]:
+    """For each character of ``text``: whether it lies inside a JSON string (quotes included)."""
+    inside: list[bool] = []
+    escaped = False
+    for ch in text:
+        if in_string:
+            inside.append(True)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        in_string = ch == '"'
+        inside.append(in_string)
+    return inside
+
+
+def edits_array(text: str, in_string: bool = False) -> tuple[int, int] | None:
+    """``(start, end)`` of the contents of the first array under a key ending in ``edits``
+    (between its brackets; ``end`` is the text's end when the array is not closed)."""
+    inside = string_state(text, in_string)
+    for m in _EDITS_KEY.finditer(text):
+        bracket = m.end() - 1
+        if not inside[bracket] and inside[m.start()]:
+            return bracket + 1, _matching_close(text, inside, bracket)
+    return None
+
+
+def _matching_close(text: str, inside: list[bool], opener: int) -> int:
+    depth = 0
+    for i in range(opener, len(text)):
+        if inside[i]:
+            continue
+        if text[i] in "[{":
+            depth += 1
+        elif text[i] in "]}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return len(text)

@@ -23,6 +23,10 @@ from streambench.providers import synth
 from streambench.replay.faults import FAULT_KINDS, FAULTS
 from streambench.transcript import Transcript
 
+# Faults that need a structured answer (JSON text or tool input): drawn only when asked for.
+STRUCTURED_FAULT_KINDS = ("empty-edits", "bad-json")
+ANY_STREAM_FAULT_KINDS = tuple(k for k in FAULT_KINDS if k not in STRUCTURED_FAULT_KINDS)
+
 
 def seeds() -> st.SearchStrategy[int]:
     """Replay seeds (what ``--seed`` takes). Example: ``seeds().example() -> 4021``."""
@@ -78,10 +82,12 @@ def latencies(*, jitter: bool = True) -> st.SearchStrategy[str]:
 
 
 def faults(
-    *, max_event: int = 8, max_bytes: int = 256, kinds: Sequence[str] = FAULT_KINDS
+    *, max_event: int = 8, max_bytes: int = 256, kinds: Sequence[str] = ANY_STREAM_FAULT_KINDS
 ) -> st.SearchStrategy[str]:
     """One fault spec positioned within a stream of at least ``max_event`` events / ``max_bytes``
     bytes, transport or content (a stream with some content; google streams take no pings).
+    ``kinds`` defaults to every kind a stream with content takes; add
+    :data:`STRUCTURED_FAULT_KINDS` for answers with a JSON part.
     Example: ``'disconnect@event=3'``, ``'http:529@start'``, ``'stall@event=2,ms=800'``,
     ``'stop:max_tokens@text=40%'``, ``'reformat:compact'``, ``'pings:2'``."""
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
@@ -106,6 +112,8 @@ def faults(
         "escape": st.sampled_from(FAULTS["escape"].args).map(lambda a: f"escape:{a}"),
         "pings": st.integers(1, 5).map(lambda n: f"pings:{n}"),
         "empty-deltas": st.integers(1, 5).map(lambda n: f"empty-deltas:{n}"),
+        "empty-edits": st.just("empty-edits"),
+        "bad-json": st.integers(0, 8).map(lambda n: f"bad-json@char={n}"),
     }
     return st.one_of(*(by_kind[kind] for kind in kinds))
 
