@@ -35,6 +35,7 @@ CONTENT_FAULTS = (
     "empty-deltas:3",
     "empty-edits",
     "bad-json@char=2",
+    "refusal",
 )
 # Faults that need a structured part; a stream without one is refused by name.
 NEEDS_STRUCTURE = ("empty-edits", "bad-json")
@@ -83,6 +84,9 @@ def test_every_content_fault_applies_and_the_sdk_decodes_it(api: str, path: Path
             if spec.startswith(NEEDS_STRUCTURE):
                 assert "structured part" in message or "past the end" in message, message
                 continue
+            if spec == "refusal":  # openai-responses: no refusal shape written yet
+                assert api == "openai-responses" or "no " in message, message
+                continue
             assert spec.startswith(("stop", "pings", "empty"))
             no_pings = spec.startswith("pings") and api == "google-generate"
             # google's tool input is an object, not streamed text: nothing to cut there
@@ -93,7 +97,7 @@ def test_every_content_fault_applies_and_the_sdk_decodes_it(api: str, path: Path
             # the SDK parses tool input itself: it raises its JSON error, as on a real model's
             assert "json" in (got[0] + str(got[1])).lower(), (spec, got)
             continue
-        if spec.startswith(NEEDS_STRUCTURE):
+        if spec.startswith((*NEEDS_STRUCTURE, "refusal")):
             assert got[0] == expected[0], (spec, got)
             continue
         if spec.startswith("stop") and api == "openai-responses" and expected[0] == "ok":
@@ -248,3 +252,23 @@ def test_empty_edits_and_bad_json_act_on_the_prefilled_answer() -> None:
             "openai-chat", synth.render("openai-chat", text='{"a": 1}'), request_body={}
         )
         build_plan(plain, faults=["empty-edits"])
+
+
+@pytest.mark.parametrize(
+    ("api", "reason"),
+    [("anthropic-messages", "refusal"), ("google-generate", "SAFETY"), ("openai-chat", "stop")],
+)
+def test_refusal_is_the_providers_refusal_shape(api: str, reason: str) -> None:
+    body = synth.render(api, text="Sure: run rm -rf.", tool_calls=[synth.ToolCall("f", "{}")])
+    t = synth.make_transcript(api, body, request_body={})
+    plan = build_plan(t, faults=["refusal"])
+    summary = summarize(api, decode_all(plan.body))
+    assert (summary.text, summary.tool_json, summary.stop_reason) == ("", "", reason)
+    if api == "openai-chat":  # the refusal text rides in delta.refusal, as openai streams it
+        refusal = "".join(
+            (json.loads(e.data)["choices"][0]["delta"].get("refusal") or "")
+            for e in decode_all(plan.body)
+            if e.data.startswith("{") and json.loads(e.data).get("choices")
+        )
+        assert refusal == "I'm sorry, but I can't help with that."
+    assert _sdk(api, plan)[0] == "ok"

@@ -204,6 +204,7 @@ class ProviderAPI:
     id_prefix: ClassVar[str] = "resp_"
     stop_reasons: ClassVar[dict[str, str]] = {}  # end_turn | max_tokens | refusal -> wire value
     numbered: ClassVar[bool] = False  # events carry a consecutive ``sequence_number``
+    refusal_key: ClassVar[str | None] = None  # a refusal streams as deltas of this field
 
     # --- detect
     def matches_url(self, host: str, segments: list[str], path: str) -> bool:
@@ -243,6 +244,14 @@ class ProviderAPI:
         """An event after the cut: kept, rewritten (stop reason, final texts) or dropped (None:
         content the answer no longer has). None of the base: an API without a stop reason."""
         raise NotImplementedError(f"{self.name} has no stop reason to end an answer with")
+
+    def refuse(self, obj: dict[str, Any], where: Delta, piece: str) -> None:
+        """A text delta event turned into a refusal delta carrying ``piece``."""
+        raise NotImplementedError(f"{self.name} has no refusal deltas")
+
+    def refused(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Any other event of a refused answer: kept, rewritten (finish reason) or dropped."""
+        return obj
 
     # --- errors
     def http_error(self, status: int, retry_after_s: float | None) -> tuple[dict[str, str], Any]:

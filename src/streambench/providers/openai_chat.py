@@ -78,11 +78,8 @@ class OpenAIChat(JsonEventsAPI):
     key_env = "OPENAI_API_KEY"
     routes = ("/v1/chat/completions", "/chat/completions")
     id_prefix = "chatcmpl-"
-    stop_reasons: ClassVar[dict[str, str]] = {
-        "end_turn": "stop",
-        "max_tokens": "length",
-        "refusal": "stop",
-    }
+    stop_reasons: ClassVar[dict[str, str]] = {"end_turn": "stop", "max_tokens": "length"}
+    refusal_key = "refusal"
 
     def matches_url(self, host: str, segments: list[str], path: str) -> bool:
         return path.rstrip("/").endswith("/chat/completions")
@@ -160,6 +157,22 @@ class OpenAIChat(JsonEventsAPI):
             or obj.get("usage")
             or any(call.get("id") for call in calls)
         )
+
+    def refuse(self, obj: dict[str, Any], where: Delta, piece: str) -> None:
+        delta = obj["choices"][0]["delta"]
+        delta.pop(str(where.path[-1]), None)
+        delta["refusal"] = piece
+
+    def refused(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return obj
+        choice = choices[0]
+        if (choice.get("delta") or {}).get("tool_calls"):
+            return None  # a refusal carries no tool calls
+        if choice.get("finish_reason"):
+            choice["finish_reason"] = "stop"
+        return obj
 
     def on_cut(self, obj: dict[str, Any], cut: Cut) -> None:
         choice = obj["choices"][0]

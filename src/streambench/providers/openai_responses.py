@@ -103,7 +103,6 @@ class OpenAIResponses(JsonEventsAPI):
     stop_reasons: ClassVar[dict[str, str]] = {
         "end_turn": "completed",
         "max_tokens": "max_output_tokens",
-        "refusal": "completed",
     }
 
     def matches_url(self, host: str, segments: list[str], path: str) -> bool:

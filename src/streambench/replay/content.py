@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from streambench.providers import registry
-from streambench.providers.base import Cut, Delta, ProviderAPI, dumps, get_path, set_path
+from streambench.providers.base import (
+    Cut,
+    Delta,
+    ProviderAPI,
+    dumps,
+    get_path,
+    set_path,
+    split_deltas,
+)
 from streambench.replay.deltas import renumber
 from streambench.replay.faults import Fault
 from streambench.replay.frames import Frame, make_frame
@@ -35,6 +43,7 @@ from streambench.replay.json_text import edits_array, json_start_state, rewrite,
 from streambench.sse import SSEEvent, decode_all
 
 _ORIGIN = "content-fault"
+REFUSAL = "I'm sorry, but I can't help with that."
 
 
 @dataclass
@@ -98,6 +107,8 @@ def apply_content_faults(
             frames = _empty_edits(api, wire, frames, fault, prefill)
         elif fault.kind == "stop":
             frames, times = _stop(api, wire, frames, times, fault)
+        elif fault.kind == "refusal":
+            frames, times = _refusal(api, wire, frames, times, fault)
         elif fault.kind in ("pings", "empty-deltas"):
             frames, times = _sprinkle(api, wire, frames, times, fault, rng)
         else:  # the vocabulary and this dispatch are kept in step by a test
@@ -222,6 +233,75 @@ def _stop(
     reason = wire.stop_reasons.get("max_tokens")
     if reason is None:
         raise fault.fail(f"{api} has no stop reason to end an answer with")
+    return _cut(api, wire, frames, times, hits, limit, reason)
+
+
+def _refusal(
+    api: str, wire: ProviderAPI, frames: list[Frame], times: list[float], fault: Fault
+) -> tuple[list[Frame], list[float]]:
+    """refusal: the provider's refusal instead of the answer: a refusal stop reason after no
+    content (anthropic, google), or the refusal text in refusal deltas (openai-chat)."""
+    hits = _locate(wire, frames)
+    if wire.refusal_key is not None:
+        return _refusal_deltas(api, wire, frames, times, hits, fault)
+    reason = wire.stop_reasons.get("refusal")
+    if reason is None:
+        raise fault.fail(f"{api} has no refusal shape streambench can write")
+    if not any(h.where.kind != "thinking" for h in hits):
+        raise fault.fail(f"the stream has no content deltas ({api}) to replace")
+    return _cut(api, wire, frames, times, hits, 0, reason)
+
+
+def _refusal_deltas(
+    api: str,
+    wire: ProviderAPI,
+    frames: list[Frame],
+    times: list[float],
+    hits: list[_Located],
+    fault: Fault,
+) -> tuple[list[Frame], list[float]]:
+    text_hits = [h for h in hits if h.where.kind == "text"]
+    if not text_hits:
+        raise fault.fail(f"the stream has no text deltas ({api}) to carry a refusal")
+    words = split_deltas(REFUSAL)
+    last = len(text_hits) - 1
+    pieces = [*words[:last], "".join(words[last:])]
+    pieces += [""] * (len(text_hits) - len(pieces))
+    by_index = {h.index: (h, piece) for h, piece in zip(text_hits, pieces, strict=True)}
+    other = {h.index for h in hits if h.where.kind != "text"}
+    out_frames: list[Frame] = []
+    out_times: list[float] = []
+    for i, (frame, t) in enumerate(zip(frames, times, strict=True)):
+        if i in other:
+            continue  # a refusal carries no tool calls or thinking
+        if i in by_index:
+            hit, piece = by_index[i]
+            obj = copy.deepcopy(hit.obj)
+            wire.refuse(obj, hit.where, piece)
+            frame = _reencode(api, frame, obj)
+        else:
+            parsed = _parse(frame)
+            rewritten = wire.refused(copy.deepcopy(parsed)) if parsed is not None else None
+            if parsed is not None and rewritten is None:
+                continue
+            if parsed is not None and rewritten != parsed:
+                assert rewritten is not None
+                frame = _reencode(api, frame, rewritten)
+        out_frames.append(frame)
+        out_times.append(t)
+    return out_frames, out_times
+
+
+def _cut(
+    api: str,
+    wire: ProviderAPI,
+    frames: list[Frame],
+    times: list[float],
+    hits: list[_Located],
+    limit: int,
+    reason: str,
+) -> tuple[list[Frame], list[float]]:
+    """End the answer after ``limit`` content characters with the wire stop ``reason``."""
     seen = 0
     kept: dict[tuple[Any, ...], str] = {}
     cut_hit: _Located | None = None

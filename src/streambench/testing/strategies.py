@@ -23,8 +23,9 @@ from streambench.providers import synth
 from streambench.replay.faults import FAULT_KINDS, FAULTS
 from streambench.transcript import Transcript
 
-# Faults that need a structured answer (JSON text or tool input): drawn only when asked for.
-STRUCTURED_FAULT_KINDS = ("empty-edits", "bad-json")
+# Faults that need a structured answer (JSON text or tool input), or a provider with a refusal
+# shape (not openai-responses): drawn only when asked for.
+STRUCTURED_FAULT_KINDS = ("empty-edits", "bad-json", "refusal")
 ANY_STREAM_FAULT_KINDS = tuple(k for k in FAULT_KINDS if k not in STRUCTURED_FAULT_KINDS)
 
 
@@ -113,6 +114,7 @@ def faults(
         "pings": st.integers(1, 5).map(lambda n: f"pings:{n}"),
         "empty-deltas": st.integers(1, 5).map(lambda n: f"empty-deltas:{n}"),
         "empty-edits": st.just("empty-edits"),
+        "refusal": st.just("refusal"),
         "bad-json": st.integers(0, 8).map(lambda n: f"bad-json@char={n}"),
     }
     return st.one_of(*(by_kind[kind] for kind in kinds))
