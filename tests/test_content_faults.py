@@ -17,6 +17,7 @@ from tests.test_replay_sdk import FULL, SDK_APIS, _corpus, _loaded, _outcome, vi
 from streambench.errors import SpecError
 from streambench.providers import registry, synth
 from streambench.providers.apis import summarize
+from streambench.providers.base import get_path
 from streambench.replay import build_plan, parse_fault
 from streambench.replay.content import apply_content_faults
 from streambench.replay.faults import CONTENT_FAULT_KINDS, FAULTS
@@ -36,11 +37,13 @@ CONTENT_FAULTS = (
     "empty-edits",
     "bad-json@char=2",
     "refusal",
+    "tool:duplicate-id",
 )
 # Faults that need a structured part; a stream without one is refused by name.
 NEEDS_STRUCTURE = ("empty-edits", "bad-json")
 
 INCOMPLETE_RESPONSE = ("RuntimeError", "Didn't receive a `response.completed` event.")
+DUPLICATE_OUTPUT = ("RuntimeError", "Response snapshot has conflicting output identities.")
 
 
 def _cases() -> list[object]:
@@ -84,6 +87,9 @@ def test_every_content_fault_applies_and_the_sdk_decodes_it(api: str, path: Path
             if spec.startswith(NEEDS_STRUCTURE):
                 assert "structured part" in message or "past the end" in message, message
                 continue
+            if spec == "tool:duplicate-id":  # a stream with fewer than two tool calls
+                assert "needs two" in message, message
+                continue
             if spec == "refusal":  # openai-responses: no refusal shape written yet
                 assert api == "openai-responses" or "no " in message, message
                 continue
@@ -97,7 +103,10 @@ def test_every_content_fault_applies_and_the_sdk_decodes_it(api: str, path: Path
             # the SDK parses tool input itself: it raises its JSON error, as on a real model's
             assert "json" in (got[0] + str(got[1])).lower(), (spec, got)
             continue
-        if spec.startswith((*NEEDS_STRUCTURE, "refusal")):
+        if spec == "tool:duplicate-id" and api == "openai-responses" and expected[0] == "ok":
+            assert got == DUPLICATE_OUTPUT, got
+            continue
+        if spec.startswith((*NEEDS_STRUCTURE, "refusal", "tool")):
             assert got[0] == expected[0], (spec, got)
             continue
         if spec.startswith("stop") and api == "openai-responses" and expected[0] == "ok":
@@ -222,6 +231,7 @@ def test_every_content_kind_of_the_vocabulary_is_applied() -> None:
         text=json.dumps(
             {"code_edits": [{"new_code": "x"}], "a": "b ç d " * 40}, ensure_ascii=False
         ),
+        tool_calls=[synth.ToolCall("f"), synth.ToolCall("g")],
     )
     frames = frames_of("anthropic-messages", body)
     assert set(CONTENT_FAULT_KINDS) == {s.split(":")[0].split("@")[0] for s in CONTENT_FAULTS}
@@ -272,3 +282,26 @@ def test_refusal_is_the_providers_refusal_shape(api: str, reason: str) -> None:
         )
         assert refusal == "I'm sorry, but I can't help with that."
     assert _sdk(api, plan)[0] == "ok"
+
+
+@pytest.mark.parametrize("api", ["anthropic-messages", "openai-chat", "openai-responses"])
+def test_duplicate_tool_id_gives_two_calls_one_id(api: str) -> None:
+    calls = [synth.ToolCall("read", '{"path": "a"}'), synth.ToolCall("read", '{"path": "b"}')]
+    t = synth.make_transcript(api, synth.render(api, tool_calls=calls), request_body={})
+    plan = build_plan(t, faults=["tool:duplicate-id"])
+    wire = registry.get(api)
+    ids = [
+        get_path(obj, path)
+        for e in decode_all(plan.body)
+        if e.data.startswith("{")
+        for obj in [json.loads(e.data)]
+        for path in wire.tool_call_ids(obj)
+    ]
+    assert len(ids) >= 2 and len(set(ids)) == 1
+    if api == "openai-responses":  # the SDK's stream state refuses two items with one call id
+        assert _sdk(api, plan) == DUPLICATE_OUTPUT, _sdk(api, plan)
+    else:
+        assert _sdk(api, plan)[0] == "ok"
+    with pytest.raises(SpecError, match="needs two"):
+        one = synth.make_transcript(api, synth.render(api, tool_calls=calls[:1]), request_body={})
+        build_plan(one, faults=["tool:duplicate-id"])

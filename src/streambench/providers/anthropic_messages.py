@@ -12,6 +12,7 @@ from streambench.providers.base import (
     EventInfo,
     Frame,
     JsonEventsAPI,
+    Path,
     digest,
     dumps,
     error_message,
@@ -100,6 +101,12 @@ class AnthropicMessages(JsonEventsAPI):
 
     def keepalive(self) -> bytes:
         return b'event: ping\ndata: {"type": "ping"}\n\n'
+
+    def tool_call_ids(self, obj: dict[str, Any]) -> list[Path]:
+        block = obj.get("content_block")
+        if obj.get("type") != "content_block_start" or not isinstance(block, dict):
+            return []
+        return [("content_block", "id")] if str(block.get("type")).endswith("tool_use") else []
 
     def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
         kind = obj.get("type")

@@ -245,6 +245,10 @@ class ProviderAPI:
         content the answer no longer has). None of the base: an API without a stop reason."""
         raise NotImplementedError(f"{self.name} has no stop reason to end an answer with")
 
+    def tool_call_ids(self, obj: dict[str, Any]) -> list[Path]:
+        """Where an event names a tool call's id (every place, so all can be rewritten)."""
+        return []
+
     def refuse(self, obj: dict[str, Any], where: Delta, piece: str) -> None:
         """A text delta event turned into a refusal delta carrying ``piece``."""
         raise NotImplementedError(f"{self.name} has no refusal deltas")

@@ -158,6 +158,17 @@ class OpenAIChat(JsonEventsAPI):
             or any(call.get("id") for call in calls)
         )
 
+    def tool_call_ids(self, obj: dict[str, Any]) -> list[Path]:
+        paths: list[Path] = []
+        for c, choice in enumerate(obj.get("choices") or []):
+            calls = (
+                (choice.get("delta") or {}).get("tool_calls") if isinstance(choice, dict) else None
+            )
+            for k, call in enumerate(calls or []):
+                if isinstance(call, dict) and call.get("id"):
+                    paths.append(("choices", c, "delta", "tool_calls", k, "id"))
+        return paths
+
     def refuse(self, obj: dict[str, Any], where: Delta, piece: str) -> None:
         delta = obj["choices"][0]["delta"]
         delta.pop(str(where.path[-1]), None)

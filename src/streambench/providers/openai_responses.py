@@ -14,6 +14,7 @@ from streambench.providers.base import (
     EventInfo,
     Frame,
     JsonEventsAPI,
+    Path,
     PromptParts,
     digest,
     dumps,
@@ -134,6 +135,17 @@ class OpenAIResponses(JsonEventsAPI):
     def shape_piece(self, obj: dict[str, Any], first: bool, last: bool) -> None:
         if not first and "logprobs" in obj:
             obj["logprobs"] = []
+
+    def tool_call_ids(self, obj: dict[str, Any]) -> list[Path]:
+        paths: list[Path] = []
+        item = obj.get("item")
+        if isinstance(item, dict) and item.get("call_id"):
+            paths.append(("item", "call_id"))
+        output = (obj.get("response") or {}).get("output") if "response" in obj else None
+        for i, entry in enumerate(output or []):
+            if isinstance(entry, dict) and entry.get("call_id"):
+                paths.append(("response", "output", i, "call_id"))
+        return paths
 
     def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
         kind = str(obj.get("type"))

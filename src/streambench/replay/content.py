@@ -107,6 +107,8 @@ def apply_content_faults(
             frames = _empty_edits(api, wire, frames, fault, prefill)
         elif fault.kind == "stop":
             frames, times = _stop(api, wire, frames, times, fault)
+        elif fault.kind == "tool":
+            frames = _duplicate_tool_id(api, wire, frames, fault)
         elif fault.kind == "refusal":
             frames, times = _refusal(api, wire, frames, times, fault)
         elif fault.kind in ("pings", "empty-deltas"):
@@ -338,6 +340,37 @@ def _cut(
         out_frames.append(frame if keep else _reencode(api, frame, rewritten, old_type))
         out_times.append(t)
     return out_frames, out_times
+
+
+# ------------------------------------------------------------------------------ tools
+
+
+def _duplicate_tool_id(
+    api: str, wire: ProviderAPI, frames: list[Frame], fault: Fault
+) -> list[Frame]:
+    """tool:duplicate-id: the second tool call takes the first one's id, everywhere."""
+    found: list[tuple[int, dict[str, Any], list[Any]]] = []
+    ids: list[str] = []
+    for i, frame in enumerate(frames):
+        obj = _parse(frame)
+        paths = wire.tool_call_ids(obj) if obj is not None else []
+        if obj is None or not paths:
+            continue
+        found.append((i, obj, paths))
+        for path in paths:
+            if get_path(obj, path) not in ids:
+                ids.append(str(get_path(obj, path)))
+    if len(ids) < 2:
+        raise fault.fail(f"the stream has {len(ids)} tool call id(s) ({api}); it needs two")
+    out = list(frames)
+    for i, obj, paths in found:
+        if any(get_path(obj, path) == ids[1] for path in paths):
+            changed = copy.deepcopy(obj)
+            for path in paths:
+                if get_path(changed, path) == ids[1]:
+                    set_path(changed, path, ids[0])
+            out[i] = _reencode(api, frames[i], changed)
+    return out
 
 
 # ------------------------------------------------------------------- pings / empty deltas

@@ -23,9 +23,9 @@ from streambench.providers import synth
 from streambench.replay.faults import FAULT_KINDS, FAULTS
 from streambench.transcript import Transcript
 
-# Faults that need a structured answer (JSON text or tool input), or a provider with a refusal
-# shape (not openai-responses): drawn only when asked for.
-STRUCTURED_FAULT_KINDS = ("empty-edits", "bad-json", "refusal")
+# Faults that need a structured answer (JSON text or tool input), two tool calls, or a provider
+# with a refusal shape (not openai-responses): drawn only when asked for.
+STRUCTURED_FAULT_KINDS = ("empty-edits", "bad-json", "refusal", "tool")
 ANY_STREAM_FAULT_KINDS = tuple(k for k in FAULT_KINDS if k not in STRUCTURED_FAULT_KINDS)
 
 
@@ -115,6 +115,7 @@ def faults(
         "empty-deltas": st.integers(1, 5).map(lambda n: f"empty-deltas:{n}"),
         "empty-edits": st.just("empty-edits"),
         "refusal": st.just("refusal"),
+        "tool": st.just("tool:duplicate-id"),
         "bad-json": st.integers(0, 8).map(lambda n: f"bad-json@char={n}"),
     }
     return st.one_of(*(by_kind[kind] for kind in kinds))
