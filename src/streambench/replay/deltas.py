@@ -217,7 +217,7 @@ def json_object(frame: Frame) -> dict[str, Any] | None:
 
 
 def _locate(api: str, frame: Frame) -> tuple[dict[str, Any], Delta] | None:
-    obj = _json_object(frame)
+    obj = json_object(frame)
     where = registry.lookup(api).locate(obj) if obj is not None else None
     return None if where is None or obj is None else (obj, where)
 
@@ -257,5 +257,5 @@ def with_contents(
         kept.append(i)
     # one group: a dropped event leaves no gap in openai-responses' sequence_number
     if registry.lookup(api).numbered and out:
-        out = _renumber(api, [out])[0]
+        out = renumber(api, [out])[0]
     return out, kept
