@@ -164,3 +164,16 @@ def test_generic_sse_is_the_protocols_defaults() -> None:
     assert httpx.URL(registry.get("google-generate").url("gemini-x")).path.endswith(
         "gemini-x:streamGenerateContent"
     )
+
+
+def test_each_api_names_its_official_sdk_and_it_is_installed() -> None:
+    from importlib.metadata import version
+
+    sdks = {name: registry.get(name).sdk for name in synth.APIS}
+    assert sdks == {
+        "anthropic-messages": "anthropic",
+        "openai-chat": "openai",
+        "openai-responses": "openai",
+        "google-generate": "google-genai",
+    }
+    assert all(version(sdk) for sdk in sdks.values() if sdk)

@@ -19,7 +19,6 @@ shapes; events whose content does not change are kept byte for byte.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from streambench.providers.base import (
     set_path,
     split_deltas,
 )
-from streambench.replay.deltas import renumber
+from streambench.replay.deltas import json_object, renumber
 from streambench.replay.faults import Fault
 from streambench.replay.frames import Frame, make_frame
 from streambench.replay.json_text import edits_array, json_start_state, rewrite, string_state
@@ -57,20 +56,10 @@ class _Located:
         return str(get_path(self.obj, self.where.path))
 
 
-def _parse(frame: Frame) -> dict[str, Any] | None:
-    if frame.event is None:
-        return None
-    try:
-        obj = json.loads(frame.event.data)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
 def _locate(api: ProviderAPI, frames: list[Frame]) -> list[_Located]:
     found = []
     for i, frame in enumerate(frames):
-        obj = _parse(frame)
+        obj = json_object(frame)
         where = api.locate(obj) if obj is not None else None
         if obj is not None and where is not None:
             found.append(_Located(i, obj, where))
@@ -282,7 +271,7 @@ def _refusal_deltas(
             wire.refuse(obj, hit.where, piece)
             frame = _reencode(api, frame, obj)
         else:
-            parsed = _parse(frame)
+            parsed = json_object(frame)
             rewritten = wire.refused(copy.deepcopy(parsed)) if parsed is not None else None
             if parsed is not None and rewritten is None:
                 continue
@@ -317,7 +306,7 @@ def _cut(
         kept[hit.where.slot] = kept.get(hit.where.slot, "") + hit.text
     assert cut_hit is not None
     piece = cut_hit.text[: limit - seen]
-    before = [o for f in frames[: cut_hit.index] if (o := _parse(f)) is not None]
+    before = [o for f in frames[: cut_hit.index] if (o := json_object(f)) is not None]
     cut = Cut(reason, cut_hit.where.slot, kept, before)
     out_frames = list(frames[: cut_hit.index])
     out_times = list(times[: cut_hit.index])
@@ -327,7 +316,7 @@ def _cut(
     out_frames.append(_reencode(api, frames[cut_hit.index], obj))
     out_times.append(times[cut_hit.index])
     for frame, t in zip(frames[cut_hit.index + 1 :], times[cut_hit.index + 1 :], strict=True):
-        parsed = _parse(frame)
+        parsed = json_object(frame)
         if parsed is None:
             out_frames.append(frame)  # [DONE], comments: the stream's own end
             out_times.append(t)
@@ -352,7 +341,7 @@ def _duplicate_tool_id(
     found: list[tuple[int, dict[str, Any], list[Any]]] = []
     ids: list[str] = []
     for i, frame in enumerate(frames):
-        obj = _parse(frame)
+        obj = json_object(frame)
         paths = wire.tool_call_ids(obj) if obj is not None else []
         if obj is None or not paths:
             continue

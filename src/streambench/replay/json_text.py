@@ -17,28 +17,19 @@ _EDITS_KEY = re.compile(r'"[^"\\]*edits"\s*:\s*\[')
 
 def _invalid_outside(text: str, in_string: bool) -> tuple[int, int]:
     """(characters that cannot stand outside a JSON string, brackets seen)."""
-    invalid = structural = depth = 0
-    escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
+    invalid = brackets = depth = 0
+    for ch, inside in zip(text, string_state(text, in_string), strict=True):
+        if inside:
             continue
-        if ch == '"':
-            in_string = True
-        elif ch in _STRUCTURAL:
-            structural += ch in "{}[]"
+        if ch in _STRUCTURAL:
+            brackets += ch in "{}[]"
             opened = depth > 0
             depth += {"{": 1, "[": 1, "}": -1, "]": -1}.get(ch, 0)
             if opened and depth == 0:
                 break  # the top-level value closed: what follows is prose around it
         elif not (ch.isspace() or ch in _LITERAL):
             invalid += 1
-    return invalid, structural
+    return invalid, brackets
 
 
 def json_start_state(text: str) -> bool | None:
