@@ -238,7 +238,7 @@ def _refusal(
     reason = wire.stop_reasons.get("refusal")
     if reason is None:
         raise fault.fail(f"{api} has no refusal shape streambench can write")
-    if not any(h.where.kind != "thinking" for h in hits):
+    if not any(h.text for h in hits if h.where.kind != "thinking"):
         raise fault.fail(f"the stream has no content deltas ({api}) to replace")
     return _cut(api, wire, frames, times, hits, 0, reason)
 
