@@ -32,6 +32,8 @@ def test_matrix_covers_every_position_kind_and_chain_place() -> None:
         "truncate",
         "garbage",
         "stall",
+        "pings",
+        "empty-deltas",
     }
     assert {c.chain_index for c in matrix} == {0, 1, 2}
     # the non-streaming provider has no event positions: only before its single chunk
@@ -53,6 +55,10 @@ def test_reference_chain_passes_every_cell() -> None:
     # after it: ends in error with exactly what was shown
     mid = outcomes[("mid-text", 1, "error-event")]
     assert mid.outcome == "error" and mid.shown.startswith("[1:openai]")
+    # keep-alive events and empty deltas mid-text: the answer comes through whole
+    for kind in ("pings", "empty-deltas"):
+        kept = outcomes[("mid-text", 0, kind)]
+        assert (kept.outcome, kept.provider) == ("done", "0:anthropic")
     # the last provider failing before its chunk: nothing shown, all failed
     assert outcomes[("before-first-byte", 2, "http")].outcome == "raised"
 
@@ -63,7 +69,7 @@ def test_naive_chain_fails_exactly_the_mid_stream_cells(naive_chain: str) -> Non
     mid_stream_failures = {
         (r.cell.position, r.cell.chain_index, r.cell.kind)
         for r in results
-        if r.cell.mid_stream and r.cell.kind != "stall"
+        if r.cell.mid_stream and r.cell.kind not in ("stall", "pings", "empty-deltas")
     }
     assert failed == mid_stream_failures
     assert {position for position, _, _ in failed} == MID_STREAM

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 
 import pytest
 from hypothesis import given, settings
@@ -10,9 +11,11 @@ from hypothesis import strategies as st
 
 from streambench.providers import synth
 from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
+from streambench.replay.faults import CONTENT_FAULT_KINDS
 from streambench.sse import decode_all
 from streambench.testing.strategies import (
     FAULT_KINDS,
+    STRUCTURED_FAULT_KINDS,
     chunkings,
     delta_chunkings,
     faults,
@@ -25,6 +28,7 @@ from streambench.testing.strategies import (
 from streambench.transcript import Transcript
 
 FAST = settings(max_examples=40, deadline=None)
+ANY_TEXT = [k for k in CONTENT_FAULT_KINDS if k not in STRUCTURED_FAULT_KINDS]
 
 
 @FAST
@@ -57,6 +61,34 @@ def test_faults_parse(spec: str) -> None:
     assert parse_fault(spec).kind in FAULT_KINDS
 
 
+@FAST
+@given(spec=faults(kinds=ANY_TEXT), text=stream_texts().filter(bool))
+def test_content_faults_are_drawn_and_replay_on_any_text(spec: str, text: str) -> None:
+    assert parse_fault(spec).content
+    t = synth.make_transcript(
+        "openai-chat", synth.render("openai-chat", text=text), request_body={}
+    )
+    assert build_plan(t, faults=[spec]).chunks
+
+
+@FAST
+@given(
+    spec=faults(kinds=[k for k in STRUCTURED_FAULT_KINDS if k != "tool"]),
+    text=stream_texts(),
+    data=st.data(),
+)
+def test_structured_faults_apply_to_json_answers(spec: str, text: str, data: st.DataObject) -> None:
+    answer = json.dumps({"code_edits": [{"new_code": text}], "text_answer": text})
+    api = data.draw(st.sampled_from(["anthropic-messages", "openai-chat"]))
+    t = synth.make_transcript(api, synth.render(api, text=answer), request_body={})
+    delivered = build_plan(t, faults=[spec]).content()
+    if spec == "refusal":
+        assert delivered == ""
+        return
+    with pytest.raises(ValueError) if spec.startswith("bad-json") else nullcontext():
+        assert json.loads(delivered, strict=True)["code_edits"] == []
+
+
 def test_faults_rejects_unknown_kinds() -> None:
     with pytest.raises(ValueError, match="unknown kind"):
         faults(kinds=["meteor"])
@@ -71,14 +103,18 @@ def _text_of(transcript: Transcript) -> str:
 
 
 @FAST
-@given(transcript=transcripts(apis=["anthropic-messages"], texts=stream_texts()), data=st.data())
+@given(
+    transcript=transcripts(apis=["anthropic-messages"], texts=stream_texts().filter(bool)),
+    data=st.data(),
+)
 def test_transcripts_are_valid_streams_any_fault_fits(
     transcript: Transcript, data: st.DataObject
 ) -> None:
     assert transcript.meta.api == "anthropic-messages"
     n_events = len(synth.event_spans(transcript.response.body))
     assert len(transcript.response.chunks or []) == n_events
-    # any fault drawn within the stream's length and any split replay without a spec error
+    # any fault (transport or content) drawn within the stream's length and any split replay
+    # without a spec error
     fault = data.draw(faults(max_event=n_events - 1, max_bytes=len(transcript.response.body) - 1))
     chunking = data.draw(chunkings())
     plan = build_plan(transcript, chunking=chunking, faults=[fault], seed=data.draw(seeds()))

@@ -1,8 +1,9 @@
-"""What streambench knows about provider APIs: which one a stream is, and what its events carry.
+"""Which provider API a stream is, and what its events carry, over every registered API.
 
-Every provider-specific rule lives here: :func:`detect` names the provider and api of a
-recorded exchange, :func:`event_content` returns the text / tool-input JSON / thinking pieces
-one event carries, and :func:`summarize` condenses a whole stream.
+:func:`detect` names the provider and api of a recorded exchange (host table here, URL and
+event shapes from each API module), :func:`event_content` returns the text / tool-input JSON /
+thinking pieces one event carries, and :func:`summarize` condenses a whole stream. The
+per-API rules live in the API modules (:mod:`streambench.providers.registry`).
 """
 
 from __future__ import annotations
@@ -11,28 +12,14 @@ import ipaddress
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
+from streambench.providers import registry
+from streambench.providers.base import ContentKind, EventInfo
 from streambench.sse import SSEEvent, decode_all
 
-API_NAMES = (
-    "anthropic-messages",
-    "openai-chat",
-    "openai-responses",
-    "google-generate",
-    "generic-sse",
-)
-ContentKind = Literal["text", "tool_json", "thinking"]
-
-# The provider an api belongs to when the host says nothing (loopback, fake servers).
-_DEFAULT_PROVIDER = {
-    "anthropic-messages": "anthropic",
-    "openai-chat": "openai",
-    "openai-responses": "openai",
-    "google-generate": "google",
-    "generic-sse": "unknown",
-}
+API_NAMES = registry.api_names()
 # Host suffix -> provider, for hosts whose second-level label is not the provider's name.
 _HOST_PROVIDERS = {
     "generativelanguage.googleapis.com": "google",
@@ -68,15 +55,9 @@ def _is_ip(host: str) -> bool:
 
 def _api_from_path(host: str, path: str) -> str | None:
     segments = [s for s in path.split("/") if s]
-    last = segments[-1] if segments else ""
-    if ":streamGenerateContent" in last or ":generateContent" in last:
-        return "google-generate"
-    if path.rstrip("/").endswith("/chat/completions"):
-        return "openai-chat"
-    if "responses" in segments:
-        return "openai-responses"
-    if last == "messages" and ("anthropic" in host or "v1" in segments):
-        return "anthropic-messages"
+    for name in API_NAMES:
+        if registry.get(name).matches_url(host, segments, path):
+            return name
     return None
 
 
@@ -93,14 +74,9 @@ def _api_from_events(events: Iterable[SSEEvent]) -> str | None:
         if not isinstance(payload, dict):
             continue
         kind = str(payload.get("type") or ev.event)
-        if kind.startswith(("message_", "content_block_")):
-            return "anthropic-messages"
-        if kind.startswith("response."):
-            return "openai-responses"
-        if "choices" in payload:
-            return "openai-chat"
-        if "candidates" in payload:
-            return "google-generate"
+        for name in API_NAMES:
+            if registry.get(name).matches_event(kind, payload):
+                return name
     return None
 
 
@@ -115,137 +91,14 @@ def detect(url: str, body: bytes, events: list[SSEEvent] | None = None) -> tuple
     api = _api_from_path(host, parts.path)
     if api is None:
         api = _api_from_events(decode_all(body) if events is None else events) or "generic-sse"
-    return _provider_from_host(host) or _DEFAULT_PROVIDER[api], api
+    return _provider_from_host(host) or registry.get(api).provider, api
 
 
 # ---------------------------------------------------------------------------- content
 
 
-@dataclass
-class _EventInfo:
-    pieces: list[tuple[ContentKind, str]] = field(default_factory=list)
-    stop_reason: str | None = None
-    error: str | None = None
-
-
-def _error_message(error: Any) -> str:
-    if isinstance(error, dict):
-        message = error.get("message") or error.get("type") or error.get("code")
-        return str(message) if message else json.dumps(error)
-    return str(error)
-
-
-def _anthropic(ev: SSEEvent, payload: dict[str, Any], info: _EventInfo) -> None:
-    kind = payload.get("type") or ev.event
-    if kind == "content_block_delta":
-        delta = payload.get("delta") or {}
-        if delta.get("type") == "text_delta":
-            info.pieces.append(("text", str(delta.get("text", ""))))
-        elif delta.get("type") == "input_json_delta":
-            info.pieces.append(("tool_json", str(delta.get("partial_json", ""))))
-        elif delta.get("type") == "thinking_delta":
-            info.pieces.append(("thinking", str(delta.get("thinking", ""))))
-    elif kind == "message_delta":
-        info.stop_reason = (payload.get("delta") or {}).get("stop_reason")
-    elif kind == "error":
-        info.error = _error_message(payload.get("error", payload))
-
-
-def _chat_content(content: Any, info: _EventInfo, kind: ContentKind = "text") -> None:
-    """``delta.content``: a string, or (Mistral) a list of text / thinking parts."""
-    if isinstance(content, str):
-        if content:
-            info.pieces.append((kind, content))
-        return
-    for part in content if isinstance(content, list) else []:
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") == "thinking":
-            _chat_content(part.get("thinking"), info, "thinking")
-        else:
-            _chat_content(part.get("text"), info, kind)
-
-
-def _openai_chat(ev: SSEEvent, payload: dict[str, Any], info: _EventInfo) -> None:
-    if "error" in payload:
-        info.error = _error_message(payload["error"])
-    for choice in payload.get("choices") or []:
-        delta = choice.get("delta") or {}
-        for key in ("reasoning_content", "reasoning"):
-            if isinstance(delta.get(key), str) and delta[key]:
-                info.pieces.append(("thinking", delta[key]))
-        _chat_content(delta.get("content"), info)
-        for call in delta.get("tool_calls") or []:
-            arguments = (call.get("function") or {}).get("arguments")
-            if arguments:
-                info.pieces.append(("tool_json", str(arguments)))
-        if choice.get("finish_reason"):
-            info.stop_reason = choice["finish_reason"]
-
-
-_RESPONSES_DELTAS: dict[str, ContentKind] = {
-    "response.output_text.delta": "text",
-    "response.refusal.delta": "text",
-    "response.function_call_arguments.delta": "tool_json",
-    "response.mcp_call_arguments.delta": "tool_json",
-    "response.reasoning_text.delta": "thinking",
-    "response.reasoning_summary_text.delta": "thinking",
-}
-
-
-def _openai_responses(ev: SSEEvent, payload: dict[str, Any], info: _EventInfo) -> None:
-    kind = payload.get("type") or ev.event
-    if kind in _RESPONSES_DELTAS:
-        info.pieces.append((_RESPONSES_DELTAS[kind], str(payload.get("delta", ""))))
-    elif kind in ("response.completed", "response.incomplete", "response.failed"):
-        response = payload.get("response") or {}
-        reason = (response.get("incomplete_details") or {}).get("reason")
-        info.stop_reason = reason or response.get("status") or kind.removeprefix("response.")
-        if kind == "response.failed":
-            info.error = _error_message(response.get("error") or "response failed")
-    elif kind == "error":
-        info.error = _error_message(payload.get("error") or payload)
-
-
-def _google(ev: SSEEvent, payload: dict[str, Any], info: _EventInfo) -> None:
-    if "error" in payload:
-        info.error = _error_message(payload["error"])
-    for candidate in payload.get("candidates") or []:
-        for part in (candidate.get("content") or {}).get("parts") or []:
-            if isinstance(part.get("text"), str) and part["text"]:
-                info.pieces.append(("thinking" if part.get("thought") else "text", part["text"]))
-            if "functionCall" in part:
-                args = (part["functionCall"] or {}).get("args") or {}
-                info.pieces.append(("tool_json", json.dumps(args, ensure_ascii=False)))
-        if candidate.get("finishReason"):
-            info.stop_reason = candidate["finishReason"]
-    block_reason = (payload.get("promptFeedback") or {}).get("blockReason")
-    if block_reason:
-        info.stop_reason = block_reason
-
-
-_INTERPRETERS = {
-    "anthropic-messages": _anthropic,
-    "openai-chat": _openai_chat,
-    "openai-responses": _openai_responses,
-    "google-generate": _google,
-}
-
-
-def _interpret(api: str, ev: SSEEvent) -> _EventInfo:
-    info = _EventInfo()
-    interpreter = _INTERPRETERS.get(api)
-    if interpreter is None:  # generic-sse: the data is the content
-        info.pieces.append(("text", ev.data))
-        return info
-    if api == "openai-chat" and ev.data.strip() == "[DONE]":
-        return info
-    payload = _json(ev.data)
-    if not isinstance(payload, dict):
-        info.error = f"event {ev.event!r} at byte {ev.start}: data is not a JSON object"
-        return info
-    interpreter(ev, payload, info)
-    return info
+def _interpret(api: str, ev: SSEEvent) -> EventInfo:
+    return registry.lookup(api).interpret(ev)
 
 
 def event_content(api: str, ev: SSEEvent) -> list[tuple[ContentKind, str]]:

@@ -1,4 +1,6 @@
-"""An offline LLM provider on a real socket: anthropic-messages, openai-chat, openai-responses.
+"""An offline LLM provider on a real socket, speaking every API with a renderer
+(anthropic-messages, openai-chat, openai-responses, google-generate; routes from each API's
+module).
 
 Answers are deterministic: a script rule matching the request (last user message, mode,
 prefill) gives the text or JSON answer, else the last user message is echoed. Streams are
@@ -6,9 +8,11 @@ rendered by :mod:`streambench.providers.synth` and paced at ``rate`` tokens per 
 Every streamed frame's send time (``time.monotonic()``) is logged in
 :attr:`FakeProvider.sent` so tests can compare a recorder's arrival times against them.
 
-Faults for failover demos, by request header ``x-fake-fail`` or a rule's ``fail``:
-``529`` / ``429`` / any status (HTTP error before the stream), ``error@N`` (a provider error
-event after N content deltas), ``drop@N`` (connection dropped after N content deltas).
+Faults for failover demos, by request header ``x-fake-fail`` or a rule's ``fail``, in the
+replay's fault grammar (:mod:`streambench.replay.faults`): ``http:529@start`` (or its alias
+``529``; any status: the provider's HTTP error before the stream), ``error-event@delta=N``
+(alias ``error@N``: the provider's error event after N content deltas),
+``disconnect@delta=N`` (alias ``drop@N``: the connection dropped after N content deltas).
 """
 
 from __future__ import annotations
@@ -28,33 +32,33 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from streambench._yaml import load_yaml
-from streambench.errors import ConfigError
-from streambench.providers import synth
+from streambench.errors import ConfigError, SpecError
+from streambench.providers import registry, synth
+from streambench.replay.faults import Fault, http_error, parse_fault
+from streambench.sse import encode
 
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
     "incididunt ut labore et dolore magna aliqua."
 )
 _RULE_KEYS = {"match", "mode", "prefill", "text", "json", "thinking", "fail", "model", "ascii"}
-_FAIL = re.compile(r"^(?:(?P<status>\d{3})|(?P<kind>error|drop)@(?P<after>\d+))$")
+# What the fake provider can do of the fault vocabulary: it renders, it does not replay.
+_FAKE_FAULTS = {"http": ("start",), "error-event": ("delta",), "disconnect": ("delta",)}
 
 
-@dataclass(frozen=True)
-class Fault:
-    """``status`` for an HTTP error response, else ``kind`` ('error'/'drop') after N deltas."""
-
-    status: int | None = None
-    kind: str | None = None
-    after: int = 0
-
-
-def parse_fault(spec: str, where: str = "x-fake-fail") -> Fault:
-    m = _FAIL.match(spec.strip())
-    if m is None:
-        raise ConfigError(f"{where}: fault {spec!r} is not a status (529), error@N or drop@N")
-    if m["status"]:
-        return Fault(status=int(m["status"]))
-    return Fault(kind=m["kind"], after=int(m["after"]))
+def parse_fake_fault(spec: str, where: str = "x-fake-fail") -> Fault:
+    """A fault the fake provider plays: ``http:STATUS@start``, ``error-event@delta=N``,
+    ``disconnect@delta=N`` (or the aliases ``529``, ``error@N``, ``drop@N``)."""
+    try:
+        fault = parse_fault(spec)
+    except SpecError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if fault.at not in _FAKE_FAULTS.get(fault.kind, ()):
+        raise ConfigError(
+            f"{where}: fault {spec!r}: the fake provider plays http:STATUS@start (529),"
+            " error-event@delta=N (error@N) and disconnect@delta=N (drop@N)"
+        )
+    return fault
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def parse_script(data: Any, source: str = "<script>") -> list[Rule]:
                 text=None if raw.get("text") is None else str(raw["text"]),
                 json=raw.get("json"),
                 thinking=str(raw.get("thinking") or ""),
-                fail=None if fail is None else parse_fault(str(fail), f"{where}.fail"),
+                fail=None if fail is None else parse_fake_fault(str(fail), f"{where}.fail"),
                 model=raw.get("model"),
                 ascii=bool(raw.get("ascii", False)),
             )
@@ -140,26 +144,12 @@ def parse_script(data: Any, source: str = "<script>") -> list[Rule]:
 # --- reading requests -----------------------------------------------------------------------
 
 
-def _text_of(content: Any) -> str:
-    """Text of a message's content: a string or a list of text parts (any API's spelling)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
-def read_prompt(api: str, body: dict[str, Any]) -> Prompt:
-    items = body.get("input") if api == "openai-responses" else body.get("messages")
-    if isinstance(items, str):
-        items = [{"role": "user", "content": items}]
-    messages = [m for m in items or [] if isinstance(m, dict)]
-    prefill = ""
-    if messages and messages[-1].get("role") == "assistant":
-        prefill = _text_of(messages[-1].get("content"))
-    users = [m for m in messages if m.get("role") == "user"]
-    user_text = _text_of(users[-1].get("content")) if users else ""
-    return Prompt(api, user_text, prefill, bool(body.get("stream")), body.get("model"))
+def read_prompt(api: str, body: dict[str, Any], path: str = "") -> Prompt:
+    """What a request to ``path`` asks, read by the API's own module."""
+    provider = registry.get(api)
+    parts = provider.read_prompt(body)
+    streaming = provider.is_streaming_request(path, body)
+    return Prompt(api, parts.user_text, parts.prefill, streaming, provider.model_of(path, body))
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -219,21 +209,11 @@ def _default_answer(prompt: Prompt) -> str:
 # --- errors in each API's shape -------------------------------------------------------------
 
 
-def _error_body(api: str, status: int) -> dict[str, Any]:
-    kind = {429: "rate_limit_error", 529: "overloaded_error", 500: "api_error"}.get(
-        status, "invalid_request_error"
-    )
-    message = {529: "Overloaded", 429: "Rate limited"}.get(status, f"fake-provider error {status}")
-    if api == "anthropic-messages":
-        return {"type": "error", "error": {"type": kind, "message": message}}
-    return {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
-
-
-def _error_frame(api: str) -> bytes:
-    body = json.dumps(_error_body(api, 529), separators=(",", ":"))
-    if api == "openai-chat":
-        return f"data: {body}\n\n".encode()
-    return f"event: error\ndata: {body}\n\n".encode()
+def _error_response(api: str, status: int) -> Response:
+    # retry-after 0: failover demos retry at once
+    retry_after = 0.0 if status in (429, 529) else None
+    headers, body = http_error(api, status, retry_after)
+    return Response(body, status_code=status, headers=headers)
 
 
 class DroppedConnection(Exception):
@@ -261,10 +241,9 @@ class FakeProvider:
 
     def app(self) -> Starlette:
         routes = [
-            Route("/v1/messages", self._endpoint("anthropic-messages"), methods=["POST"]),
-            Route("/v1/chat/completions", self._endpoint("openai-chat"), methods=["POST"]),
-            Route("/chat/completions", self._endpoint("openai-chat"), methods=["POST"]),
-            Route("/v1/responses", self._endpoint("openai-responses"), methods=["POST"]),
+            Route(path, self._endpoint(api), methods=["POST"])
+            for api in synth.APIS
+            for path in registry.get(api).routes
         ]
         app = Starlette(routes=routes)
         app.state.provider = self
@@ -275,18 +254,19 @@ class FakeProvider:
             try:
                 body = json.loads(await request.body())
             except ValueError:
-                return JSONResponse(_error_body(api, 400), status_code=400)
-            prompt = read_prompt(api, body if isinstance(body, dict) else {})
+                return _error_response(api, 400)
+            path = request.url.path
+            prompt = read_prompt(api, body if isinstance(body, dict) else {}, path)
             answer = answer_for(prompt, self.rules)
             header = request.headers.get("x-fake-fail")
-            fault = parse_fault(header) if header else answer.fault
-            if fault is not None and fault.status is not None:
-                headers = {"retry-after": "0"} if fault.status in (429, 529) else {}
-                return JSONResponse(
-                    _error_body(api, fault.status), status_code=fault.status, headers=headers
-                )
+            try:
+                fault = parse_fake_fault(header) if header else answer.fault
+            except ConfigError as exc:
+                return JSONResponse({"error": {"message": str(exc)}}, status_code=400)
+            if fault is not None and fault.kind == "http":
+                return _error_response(api, fault.status)
             model = answer.model or prompt.model
-            if not prompt.stream:
+            if not prompt.stream:  # non-streaming: the JSON body
                 payload = synth.render_json_response(api, answer.text, model)
                 return Response(payload, media_type="application/json")
             frames = synth.render_frames(
@@ -314,23 +294,23 @@ class FakeProvider:
             # Resumed only after the server wrote the frame: this is its send time.
             log.frames.append((time.monotonic(), len(frame.data)))
             log.body += frame.data
-        if fault is not None and fault.kind == "drop":
-            raise DroppedConnection(f"drop@{fault.after}")
+        if fault is not None and fault.kind == "disconnect":
+            raise DroppedConnection(fault.spec)
 
 
 def _apply_fault(api: str, frames: list[synth.Frame], fault: Fault | None) -> list[synth.Frame]:
-    """The frames up to the fault's delta count, plus the error event for ``error@N``."""
-    if fault is None or fault.kind is None:
+    """The frames up to the fault's delta count, plus the error event for ``error-event``."""
+    if fault is None or fault.at != "delta":
         return frames
     kept: list[synth.Frame] = []
     deltas = 0
     for frame in frames:
-        if frame.tokens and deltas >= fault.after:
+        if frame.tokens and deltas >= fault.pos:
             break
         kept.append(frame)
         deltas += frame.tokens
-    if fault.kind == "error":
-        kept.append(synth.Frame(_error_frame(api)))
+    if fault.kind == "error-event":
+        kept.append(synth.Frame(encode(registry.get(api).error_event(len(kept)))))
     return kept
 
 

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 from streambench._yaml import check_json, load_yaml
 from streambench.errors import ConfigError, OutputError, StreambenchError, TranscriptError
-from streambench.providers import apis
+from streambench.providers import apis, registry
+from streambench.providers.base import ProviderAPI
 from streambench.record.redact import Redactor
 from streambench.transcript import Meta, Request, Response, Transcript, load, save
 
@@ -33,42 +34,30 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    base_url: str
-    path: str
+    """A ``--provider`` choice: the API it speaks (URLs, key variable, body: from its module)."""
+
     api: str
-    key_env: str | None
-    vendor: str
+
+    @property
+    def wire(self) -> ProviderAPI:
+        return registry.get(self.api)
+
+    @property
+    def vendor(self) -> str:
+        return self.wire.provider
+
+    @property
+    def key_env(self) -> str | None:
+        return self.wire.key_env
 
 
+# ``--provider`` names: the vendor for its main API, the API name where a vendor has several.
 PROVIDERS: dict[str, ProviderSpec] = {
-    "anthropic": ProviderSpec(
-        "https://api.anthropic.com",
-        "/v1/messages",
-        "anthropic-messages",
-        "ANTHROPIC_API_KEY",
-        "anthropic",
-    ),
-    "openai-chat": ProviderSpec(
-        "https://api.openai.com", "/v1/chat/completions", "openai-chat", "OPENAI_API_KEY", "openai"
-    ),
-    "openai-responses": ProviderSpec(
-        "https://api.openai.com", "/v1/responses", "openai-responses", "OPENAI_API_KEY", "openai"
-    ),
-    "google": ProviderSpec(
-        "https://generativelanguage.googleapis.com",
-        "/v1beta/models/{model}:streamGenerateContent?alt=sse",
-        "google-generate",
-        "GOOGLE_API_KEY",
-        "google",
-    ),
-    "url": ProviderSpec("", "", "generic-sse", None, "unknown"),
-}
-DEFAULT_MODELS = {
-    "anthropic": "claude-sonnet-4-20250514",
-    "openai-chat": "gpt-4o",
-    "openai-responses": "gpt-4o",
-    "google": "gemini-2.5-flash",
-    "url": "default",
+    "anthropic": ProviderSpec("anthropic-messages"),
+    "openai-chat": ProviderSpec("openai-chat"),
+    "openai-responses": ProviderSpec("openai-responses"),
+    "google": ProviderSpec("google-generate"),
+    "url": ProviderSpec("generic-sse"),
 }
 
 
@@ -83,30 +72,11 @@ def build_body(
 ) -> dict[str, Any]:
     """The request body: ``request`` (or a minimal one) with ``prompt`` as the last user
     message and ``model`` set, streaming switched on."""
-    body = dict(request or {})
+    body = request or {}
     for key in ("messages", "contents"):
         if key in body and not isinstance(body[key], list):
             raise ConfigError(f"request: {key!r} must be a list, got {type(body[key]).__name__}")
-    if model or "model" not in body:
-        body["model"] = model or DEFAULT_MODELS[provider]
-    if provider == "google":
-        body.pop("model")
-        if prompt is not None:
-            body["contents"] = [{"role": "user", "parts": [{"text": prompt}]}]
-        return body
-    if provider == "openai-responses":
-        if prompt is not None:
-            body["input"] = prompt
-    elif prompt is not None:
-        messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
-        prefill = [messages.pop()] if messages and messages[-1].get("role") == "assistant" else []
-        if messages and messages[-1].get("role") == "user":
-            messages.pop()
-        body["messages"] = [*messages, {"role": "user", "content": prompt}, *prefill]
-    if provider == "anthropic":
-        body.setdefault("max_tokens", 1024)
-    body["stream"] = True
-    return body
+    return _spec(provider).wire.build_body(request, prompt, model)
 
 
 def request_url(provider: str, base_url: str | None, model: str) -> str:
@@ -115,19 +85,13 @@ def request_url(provider: str, base_url: str | None, model: str) -> str:
         if not base_url:
             raise ConfigError("--provider url needs --base-url (the full endpoint URL)")
         return base_url
-    return (base_url or spec.base_url).rstrip("/") + spec.path.format(model=model)
+    return spec.wire.url(model, base_url)
 
 
 def auth_headers(provider: str) -> dict[str, str]:
     """Credentials from the environment, in the header each provider expects."""
     spec = _spec(provider)
-    key = os.environ.get(spec.key_env, "") if spec.key_env else ""
-    if provider == "anthropic":
-        headers = {"anthropic-version": "2023-06-01"}
-        return {**headers, "x-api-key": key} if key else headers
-    if provider == "google":
-        return {"x-goog-api-key": key} if key else {}
-    return {"authorization": f"Bearer {key}"} if key else {}
+    return spec.wire.auth_headers(os.environ.get(spec.key_env, "") if spec.key_env else "")
 
 
 def load_request(path: str | Path) -> dict[str, Any]:

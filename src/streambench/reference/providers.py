@@ -16,9 +16,10 @@ from typing import Any, Protocol
 
 import httpx
 
+from streambench.providers import anthropic_messages
 from streambench.sse import SSEDecoder, SSEEvent
 
-ANTHROPIC_VERSION = "2023-06-01"
+ANTHROPIC_VERSION = anthropic_messages.VERSION
 # Without prefill support, the prefill becomes an instruction (see docs/reference.md).
 OPENAI_PREFILL_INSTRUCTION = (
     "Respond with one JSON object only, no prose around it. Begin your answer exactly with:\n"
@@ -67,6 +68,7 @@ class _HttpProvider:
     timeout_s: float = 60.0
 
     url_path = ""
+    api = "generic-sse"  # the wire API it speaks (streambench.providers.registry)
 
     def _headers(self) -> dict[str, str]:
         raise NotImplementedError
@@ -134,7 +136,8 @@ def _http_error(name: str, response: httpx.Response) -> ProviderError:
 
 
 class AnthropicMessages(_HttpProvider):
-    url_path = "/v1/messages"
+    url_path = anthropic_messages.API.path
+    api = anthropic_messages.API.name
 
     def _headers(self) -> dict[str, str]:
         return {"x-api-key": self.api_key, "anthropic-version": ANTHROPIC_VERSION}
@@ -170,7 +173,8 @@ class AnthropicMessages(_HttpProvider):
 
 
 class OpenAIChat(_HttpProvider):
-    url_path = "/chat/completions"
+    url_path = "/chat/completions"  # under an OpenAI-SDK style base URL (ending in /v1)
+    api = "openai-chat"
 
     def _headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.api_key}"}
@@ -209,3 +213,5 @@ KINDS: dict[str, tuple[type[AnthropicMessages | OpenAIChat], bool]] = {
     "openai": (OpenAIChat, True),
     "openai-sync": (OpenAIChat, False),
 }
+# The streaming kind of each wire API the reference speaks.
+KIND_OF_API = {cls.api: kind for kind, (cls, streaming) in KINDS.items() if streaming}

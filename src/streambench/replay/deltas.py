@@ -21,15 +21,14 @@ import itertools
 import json
 import random
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from streambench.providers import registry
+from streambench.providers.base import Delta, dumps, get_path, set_path
 from streambench.replay.frames import Frame, make_frame
 from streambench.replay.specs import Term, parse_offsets
 from streambench.sse import SSEEvent
-
-Path = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -113,147 +112,20 @@ def _piece_lengths(split: ContentSplit, n: int, rng: random.Random) -> list[int]
     return lengths
 
 
-# --------------------------------------------------------------------------- per-api shapes
-
-
-@dataclass(frozen=True)
-class _Delta:
-    """Where the one content string of an event sits, and which stream it continues."""
-
-    path: Path
-    slot: tuple[Any, ...]
-
-
-def _anthropic(obj: dict[str, Any]) -> _Delta | None:
-    fields = {
-        "text_delta": "text",
-        "input_json_delta": "partial_json",
-        "thinking_delta": "thinking",
-    }
-    delta = obj.get("delta")
-    if obj.get("type") != "content_block_delta" or not isinstance(delta, dict):
-        return None
-    key = fields.get(str(delta.get("type")))
-    if key is None:
-        return None
-    return _Delta(("delta", key), ("anthropic", obj.get("index")))
-
-
-def _openai_chat(obj: dict[str, Any]) -> _Delta | None:
-    choices = obj.get("choices")
-    if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
-        return None
-    delta = choices[0].get("delta")
-    if not isinstance(delta, dict):
-        return None
-    found: list[_Delta] = []
-    index = choices[0].get("index")
-    for key in ("content", "reasoning_content", "reasoning"):
-        if isinstance(delta.get(key), str) and delta[key]:
-            found.append(_Delta(("choices", 0, "delta", key), ("chat", index, key)))
-    calls = delta.get("tool_calls")
-    if isinstance(calls, list) and calls:
-        arguments = (calls[0].get("function") or {}).get("arguments")
-        if len(calls) != 1 or not isinstance(arguments, str):
-            return None
-        if arguments:
-            path: Path = ("choices", 0, "delta", "tool_calls", 0, "function", "arguments")
-            found.append(_Delta(path, ("chat", index, "tool", calls[0].get("index"))))
-    return found[0] if len(found) == 1 else None
-
-
-_RESPONSES_DELTAS = {
-    "response.output_text.delta",
-    "response.refusal.delta",
-    "response.function_call_arguments.delta",
-    "response.mcp_call_arguments.delta",
-    "response.reasoning_text.delta",
-    "response.reasoning_summary_text.delta",
-}
-
-
-def _openai_responses(obj: dict[str, Any]) -> _Delta | None:
-    if obj.get("type") not in _RESPONSES_DELTAS or not isinstance(obj.get("delta"), str):
-        return None
-    slot = ("responses", obj.get("item_id"), obj.get("content_index"), obj.get("summary_index"))
-    return _Delta(("delta",), slot)
-
-
-def _google(obj: dict[str, Any]) -> _Delta | None:
-    candidates = obj.get("candidates")
-    if not isinstance(candidates, list) or len(candidates) != 1:
-        return None
-    parts = (candidates[0].get("content") or {}).get("parts")
-    if not isinstance(parts, list) or len(parts) != 1 or not isinstance(parts[0], dict):
-        return None
-    if not isinstance(parts[0].get("text"), str) or set(parts[0]) - {"text", "thought"}:
-        return None
-    slot = ("google", candidates[0].get("index"), bool(parts[0].get("thought")))
-    return _Delta(("candidates", 0, "content", "parts", 0, "text"), slot)
-
-
-_LOCATORS: dict[str, Callable[[dict[str, Any]], _Delta | None]] = {
-    "anthropic-messages": _anthropic,
-    "openai-chat": _openai_chat,
-    "openai-responses": _openai_responses,
-    "google-generate": _google,
-}
-
-
-def _set(obj: Any, path: Path, value: Any) -> None:
-    for key in path[:-1]:
-        obj = obj[key]
-    obj[path[-1]] = value
-
-
-def _get(obj: Any, path: Path) -> Any:
-    for key in path:
-        obj = obj[key]
-    return obj
-
-
-def _shape_piece(api: str, obj: dict[str, Any], first: bool, last: bool) -> None:
-    """Keep once-per-event envelope fields on the first (ids, names) or last (finish) piece."""
-    if api == "openai-chat":
-        choice = obj["choices"][0]
-        if not first:
-            choice["delta"].pop("role", None)
-            for call in choice["delta"].get("tool_calls") or []:
-                call.pop("id", None)
-                call.pop("type", None)
-                (call.get("function") or {}).pop("name", None)
-            if "logprobs" in choice:
-                choice["logprobs"] = None
-        if not last:
-            if "finish_reason" in choice:
-                choice["finish_reason"] = None
-            if obj.get("usage") is not None:
-                obj["usage"] = None
-    elif api == "google-generate" and not last:
-        for key in ("finishReason", "finishMessage", "safetyRatings"):
-            obj["candidates"][0].pop(key, None)
-    elif api == "openai-responses" and not first and "logprobs" in obj:
-        obj["logprobs"] = []
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 def resplit(
     api: str, frames: list[Frame], split: ContentSplit, rng: random.Random
 ) -> list[list[Frame]]:
     """One group of frames per input frame: the pieces of a content delta, or the frame as is."""
-    locate = _LOCATORS.get(api)
-    parsed: list[tuple[dict[str, Any], _Delta] | None] = []
+    provider = registry.lookup(api)
+    parsed: list[tuple[dict[str, Any], Delta] | None] = []
     for frame in frames:
         hit = None
-        if locate is not None and frame.event is not None:
+        if frame.event is not None:
             try:
                 obj = json.loads(frame.event.data)
             except ValueError:
                 obj = None
-            where = locate(obj) if isinstance(obj, dict) else None
+            where = provider.locate(obj) if isinstance(obj, dict) else None
             if where is not None:
                 hit = (obj, where)
         parsed.append(hit)
@@ -264,7 +136,7 @@ def resplit(
         texts: dict[tuple[Any, ...], list[str]] = {}
         for hit in parsed:
             if hit is not None:
-                texts.setdefault(hit[1].slot, []).append(_get(hit[0], hit[1].path))
+                texts.setdefault(hit[1].slot, []).append(get_path(hit[0], hit[1].path))
         if split.mode == "adversarial":
             slot_cuts = {slot: sorted(hostile_cuts("".join(t))) for slot, t in texts.items()}
         else:  # dicts keep insertion order: slots are numbered by first appearance
@@ -279,7 +151,7 @@ def resplit(
             groups.append([frame])
             continue
         obj, where = hit
-        text: str = _get(obj, where.path)
+        text: str = get_path(obj, where.path)
         if split.mode in ("adversarial", "at"):
             start = slot_offset.get(where.slot, 0)
             slot_offset[where.slot] = start + len(text)
@@ -297,18 +169,18 @@ def resplit(
         assert frame.event is not None
         for i, piece in enumerate(pieces):
             piece_obj = copy.deepcopy(obj)
-            _set(piece_obj, where.path, piece)
-            _shape_piece(api, piece_obj, first=i == 0, last=i == len(pieces) - 1)
-            event = SSEEvent(event=frame.event.event, data=_dumps(piece_obj), id=frame.event.id)
+            set_path(piece_obj, where.path, piece)
+            provider.shape_piece(piece_obj, first=i == 0, last=i == len(pieces) - 1)
+            event = SSEEvent(event=frame.event.event, data=dumps(piece_obj), id=frame.event.id)
             group.append(make_frame(api, event, "split"))
         groups.append(group)
-    if api == "openai-responses":
-        return _renumber(api, groups)
+    if provider.numbered:
+        return renumber(api, groups)
     return groups
 
 
-def _renumber(api: str, groups: list[list[Frame]]) -> list[list[Frame]]:
-    """openai-responses numbers its events: keep ``sequence_number`` consecutive after a split."""
+def renumber(api: str, groups: list[list[Frame]]) -> list[list[Frame]]:
+    """An API that numbers its events (openai-responses): keep ``sequence_number`` consecutive."""
     if all(len(g) == 1 for g in groups):
         return groups
     seq: int | None = None
@@ -316,7 +188,7 @@ def _renumber(api: str, groups: list[list[Frame]]) -> list[list[Frame]]:
     for group in groups:
         renumbered: list[Frame] = []
         for frame in group:
-            obj = _json_object(frame)
+            obj = json_object(frame)
             if obj is None or not isinstance(obj.get("sequence_number"), int):
                 renumbered.append(frame)
                 continue
@@ -324,14 +196,14 @@ def _renumber(api: str, groups: list[list[Frame]]) -> list[list[Frame]]:
             if obj["sequence_number"] != seq:
                 obj["sequence_number"] = seq
                 assert frame.event is not None
-                event = SSEEvent(event=frame.event.event, data=_dumps(obj), id=frame.event.id)
+                event = SSEEvent(event=frame.event.event, data=dumps(obj), id=frame.event.id)
                 frame = make_frame(api, event, frame.origin)
             renumbered.append(frame)
         out.append(renumbered)
     return out
 
 
-def _json_object(frame: Frame) -> dict[str, Any] | None:
+def json_object(frame: Frame) -> dict[str, Any] | None:
     if frame.event is None:
         return None
     try:
@@ -344,10 +216,9 @@ def _json_object(frame: Frame) -> dict[str, Any] | None:
 # ----------------------------------------------------------------- reduced content (shrink)
 
 
-def _locate(api: str, frame: Frame) -> tuple[dict[str, Any], _Delta] | None:
-    locate = _LOCATORS.get(api)
-    obj = _json_object(frame) if locate is not None else None
-    where = locate(obj) if locate is not None and obj is not None else None
+def _locate(api: str, frame: Frame) -> tuple[dict[str, Any], Delta] | None:
+    obj = json_object(frame)
+    where = registry.lookup(api).locate(obj) if obj is not None else None
     return None if where is None or obj is None else (obj, where)
 
 
@@ -358,25 +229,8 @@ def content_deltas(api: str, frames: list[Frame]) -> list[tuple[int, Any, str]]:
     for i, frame in enumerate(frames):
         hit = _locate(api, frame)
         if hit is not None:
-            found.append((i, hit[1].slot, _get(hit[0], hit[1].path)))
+            found.append((i, hit[1].slot, get_path(hit[0], hit[1].path)))
     return found
-
-
-def _envelope_only_here(api: str, obj: dict[str, Any]) -> bool:
-    """Whether the event carries once-per-stream fields besides its content (a role, a tool
-    call's id, a finish reason, usage), so it must stay even without content."""
-    if api == "openai-chat":
-        choice = obj["choices"][0]
-        calls = choice["delta"].get("tool_calls") or []
-        return bool(
-            choice["delta"].get("role")
-            or choice.get("finish_reason")
-            or obj.get("usage")
-            or any(call.get("id") for call in calls)
-        )
-    if api == "google-generate":
-        return bool(obj["candidates"][0].get("finishReason") or obj.get("usageMetadata"))
-    return False
 
 
 def with_contents(
@@ -393,15 +247,15 @@ def with_contents(
         if hit is not None:
             obj, where = hit
             text = texts[i]
-            if text is None and not _envelope_only_here(api, obj):
+            if text is None and not registry.lookup(api).carries_envelope(obj):
                 continue
-            _set(obj, where.path, text or "")
+            set_path(obj, where.path, text or "")
             assert frame.event is not None
-            event = SSEEvent(event=frame.event.event, data=_dumps(obj), id=frame.event.id)
+            event = SSEEvent(event=frame.event.event, data=dumps(obj), id=frame.event.id)
             frame = make_frame(api, event, "recorded")
         out.append(frame)
         kept.append(i)
     # one group: a dropped event leaves no gap in openai-responses' sequence_number
-    if api == "openai-responses" and out:
-        out = _renumber(api, [out])[0]
+    if registry.lookup(api).numbered and out:
+        out = renumber(api, [out])[0]
     return out, kept

@@ -1,9 +1,13 @@
-"""Faults: what goes wrong, where, with each provider's real error bodies and events.
+"""Faults: what goes wrong, where; the one fault vocabulary (:data:`FAULTS`).
 
-``http:STATUS@start`` answers with the provider's error response instead of the stream;
-the others act at a position of the delivered stream: ``event=N`` (0-based index of the
-SSE event, after any content re-split), ``bytes=N`` (delivered bytes) or ``text=N``
-(content characters).
+Transport faults break the delivery: ``http:STATUS@start`` answers with the provider's error
+response instead of the stream; the others act at a position of the delivered stream:
+``event=N`` (0-based index of the SSE event, after any content re-split), ``bytes=N``
+(delivered bytes), ``text=N`` (content characters) or ``delta=N`` (after N content deltas).
+
+Content faults change what the model said (:mod:`streambench.replay.content`): the answer is
+decoded from the recording, mutated, and re-encoded in the recording's own provider format.
+Error bodies and events come from each API's module (:mod:`streambench.providers.registry`).
 """
 
 from __future__ import annotations
@@ -12,164 +16,194 @@ import json
 from dataclasses import dataclass
 
 from streambench.errors import SpecError
-from streambench.replay.specs import parse_term
+from streambench.providers import registry
+from streambench.replay.specs import Term, parse_placed
 from streambench.sse import SSEEvent
 
-FAULT_KINDS = ("http", "disconnect", "error-event", "stall", "truncate", "garbage", "duplicate")
-_POSITIONS = {
-    "disconnect": ("event", "bytes", "text"),
-    "error-event": ("event",),
-    "stall": ("event",),
-    "truncate": ("event",),
-    "garbage": ("event",),
-    "duplicate": ("event",),
-}
+
+@dataclass(frozen=True)
+class FaultKind:
+    """One entry of the vocabulary: where it may be placed, what it takes.
+
+    ``args``: the words allowed after ``name:`` (``("N",)`` an integer count, ``("STATUS",)``
+    an HTTP status, ``()`` none); ``positions``: what may follow ``@`` (``()`` none)."""
+
+    name: str
+    summary: str
+    args: tuple[str, ...] = ()
+    positions: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    content: bool = False
+    example: str = ""
+
+
+FAULTS: dict[str, FaultKind] = {
+    kind.name: kind
+    for kind in (
+        FaultKind("http", "the provider's HTTP error response instead of the stream",
+                  ("STATUS",), ("start",), ("retry_after",), example="http:529@start"),
+        FaultKind("disconnect", "the connection drops there",
+                  positions=("event", "bytes", "text", "delta"), example="disconnect@event=5"),
+        FaultKind("error-event", "the provider's mid-stream error event, then the end",
+                  positions=("event", "delta"), example="error-event@event=4"),
+        FaultKind("stall", "the stream pauses before that event", positions=("event",),
+                  options=("ms",), example="stall@event=3,ms=2000"),
+        FaultKind("truncate", "the stream ends cleanly before that event",
+                  positions=("event",), example="truncate@event=6"),
+        FaultKind("garbage", "a malformed copy of that event before it", positions=("event",),
+                  example="garbage@event=2"),
+        FaultKind("duplicate", "that event twice", positions=("event",),
+                  example="duplicate@event=2"),
+        FaultKind("stop", "the answer ends there with the provider's max-tokens stop reason",
+                  ("max_tokens",), ("char", "text"), content=True,
+                  example="stop:max_tokens@char=120"),
+        FaultKind("reformat", "the structured part's JSON re-serialised with other whitespace",
+                  ("compact", "spaced", "newlines"), content=True, example="reformat:compact"),
+        FaultKind("escape", "non-ASCII in the structured part's JSON strings escaped / raw",
+                  ("ascii", "raw"), content=True, example="escape:ascii"),
+        FaultKind("tool", "the second tool call reuses the first one's id", ("duplicate-id",),
+                  content=True, example="tool:duplicate-id"),
+        FaultKind("refusal", "the provider's refusal instead of the answer", content=True,
+                  example="refusal"),
+        FaultKind("empty-edits", "the structured part's edits array (a key ending in edits) empty",
+                  content=True, example="empty-edits"),
+        FaultKind("bad-json", "one character of the structured part made invalid JSON",
+                  positions=("char",), content=True, example="bad-json@char=10"),
+        FaultKind("pings", "N keep-alive events sprinkled between the deltas (seeded)",
+                  ("N",), content=True, example="pings:3"),
+        FaultKind("empty-deltas", "N empty content deltas sprinkled between the deltas (seeded)",
+                  ("N",), content=True, example="empty-deltas:3"),
+    )
+}  # fmt: skip
+FAULT_KINDS = tuple(FAULTS)
+TRANSPORT_FAULT_KINDS = tuple(name for name, kind in FAULTS.items() if not kind.content)
+CONTENT_FAULT_KINDS = tuple(name for name, kind in FAULTS.items() if kind.content)
+# The fake provider's short spellings (x-fake-fail), kept as documented aliases.
+ALIASES = {"error": "error-event", "drop": "disconnect"}
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault. ``at`` is start, event, bytes or text; ``pos`` the index there."""
+    """One fault. ``at`` is start, event, bytes, text, delta, char (or "" for content faults
+    that apply to the whole answer); ``pos`` the index there, ``fraction`` a ``text=P%``
+    position; ``arg`` the word after ``name:`` (reformat style, escape mode ...), ``count``
+    its number (pings:N)."""
 
     spec: str
     kind: str
-    at: str
+    at: str = ""
     pos: int = 0
     status: int = 0
     stall_ms: float = 0.0
     retry_after_s: float | None = None
+    arg: str | None = None
+    count: int = 0
+    fraction: float | None = None
+
+    @property
+    def content(self) -> bool:
+        """A content fault (changes what the model said) rather than a transport one."""
+        return FAULTS[self.kind].content
 
     def fail(self, why: str) -> SpecError:
         return SpecError(f"fault {self.spec!r}: {why}")
 
 
 def parse_fault(spec: str) -> Fault:
-    """``kind@pos=N[,k=v]`` or ``http:STATUS@start[,retry_after=S]``."""
-    head, at_sign, where = spec.strip().partition("@")
-    if not at_sign or not where:
-        raise SpecError(f"fault {spec!r}: expected kind@event=N (or http:STATUS@start)")
-    term = parse_term(head, spec)
-    if term.name not in FAULT_KINDS:
-        raise SpecError(
-            f"fault {spec!r}: unknown fault {term.name!r} (known: {', '.join(FAULT_KINDS)})"
+    """One fault of :data:`FAULTS`: ``kind[:arg]`` then, where it takes one,
+    ``@pos=N[,k=v]``. Examples: ``disconnect@event=5``, ``http:529@start,retry_after=2``,
+    ``stop:max_tokens@text=50%``, ``reformat:compact``, ``pings:3``. The fake provider's
+    ``529`` / ``error@N`` / ``drop@N`` are read as ``http:529@start`` /
+    ``error-event@delta=N`` / ``disconnect@delta=N``."""
+    spec = _expand_alias(spec.strip())
+    term, where = parse_placed(spec)
+    kind = FAULTS.get(term.name)
+    if kind is None:
+        raise SpecError(f"fault {spec!r}: unknown fault {term.name!r} (known: {', '.join(FAULTS)})")
+    fault = Fault(spec, kind.name)
+    if kind.positions and where is None:
+        raise fault.fail(f"{kind.name} needs a position: {kind.example}")
+    if not kind.positions and where is not None:
+        raise fault.fail(f"{kind.name} takes no position ('@'): {kind.example}")
+    if term.options:
+        raise fault.fail(f"{kind.name} takes no options before '@': {kind.example}")
+    fault = _with_arg(fault, kind, term)
+    if where is None:
+        return fault
+    if where.name not in kind.positions:
+        allowed = " | ".join(p if p == "start" else f"{p}=N" for p in kind.positions)
+        raise fault.fail(f"position must be {allowed}")
+    unknown = sorted(set(where.options) - set(kind.options))
+    if unknown:
+        raise fault.fail(
+            f"unknown option {unknown[0]!r} (known: {', '.join(kind.options) or 'none'})"
         )
-    position, _, rest = where.partition(",")
-    options = parse_term(f"x:{rest}", spec).options if rest else {}
-    if term.name == "http":
-        if term.options or term.arg is None:
-            raise SpecError(f"fault {spec!r}: use http:STATUS@start")
+    return _placed(fault, where)
+
+
+def _expand_alias(spec: str) -> str:
+    if spec.isdigit():
+        return f"http:{spec}@start"
+    head, at_sign, where = spec.partition("@")
+    if head in ALIASES and at_sign and where.isdigit():
+        return f"{ALIASES[head]}@delta={where}"
+    return spec
+
+
+def _with_arg(fault: Fault, kind: FaultKind, term: Term) -> Fault:
+    if not kind.args:
+        if term.arg is not None:
+            raise fault.fail(f"{kind.name!r} takes no argument before '@'")
+        return fault
+    if term.arg is None:
+        raise fault.fail(f"use {kind.example}")
+    if kind.args == ("STATUS",):
         status = term.integer("", minimum=100)
-        if position != "start" or not 400 <= status <= 599:
-            raise SpecError(f"fault {spec!r}: use http:STATUS@start with a 4xx/5xx status")
-        if set(options) - {"retry_after"}:
-            raise SpecError(f"fault {spec!r}: http faults take only retry_after=S")
-        retry = options.get("retry_after")
-        retry_s = parse_term(f"x:{retry}", spec).number("", minimum=0) if retry else None
-        return Fault(spec, "http", "start", status=status, retry_after_s=retry_s)
-    if term.arg is not None or term.options:
-        raise SpecError(f"fault {spec!r}: {term.name!r} takes no argument before '@'")
-    key, eq, value = position.partition("=")
-    if not eq or key not in _POSITIONS[term.name]:
-        allowed = " | ".join(f"{k}=N" for k in _POSITIONS[term.name])
-        raise SpecError(f"fault {spec!r}: position must be {allowed}")
-    pos_term = parse_term(f"x:{value}", spec)
-    pos = pos_term.integer("", minimum=0)
-    allowed_options = {"ms"} if term.name == "stall" else set()
-    if set(options) - allowed_options:
-        raise SpecError(
-            f"fault {spec!r}: unknown option {sorted(set(options) - allowed_options)[0]!r}"
-        )
+        if not 400 <= status <= 599:
+            raise fault.fail("use http:STATUS@start with a 4xx/5xx status")
+        return Fault(fault.spec, fault.kind, status=status)
+    if kind.args == ("N",):
+        return Fault(fault.spec, fault.kind, count=term.integer("", minimum=1), arg=term.arg)
+    if term.arg not in kind.args:
+        raise fault.fail(f"{kind.name}:{term.arg} is unknown (known: {', '.join(kind.args)})")
+    return Fault(fault.spec, fault.kind, arg=term.arg)
+
+
+def _placed(fault: Fault, where: Term) -> Fault:
+    common = {
+        "spec": fault.spec,
+        "kind": fault.kind,
+        "status": fault.status,
+        "arg": fault.arg,
+        "count": fault.count,
+    }
+    if where.name == "start":
+        if where.arg is not None:
+            raise fault.fail("use http:STATUS@start")
+        retry = where.number("retry_after") if "retry_after" in where.options else None
+        return Fault(**common, at="start", retry_after_s=retry)
+    if where.arg is None:
+        raise fault.fail(f"position must be {where.name}=N")
+    if where.name == "text" and where.arg.endswith("%") and fault.kind == "stop":
+        percent = Term(where.spec, "text=P%", arg=where.arg[:-1]).number("", minimum=0)
+        if percent > 100:
+            raise fault.fail("text=P% takes a percentage from 0 to 100")
+        return Fault(**common, at="text", fraction=percent / 100)
+    pos = Term(where.spec, where.name, arg=where.arg).integer("", minimum=0)
     stall_ms = 0.0
-    if term.name == "stall":
-        if "ms" not in options:
-            raise SpecError(f"fault {spec!r}: stall needs ms=M (stall@event=N,ms=M)")
-        stall_ms = parse_term(f"x:{options['ms']}", spec).number("", minimum=0)
-    return Fault(spec, term.name, key, pos=pos, stall_ms=stall_ms)
+    if fault.kind == "stall":
+        if "ms" not in where.options:
+            raise fault.fail("stall needs ms=M (stall@event=N,ms=M)")
+        stall_ms = where.number("ms", minimum=0)
+    return Fault(**common, at=where.name, pos=pos, stall_ms=stall_ms)
 
 
 # ----------------------------------------------------------------- provider error responses
 
-_OPENAI_SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
-_ANTHROPIC_ERRORS = {
-    400: ("invalid_request_error", "Invalid request."),
-    401: ("authentication_error", "invalid x-api-key"),
-    403: (
-        "permission_error",
-        "Your API key does not have permission to use the specified resource.",
-    ),
-    404: ("not_found_error", "The requested resource could not be found."),
-    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-    429: (
-        "rate_limit_error",
-        "This request would exceed the rate limit for your organization of 50 requests per"
-        " minute. For details, refer to: https://docs.claude.com/en/api/rate-limits.",
-    ),
-    500: ("api_error", "Internal server error"),
-    529: ("overloaded_error", "Overloaded"),
-}
-_OPENAI_ERRORS = {
-    400: ("invalid_request_error", None, "Invalid request."),
-    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
-    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
-    429: (
-        "requests",
-        "rate_limit_exceeded",
-        "Rate limit reached for gpt-4o in organization org-streambench on requests per min"
-        " (RPM): Limit 500, Used 500, Requested 1. Please try again in 120ms.",
-    ),
-    500: (
-        "server_error",
-        None,
-        _OPENAI_SERVER_ERROR,
-    ),
-    503: ("server_error", None, "The engine is currently overloaded, please try again later."),
-}
-_GOOGLE_STATUS = {
-    400: "INVALID_ARGUMENT",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-}
-_REQUEST_ID = "req_011CStreambenchReplay000"
-
-
-def _provider_family(api: str) -> str:
-    if api == "anthropic-messages":
-        return "anthropic"
-    return "google" if api == "google-generate" else "openai"
-
 
 def http_error(api: str, status: int, retry_after_s: float | None) -> tuple[dict[str, str], bytes]:
     """Headers and JSON body the provider of ``api`` answers with for ``status``."""
-    family = _provider_family(api)
-    headers = {"content-type": "application/json"}
-    if family == "anthropic":
-        kind, message = _ANTHROPIC_ERRORS.get(status, ("api_error", "Internal server error"))
-        body: object = {
-            "type": "error",
-            "error": {"type": kind, "message": message},
-            "request_id": _REQUEST_ID,
-        }
-        headers["request-id"] = _REQUEST_ID
-        headers["x-should-retry"] = (
-            "true" if status in (408, 409, 429) or status >= 500 else "false"
-        )
-        if status == 429:
-            headers["anthropic-ratelimit-requests-limit"] = "50"
-            headers["anthropic-ratelimit-requests-remaining"] = "0"
-    elif family == "openai":
-        kind, code, message = _OPENAI_ERRORS.get(status, _OPENAI_ERRORS[500])
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-        headers["x-request-id"] = _REQUEST_ID
-        if status == 429:
-            headers["x-ratelimit-limit-requests"] = "500"
-            headers["x-ratelimit-remaining-requests"] = "0"
-            headers["x-ratelimit-reset-requests"] = "120ms"
-    else:
-        state = _GOOGLE_STATUS.get(status, "INTERNAL")
-        message = "The model is overloaded. Please try again later." if status == 503 else state
-        body = {"error": {"code": status, "message": message, "status": state}}
+    headers, body = registry.lookup(api).http_error(status, retry_after_s)
     if retry_after_s is None and status == 429:
         retry_after_s = 1
     if retry_after_s is not None:
@@ -179,34 +213,4 @@ def http_error(api: str, status: int, retry_after_s: float | None) -> tuple[dict
 
 def error_event(api: str, sequence_number: int = 0) -> SSEEvent:
     """The provider's own mid-stream error event (after which it closes the stream)."""
-    family = _provider_family(api)
-    if api == "anthropic-messages":
-        data: object = {
-            "type": "error",
-            "error": {"type": "overloaded_error", "message": "Overloaded"},
-            "request_id": _REQUEST_ID,
-        }
-        return SSEEvent(event="error", data=json.dumps(data, separators=(",", ":")))
-    if api == "openai-responses":
-        data = {
-            "type": "error",
-            "code": "server_error",
-            "message": _OPENAI_SERVER_ERROR,
-            "param": None,
-            "sequence_number": sequence_number,
-        }
-        return SSEEvent(event="error", data=json.dumps(data, separators=(",", ":")))
-    if family == "google":
-        data = {
-            "error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}
-        }
-    else:
-        data = {
-            "error": {
-                "message": _OPENAI_SERVER_ERROR,
-                "type": "server_error",
-                "param": None,
-                "code": None,
-            }
-        }
-    return SSEEvent(data=json.dumps(data, separators=(",", ":")))
+    return registry.lookup(api).error_event(sequence_number)

@@ -1,7 +1,8 @@
 """The replay plan: every byte the replay delivers and when, built once from a transcript.
 
-``build_plan`` runs the stages in order: frames of the recorded body -> content re-split ->
-upstream times (latency model) -> faults -> transport split into timed chunks. Transports
+``build_plan`` runs the stages in order: frames of the recorded body -> upstream times (latency
+model) -> content faults -> content re-split -> transport faults -> transport split into timed
+chunks. Transports
 (async iterator, httpx, ASGI server) only play a plan back; they make no decisions.
 """
 
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from streambench.errors import SpecError
+from streambench.providers import registry
 from streambench.replay.chunking import Chunking, parse_chunking
+from streambench.replay.content import apply_content_faults
 from streambench.replay.deltas import resplit
 from streambench.replay.faults import Fault, error_event, http_error, parse_fault
 from streambench.replay.frames import Frame, frames_of, make_frame
@@ -133,12 +136,19 @@ def build_plan(
 
     frames = frames_of(api, transcript.response.body)
     times = model.frame_times(frames, transcript.response.chunks, _rng(seed, "latency"), source)
+    content_faults = [f for f in fault_list if f.content]
+    if content_faults:
+        prefill = _prefill(api, transcript.request.body)
+        frames, times = apply_content_faults(
+            api, frames, times, content_faults, prefill, _rng(seed, "content")
+        )
+        fault_list = [f for f in fault_list if not f.content]
     if split.content is not None:
         frames, times = _resplit(api, frames, times, split, seed)
 
     http = [f for f in fault_list if f.kind == "http"]
     if http:
-        if len(fault_list) > 1:
+        if len(fault_list) > 1 or content_faults:
             raise SpecError(f"fault {http[0].spec!r}: an http fault cannot combine with others")
         fault = http[0]
         error_headers, error_body = http_error(api, fault.status, fault.retry_after_s)
@@ -167,6 +177,16 @@ def resplit_transcript(
         frames = [frame for group in groups for frame in group]
     response = replace(transcript.response, body=b"".join(f.raw for f in frames), chunks=None)
     return replace(transcript, response=response, path=None)
+
+
+def _prefill(api: str, body: object) -> str:
+    """The answer's start the recorded request carried (an assistant prefill), if any."""
+    if isinstance(body, bytes | str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return ""
+    return registry.lookup(api).read_prompt(body).prefill if isinstance(body, dict) else ""
 
 
 def _resplit(
@@ -207,6 +227,8 @@ def _apply_faults(
             cut_bytes = fault.pos if cut_bytes is None else min(cut_bytes, fault.pos)
         elif fault.at == "text":
             by_event.append((_event_of_text(frames, events, fault), fault))
+        elif fault.at == "delta":
+            by_event.append((_event_of_delta(frames, events, fault), fault))
         else:
             if fault.pos >= len(events):
                 raise fault.fail(f"event={fault.pos} is past the end ({len(events)} events)")
@@ -248,6 +270,14 @@ def _event_of_text(frames: list[Frame], events: list[int], fault: Fault) -> int:
         if seen >= fault.pos and fault.pos > 0:
             return n
     raise fault.fail(f"text={fault.pos} is past the end ({seen} content characters)")
+
+
+def _event_of_delta(frames: list[Frame], events: list[int], fault: Fault) -> int:
+    """Index (among events) of the content delta after ``pos`` deltas: the stream ends before."""
+    carrying = [n for n, i in enumerate(events) if frames[i].content_chars]
+    if fault.pos >= len(carrying):
+        raise fault.fail(f"delta={fault.pos} is past the end ({len(carrying)} content deltas)")
+    return carrying[fault.pos]
 
 
 def _garbage(api: str, frame: Frame) -> Frame:

@@ -1,8 +1,10 @@
 """The one spec grammar shared by chunking, latency and fault strings.
 
 A term is ``name``, ``name:N`` or ``name:k=v,k=v``; terms compose with ``+``
-(``deltas:adversarial+bytes:3``, ``tokens:rate=50+jitter:sd=5``). Faults add a position:
-``kind@pos=N[,k=v]`` (``disconnect@event=5``, ``stall@event=3,ms=2000``, ``http:529@start``).
+(``deltas:adversarial+bytes:3``, ``tokens:rate=50+jitter:sd=5``). Faults may add a placement,
+itself a term spelled ``pos=N[,k=v]`` or ``pos[,k=v]`` after ``@`` (``disconnect@event=5``,
+``stall@event=3,ms=2000``, ``http:529@start``, ``stop:max_tokens@char=120``); faults compose
+with ``;`` (``reformat:compact;pings:3``).
 """
 
 from __future__ import annotations
@@ -89,8 +91,13 @@ def parse_term(text: str, spec: str) -> Term:
         raise SpecError(f"spec {spec!r}: nothing after {name + ':'!r}")
     if "=" not in rest:
         return Term(spec, name, arg=rest)
+    return Term(spec, name, options=parse_options(rest, spec))
+
+
+def parse_options(text: str, spec: str) -> dict[str, str]:
+    """``k=v,k=v`` as a dict, in order; ``spec`` is the full user string quoted in errors."""
     options: dict[str, str] = {}
-    for item in rest.split(","):
+    for item in text.split(","):
         key, eq, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not eq or not key or not value:
@@ -98,7 +105,29 @@ def parse_term(text: str, spec: str) -> Term:
         if key in options:
             raise SpecError(f"spec {spec!r}: option {key!r} given twice")
         options[key] = value
-    return Term(spec, name, options=options)
+    return options
+
+
+def parse_placed(spec: str) -> tuple[Term, Term | None]:
+    """A fault: its term and, after ``@``, its placement as a term whose name is the position
+    (``event=5,ms=2000`` -> name ``event``, arg ``5``, options ``{ms: 2000}``; ``start`` ->
+    name ``start``)."""
+    head, at_sign, where = spec.strip().partition("@")
+    term = parse_term(head, spec)
+    if not at_sign:
+        return term, None
+    position, _, rest = where.partition(",")
+    key, eq, value = position.partition("=")
+    key, value = key.strip(), value.strip()
+    if not _NAME.match(key) or (eq and not value):
+        raise SpecError(f"spec {spec!r}: expected a position (pos=N or start) after '@'")
+    options = parse_options(rest, spec) if rest.strip() else {}
+    return term, Term(spec, key, arg=value if eq else None, options=options)
+
+
+def split_composed(spec: str, separator: str = ";") -> list[str]:
+    """The parts of a composed fault spec (``a;b``); empty parts are dropped."""
+    return [part.strip() for part in spec.split(separator) if part.strip()]
 
 
 def parse_terms(spec: str) -> list[Term]:

@@ -34,6 +34,7 @@ from streambench.grade.quality import code_quality
 from streambench.grade.rules import RunContext, check_rules
 from streambench.grade.upstream import analyse_upstream
 from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
+from streambench.replay.specs import split_composed
 from streambench.runner.cases import case_files, load_case
 from streambench.runner.executors import Executor, LocalExecutor, Progress
 from streambench.sse import SSEDecoder
@@ -125,7 +126,7 @@ class Matrix:
 
 def parse_faults(value: str | Sequence[str]) -> tuple[str, ...]:
     """One fault-axis entry: ``"a;b"`` or ``[a, b]`` combine; ``""``/``none`` is no fault."""
-    items = value.split(";") if isinstance(value, str) else list(value)
+    items = split_composed(value) if isinstance(value, str) else list(value)
     return tuple(f.strip() for f in items if f.strip() and f.strip() != "none")
 
 

@@ -32,8 +32,6 @@ from streambench.replay.vtime import run_virtual
 
 # Longest a run may take on its own clock: a SUT that never ends is cut off here.
 RUN_TIMEOUT_S = 600.0
-# Provider kind in the reference chain for each upstream api.
-PROVIDER_OF_API = {"anthropic-messages": "anthropic", "openai-chat": "openai"}
 REQUEST_OPTIONS = frozenset({"order", "seed"})  # reference options that are request fields
 
 
@@ -98,11 +96,12 @@ def _coerce(value: str, like: Any) -> Any:
 def _reference_app(sut: SutSpec, plans: Sequence[ReplayPlan]) -> ASGIApp:
     from streambench.reference.app import create_app
     from streambench.reference.config import ReferenceConfig
+    from streambench.reference.providers import KIND_OF_API
     from streambench.reference.store import Store
 
     defaults = ReferenceConfig()
     settings: dict[str, Any] = {
-        "providers": tuple(PROVIDER_OF_API.get(p.api, "anthropic") for p in plans),
+        "providers": tuple(KIND_OF_API.get(p.api, "anthropic") for p in plans),
         "store": Store(":memory:"),
     }
     for key, value in sut.options.items():

@@ -20,17 +20,13 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 
 from streambench.providers import synth
+from streambench.replay.faults import FAULT_KINDS, FAULTS
 from streambench.transcript import Transcript
 
-FAULT_KINDS = (
-    "http",
-    "disconnect",
-    "error-event",
-    "stall",
-    "truncate",
-    "garbage",
-    "duplicate",
-)
+# Faults that need a structured answer (JSON text or tool input), two tool calls, or a provider
+# with a refusal shape (not openai-responses): drawn only when asked for.
+STRUCTURED_FAULT_KINDS = ("empty-edits", "bad-json", "refusal", "tool")
+ANY_STREAM_FAULT_KINDS = tuple(k for k in FAULT_KINDS if k not in STRUCTURED_FAULT_KINDS)
 
 
 def seeds() -> st.SearchStrategy[int]:
@@ -87,10 +83,14 @@ def latencies(*, jitter: bool = True) -> st.SearchStrategy[str]:
 
 
 def faults(
-    *, max_event: int = 8, max_bytes: int = 256, kinds: Sequence[str] = FAULT_KINDS
+    *, max_event: int = 8, max_bytes: int = 256, kinds: Sequence[str] = ANY_STREAM_FAULT_KINDS
 ) -> st.SearchStrategy[str]:
     """One fault spec positioned within a stream of at least ``max_event`` events / ``max_bytes``
-    bytes. Example: ``'disconnect@event=3'``, ``'http:529@start'``, ``'stall@event=2,ms=800'``."""
+    bytes, transport or content (a stream with some content; google streams take no pings).
+    ``kinds`` defaults to every kind a stream with content takes; add
+    :data:`STRUCTURED_FAULT_KINDS` for answers with a JSON part.
+    Example: ``'disconnect@event=3'``, ``'http:529@start'``, ``'stall@event=2,ms=800'``,
+    ``'stop:max_tokens@text=40%'``, ``'reformat:compact'``, ``'pings:2'``."""
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
     if unknown:
         raise ValueError(f"faults(): unknown kind(s) {', '.join(unknown)}")
@@ -108,6 +108,15 @@ def faults(
         "truncate": event.map(lambda n: f"truncate@event={n}"),
         "garbage": event.map(lambda n: f"garbage@event={n}"),
         "duplicate": event.map(lambda n: f"duplicate@event={n}"),
+        "stop": st.integers(0, 99).map(lambda p: f"stop:max_tokens@text={p}%"),
+        "reformat": st.sampled_from(FAULTS["reformat"].args).map(lambda a: f"reformat:{a}"),
+        "escape": st.sampled_from(FAULTS["escape"].args).map(lambda a: f"escape:{a}"),
+        "pings": st.integers(1, 5).map(lambda n: f"pings:{n}"),
+        "empty-deltas": st.integers(1, 5).map(lambda n: f"empty-deltas:{n}"),
+        "empty-edits": st.just("empty-edits"),
+        "refusal": st.just("refusal"),
+        "tool": st.just("tool:duplicate-id"),
+        "bad-json": st.integers(0, 8).map(lambda n: f"bad-json@char={n}"),
     }
     return st.one_of(*(by_kind[kind] for kind in kinds))
 

@@ -1,5 +1,8 @@
 """Chaos matrix for provider failover: every fault kind x stream position x place in the chain.
 
+The fault kinds are the replay's transport faults (:mod:`streambench.replay.faults`) and a small
+content-fault axis (``pings``, ``empty-deltas`` mid-text: the answer must come through whole).
+
 A chain of providers (``anthropic,openai`` ...) is built over a private httpx client whose
 requests are answered by replays: the providers before the one under test fail with HTTP 500
 (so the chain reaches it), the one under test gets the fault, the ones after it are healthy.
@@ -35,6 +38,7 @@ from streambench.reference.chain import (
 )
 from streambench.reference.providers import KINDS, LLMRequest, Provider
 from streambench.replay import ReplayTransport, build_plan, run_virtual
+from streambench.replay.faults import TRANSPORT_FAULT_KINDS
 from streambench.sse import decode_all
 from streambench.transcript import Transcript
 
@@ -48,7 +52,17 @@ POSITIONS = (
 MID_STREAM = frozenset({"after-first-chunk", "mid-text", "at-terminal"})
 # duplicate@ is left out on purpose: a provider that repeats an event corrupts its own text,
 # which no chain can detect; it is a parser test, not a failover test.
-FAULT_KINDS = ("http", "rate-limit", "disconnect", "error-event", "truncate", "garbage", "stall")
+_LEFT_OUT = {"http", "duplicate"}
+# Content faults a provider commits mid-text that must change nothing the user sees: keep-alive
+# events and empty deltas between the text deltas.
+CONTENT_KINDS = ("pings", "empty-deltas")
+FAULT_KINDS = (
+    "http",
+    "rate-limit",  # http:429 with retry-after
+    *(kind for kind in TRANSPORT_FAULT_KINDS if kind not in _LEFT_OUT),
+    *CONTENT_KINDS,
+)
+_HARMLESS = {"stall", *CONTENT_KINDS}
 _BEFORE_FIRST_BYTE = {
     "http": "http:500@start",
     # retry-after is honoured before the first chunk, within a bounded budget, then falls through
@@ -57,7 +71,6 @@ _BEFORE_FIRST_BYTE = {
 }
 RULES = ("terminal-count", "duplicate-output", "partial-mismatch", "fallthrough")
 DEFAULT_PROVIDERS = ("anthropic", "openai", "anthropic-sync")
-_API_OF_KIND = {"anthropic": "anthropic-messages", "openai": "openai-chat"}
 _N_DELTAS = 6
 
 
@@ -129,7 +142,7 @@ def _host(index: int) -> str:
 
 
 def _upstream(kind: str, index: int) -> _Upstream:
-    api = _API_OF_KIND[kind.removesuffix("-sync")]
+    api = KINDS[kind][0].api
     name = f"{index}:{kind}"
     text = f"[{name}] the answer, in {_N_DELTAS} deltas of text."
     deltas = [
@@ -155,6 +168,8 @@ def _fault_spec(kind: str, position: str, upstream: _Upstream) -> str | None:
         return _BEFORE_FIRST_BYTE.get(kind)
     if kind in ("http", "rate-limit"):
         return None
+    if kind in CONTENT_KINDS:
+        return f"{kind}:3" if upstream.streaming and position == "mid-text" else None
     if not upstream.streaming:
         # a JSON answer is one chunk: the only position inside it is before that chunk
         if position == "before-first-chunk" and kind == "disconnect":
@@ -183,7 +198,7 @@ def cells(providers: Sequence[str]) -> list[Cell]:
 
 
 def _expected_failure(cell: Cell) -> bool:
-    return cell.kind != "stall"
+    return cell.kind not in _HARMLESS
 
 
 def check(
