@@ -270,11 +270,15 @@ def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> st
         Counter(v["rule"] for vs in frame["violations"] for v in vs) if len(frame) else Counter()
     )
     by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items()))
+    lists = frame["not_checked"] if "not_checked" in frame else []
+    unchecked = Counter(slug for slugs in lists for slug in slugs)
+    by_slug = ", ".join(f"{slug} {n}" for slug, n in sorted(unchecked.items()))
     where = paths[0].parent if paths else Path(".")
     return (
         f"{len(frame)} runs in {elapsed_s:.1f} s: {len(frame) - flagged} clean, "
         f"{flagged} with violations{f' ({by_rule})' if by_rule else ''}; "
-        f"reports in {where}/ ({', '.join(p.name for p in paths)})"
+        + (f"{sum(unchecked.values())} checks not possible ({by_slug}); " if unchecked else "")
+        + f"reports in {where}/ ({', '.join(p.name for p in paths)})"
     )
 
 

@@ -78,6 +78,18 @@ def recorded_prefill(request_body: Any) -> str | None:
     return None
 
 
+def recorded_mode(request_body: Any) -> tuple[str, str]:
+    """(mode, order) a recorded request implies: its prefill names the answer's first key
+    (``"code_edits"`` / ``"text_answer"``: job_code; ``"yaml"`` / ``"text"``: workflow)."""
+    prefill = recorded_prefill(request_body) or ""
+    for mode, struct_key in STRUCTURED_KEYS.items():
+        if f'"{struct_key}"' in prefill:
+            return mode, "changes_first"
+        if f'"{TEXT_KEYS[mode]}"' in prefill:
+            return mode, "text_first"
+    return "chat", "changes_first"
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # A wrong prefill guess can parse with a key twice (`{"yaml": "` before a text-first answer).
     keys = [key for key, _ in pairs]

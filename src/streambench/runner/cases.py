@@ -21,8 +21,7 @@ from typing import Any
 
 from streambench._yaml import check_json, load_yaml
 from streambench.errors import ConfigError, StreambenchError
-from streambench.grade.expect import recorded_prefill
-from streambench.grade.upstream import STRUCTURED_KEYS, TEXT_KEYS
+from streambench.grade.expect import recorded_mode
 from streambench.transcript import is_cassette, load_inputs
 
 MODES = ("chat", "job_code", "workflow")
@@ -78,15 +77,10 @@ def transcript_case(path: Path) -> Case:
     ]
     content = _message_text(users[-1].get("content")) if users else ""
     request: dict[str, Any] = {"content": content or "Hello", "context": {"expression": ""}}
-    prefill = recorded_prefill(body) or ""
-    mode = next((m for m in STRUCTURED_KEYS if _names_key(prefill, m)), "chat")
-    if mode != "chat" and f'"{TEXT_KEYS[mode]}"' in prefill:
-        request["order"] = "text_first"
+    mode, order = recorded_mode(body)
+    if order != "changes_first":
+        request["order"] = order
     return Case(name=path.stem, mode=mode, request=request, upstream=[path], path=path)
-
-
-def _names_key(prefill: str, mode: str) -> bool:
-    return any(f'"{key}"' in prefill for key in (STRUCTURED_KEYS[mode], TEXT_KEYS[mode]))
 
 
 def _message_text(content: Any) -> str:
