@@ -270,7 +270,7 @@ def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> st
         Counter(v["rule"] for vs in frame["violations"] for v in vs) if len(frame) else Counter()
     )
     by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items()))
-    lists = frame["not_checked"] if "not_checked" in frame else []
+    lists = frame.get("not_checked", [])
     unchecked = Counter(slug for slugs in lists for slug in slugs)
     by_slug = ", ".join(f"{slug} {n}" for slug, n in sorted(unchecked.items()))
     where = paths[0].parent if paths else Path(".")

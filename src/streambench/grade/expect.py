@@ -227,9 +227,8 @@ def _walk(answers: Sequence[Answer], fates: Sequence[UpstreamFate]) -> list[Outc
                 Outcome("error", answer, f"{where} failed after content ({fate.why})", fate.cut)
             ]
         failures.append(f"{where} failed before content ({fate.why})")
-    return [
-        Outcome("error", Answer(""), "every upstream failed before content: " + "; ".join(failures))
-    ]
+    cause = "every upstream failed before content: " + "; ".join(failures)
+    return [Outcome("error", Answer(""), cause, delivered=False)]
 
 
 def served_upstream(fates: Sequence[UpstreamFate]) -> int:

@@ -68,10 +68,15 @@ def cross_run_violations(
             flags = _majority_flags(rows, members, _outcome, _how_it_differs, "split-variance")
             for index, violation in flags.items():
                 found[index].append(violation)
-        if "status-variance" in selected:
+        if "status-variance" not in selected:
+            continue
+        same_outcome: dict[Any, list[int]] = defaultdict(list)
+        for index in members:  # runs that ended differently may show other statuses
+            same_outcome[_outcome(rows[index])].append(index)
+        for agreeing in same_outcome.values():
             flags = _majority_flags(
                 rows,
-                members,
+                agreeing,
                 lambda row: tuple(row.get("statuses") or ()),
                 lambda seen, usual: f"shows statuses {list(seen)}, not {list(usual)}",
                 "status-variance",
