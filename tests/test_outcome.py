@@ -275,3 +275,19 @@ def test_split_and_status_variance_flag_the_odd_run_out() -> None:
     assert found[1][0].rule == "split-variance"
     assert "char 3" in found[1][0].message and "events, utf8, deltas:1" in found[1][0].message
     assert found[3][0].rule == "status-variance"
+
+
+def test_a_run_without_code_is_inexact_not_left_out() -> None:
+    from streambench.grade.quality import code_quality
+
+    quality = code_quality(consume([ev(1, "text", "ok"), ev(2, "done", "ok")]), "x = 1")
+    assert quality["code_exact"] is False and quality["code_similarity"] == 0
+    assert code_quality(consume([ev(1, "done", "ok")]), None)["code_exact"] is None
+
+
+def test_a_chain_that_never_waits_for_retry_after_is_flagged() -> None:
+    # one provider and no retry budget: the 429's retry-after is never honoured
+    impatient = "reference:providers=anthropic,max_retry_wait_s=0"
+    for sut, rules in (("reference", []), (impatient, ["unexpected-error", "retry-after-ignored"])):
+        row = run_one(RunSpec(str(FIXTURES / "retry-after-429"), sut=sut))
+        assert [v["rule"] for v in row["violations"]] == rules
