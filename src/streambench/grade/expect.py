@@ -214,9 +214,9 @@ def _walk(answers: Sequence[Answer], fates: Sequence[UpstreamFate]) -> list[Outc
     for i, (answer, fate) in enumerate(zip(answers, fates, strict=True)):
         where = f"upstream {i + 1}"
         if fate.tolerable:
-            strict = _walk(answers[i:], [replace(fate, tolerable=False), *fates[i + 1 :]])
-            lenient = _walk(answers[i:], [UpstreamFate(False, True), *fates[i + 1 :]])
-            return [*strict, *lenient]
+            strict = [*fates[:i], replace(fate, tolerable=False), *fates[i + 1 :]]
+            lenient = [*fates[:i], UpstreamFate(False, True), *fates[i + 1 :]]
+            return [*_walk(answers, strict), *_walk(answers, lenient)]
         if not fate.fails:
             if fate.answer_changed:
                 answer = Answer(None, None)
