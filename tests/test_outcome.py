@@ -291,3 +291,29 @@ def test_a_chain_that_never_waits_for_retry_after_is_flagged() -> None:
     for sut, rules in (("reference", []), (impatient, ["unexpected-error", "retry-after-ignored"])):
         row = run_one(RunSpec(str(FIXTURES / "retry-after-429"), sut=sut))
         assert [v["rule"] for v in row["violations"]] == rules
+
+
+def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
+    suts = [
+        f"tests.suts.broken:{n}" for n in ("seconds_latency", "status_pings", "counted_patches")
+    ]
+    frame = run_matrix(Matrix(cases=[str(FIXTURES)], suts=suts, chunkings=["events"]))
+
+    def flagged(sut: str, rule: str) -> set[str]:
+        runs = frame[frame["sut"] == f"tests.suts.broken:{sut}"]
+        return {r.case for r in runs.itertuples() if any(v["rule"] == rule for v in r.violations)}
+
+    everything = set(frame["case"])
+    assert flagged("seconds_latency", "latency-mismatch") == everything
+    # text-first requests write their code after the text: statuses there are expected
+    assert flagged("status_pings", "status-after-text") == everything - {
+        "job-text-first",
+        "workflow-text-first",
+    }
+    # only where an edit is skipped does counting the edits differ from counting the patches
+    assert flagged("counted_patches", "patch-count") == {
+        "job-replace-ambiguous",
+        "job-replace-no-match",
+    }
+    other = {v["rule"] for vs in frame["violations"] for v in vs}
+    assert other == {"latency-mismatch", "status-after-text", "patch-count"}

@@ -4,10 +4,14 @@
   one ``error`` event and no provider is ever called;
 * ``lossy_lines``: a hand-written SSE reader that splits each network read on newlines and
   keeps only the complete lines, so the piece of a line at the end of a read is lost;
-* ``stripped_text``: "cleans" every model delta with ``.strip()``, gluing words together.
+* ``stripped_text``: "cleans" every model delta with ``.strip()``, gluing words together;
+* ``seconds_latency``: stores ``latency_ms`` from a ``time.monotonic()`` difference without
+  the ``* 1000``;
+* ``status_pings``: a progress ticker that sends "Still writing..." every third chunk;
+* ``counted_patches``: reports ``patches_applied = len(code_edits)`` and drops the warnings.
 
-The last two are the reference stack with the user's provider code swapped in: everything
-else about them is correct, so what the rules flag is the bug.
+All but the first are the reference stack with the user's code swapped in at one place:
+everything else about them is correct, so what the rules flag is the bug.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -23,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from streambench.reference.app import create_app
+from streambench.reference.app import ReferenceService, WireEvent, create_app
 from streambench.reference.config import ReferenceConfig
 from streambench.reference.providers import (
     AnthropicMessages,
@@ -127,3 +132,44 @@ def stripped_text() -> Starlette:
             openai_class=_StrippingOpenAI,
         )
     )
+
+
+class _SecondsLatency(ReferenceService):
+    def _persist_reply(self, thread_id: str, reply: Any) -> dict[str, Any]:
+        row = super()._persist_reply(thread_id, reply)
+        return {**row, "latency_ms": reply.latency_ms / 1000}
+
+
+class _StatusPings(ReferenceService):
+    async def message_events(self, *args: Any, **kwargs: Any) -> AsyncIterator[WireEvent]:
+        chunks = 0
+        async for name, data in super().message_events(*args, **kwargs):
+            yield name, data
+            chunks += name == "chunk"
+            if name == "chunk" and chunks % 3 == 0:
+                yield "status", {"message": "Still writing..."}
+
+
+class _CountedPatches(ReferenceService):
+    async def message_events(self, *args: Any, **kwargs: Any) -> AsyncIterator[WireEvent]:
+        async for name, data in super().message_events(*args, **kwargs):
+            if name == "changes" and isinstance(data.get("code_edits"), list):
+                data = {**data, "patches_applied": len(data["code_edits"]), "warnings": []}
+            yield name, data
+
+
+def _app(service_class: type[ReferenceService]) -> Starlette:
+    service = service_class(ReferenceConfig(store=Store(":memory:")), Store(":memory:"))
+    return Starlette(routes=[Route("/messages", service.post_message, methods=["POST"])])
+
+
+def seconds_latency() -> Starlette:
+    return _app(_SecondsLatency)
+
+
+def status_pings() -> Starlette:
+    return _app(_StatusPings)
+
+
+def counted_patches() -> Starlette:
+    return _app(_CountedPatches)
