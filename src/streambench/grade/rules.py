@@ -213,44 +213,26 @@ def _text_mismatch(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
     return [(f"streamed text differs from the final text at char {at}", _terminal_ms(ctx))]
 
 
-def _first_leak(pattern: re.Pattern[str], ctx: RunContext) -> re.Match[str] | bool | None:
-    """The first match in the streamed text that the expected text does not hold at the same
-    position (True: none; False: no text to compare with)."""
+def _leak(pattern: re.Pattern[str], ctx: RunContext, what: str) -> Findings | None:
+    """The first match in the streamed text that no reference text holds at the same position
+    (positions, not counts: a legitimate match elsewhere does not excuse a leak)."""
     references = ctx.expected_texts or ([ctx.state.final_text] if ctx.state.final_text else [])
+    streamed = ctx.state.streamed_text
     if not references:
-        return False
-    for match in pattern.finditer(ctx.state.streamed_text):
+        return None if streamed else []
+    for match in pattern.finditer(streamed):
         if all(ref[match.start() : match.end()] != match.group() for ref in references):
-            return match
-    return True
+            at = match.start()
+            return [(f"{what} `{match.group()}` shown at char {at}", ctx.char_time(at))]
+    return []
 
 
 def _escape_leak(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
-    match = _first_leak(_ESCAPE, ctx)
-    if match is False:
-        return None if ctx.state.streamed_text else []
-    if not isinstance(match, re.Match):
-        return []
-    return [
-        (
-            f"JSON escape `{match.group()}` shown at char {match.start()}",
-            ctx.char_time(match.start()),
-        )
-    ]
+    return _leak(_ESCAPE, ctx, "JSON escape")
 
 
 def _json_leak(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
-    match = _first_leak(_JSON_SYNTAX, ctx)
-    if match is False:
-        return None if ctx.state.streamed_text else []
-    if not isinstance(match, re.Match):
-        return []
-    return [
-        (
-            f"JSON syntax `{match.group()}` shown at char {match.start()}",
-            ctx.char_time(match.start()),
-        )
-    ]
+    return _leak(_JSON_SYNTAX, ctx, "JSON syntax")
 
 
 def _duplicate_after_failover(
