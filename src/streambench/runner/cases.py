@@ -40,6 +40,12 @@ class Case:
     expect_terminal: str | None = None  # None: derived (docs/rules.md, expected outcome)
     path: Path | None = None
 
+    @property
+    def expression(self) -> str:
+        """The request's code or workflow YAML (``context.expression``): edits apply to it."""
+        context = self.request.get("context")
+        return str(context.get("expression", "")) if isinstance(context, dict) else ""
+
     def request_body(self) -> dict[str, Any]:
         """The JSON to POST: the case's request, with its mode when the request has none."""
         return {"mode": self.mode, **self.request}

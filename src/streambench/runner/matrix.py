@@ -257,8 +257,7 @@ def case_outcomes(
 ) -> list[Outcome]:
     """What a correct system may end with on this run (grade/expect.py): the case's ``expect``
     describes the upstream that serves a run without faults, the recordings the others."""
-    expression = str((case.request.get("context") or {}).get("expression", ""))
-    answers = [recorded_answer(t, case.mode, expression) for t in transcripts]
+    answers = [recorded_answer(t, case.mode, case.expression) for t in transcripts]
     served = served_upstream([upstream_fate(t) for t in transcripts])
     stated_code = case.expect_code if case.expect_code is not None else case.expect_yaml
     recorded = answers[served]
@@ -317,7 +316,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         requested_order=request_body(sut, body).get("order", "changes_first"),
         status_code=response.status,
         sut_error=response.sut_error,
-        expression=str((case.request.get("context") or {}).get("expression", "")),
+        expression=case.expression,
         retry_after_s=_retry_after_s(plans),
         upstream_window_ms=(starts[0], offset + plans[served].duration_ms) if starts else None,
     )
