@@ -317,3 +317,17 @@ def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
     }
     other = {v["rule"] for vs in frame["violations"] for v in vs}
     assert other == {"latency-mismatch", "status-after-text", "patch-count"}
+
+
+def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:
+    from streambench.uses.shrink import shrink_failures
+
+    matrix = Matrix(
+        cases=[str(FIXTURES / "chat-hello")],
+        suts=["tests.suts.broken:lossy_lines"],
+        chunkings=["events", "deltas:1", "bytes:16"],
+    )
+    rows = run_matrix(matrix).to_dict(orient="records")
+    shrunk = shrink_failures(rows, tmp_path, budget_s=5, cases=FIXTURES)
+    assert "split-variance" in {v["rule"] for row in rows for v in row["violations"]}
+    assert {rule for _, _, rule in shrunk} == {"unexpected-error"}

@@ -129,10 +129,11 @@ def run_command(
 
 def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.DataFrame:
     """Shrink each distinct failure; each failing row links its shrunk case (``shrunk_case``,
-    relative to ``out_dir``) for its first violated rule."""
+    relative to ``out_dir``) for its first violated per-run rule."""
     from rich.progress import TextColumn, TimeElapsedColumn
 
     from streambench.cli.shrink import print_result
+    from streambench.grade.rules import CROSS_RUN_RULES
     from streambench.uses.shrink import shrink_failures
 
     rows = frame.to_dict(orient="records")
@@ -150,7 +151,7 @@ def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.
         print_result(result)
     links: list[str | None] = []
     for row in rows:
-        rules = [v["rule"] for v in row["violations"]]
+        rules = [v["rule"] for v in row["violations"] if v["rule"] not in CROSS_RUN_RULES]
         hit = shrunk.get((row["case"], row["sut"], rules[0])) if rules else None
         links.append(str(hit.case_dir.relative_to(out_dir)) if hit else None)
     return frame.assign(shrunk_case=links)

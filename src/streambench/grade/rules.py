@@ -597,6 +597,10 @@ RULES: dict[str, Rule] = {
 }
 
 
+# Rules judged over a whole matrix (grade/variance.py): one run alone cannot show them.
+CROSS_RUN_RULES = frozenset(slug for slug, rule in RULES.items() if rule.check is None)
+
+
 def check_rules(ctx: RunContext, selected: dict[str, dict[str, Any]]) -> list[Violation]:
     """Run the ``selected`` rules (slug -> parameters) in registry order."""
     return judge(ctx, selected)[0]
