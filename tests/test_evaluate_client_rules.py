@@ -10,6 +10,7 @@ import pytest
 from streambench.errors import ConfigError, SpecError
 from streambench.grade.client import consume
 from streambench.grade.dialects import UIEvent, dialect_parser
+from streambench.grade.expect import Answer, Outcome
 from streambench.grade.profile import default_profile, load_profile
 from streambench.grade.quality import code_quality
 from streambench.grade.rules import RULES, RunContext, check_rules
@@ -84,7 +85,7 @@ def test_text_mismatch_escape_leak_and_json_leak() -> None:
         ev(4, "done", "café ok", code="c"),
     ]
     found = slugs(leaky, expected_text="café ok")
-    assert found == ["text-mismatch", "escape-leak", "json-leak"]
+    assert found == ["wrong-text", "text-mismatch", "escape-leak", "json-leak"]
     # JSON the expected text itself contains is not a leak.
     own = [
         ev(1, "changes", code="c"),
@@ -99,7 +100,8 @@ def test_duplicate_after_failover_and_no_fallthrough() -> None:
     dup = [ev(1, "text", "The ans"), ev(5, "text", answer), ev(6, "done", "The ans" + answer)]
     assert "duplicate-after-failover" in slugs(dup, mode="chat", expected_text=answer)
     clean = [ev(1, "text", "The ans"), ev(2, "error", "The ans", message="boom")]
-    assert slugs(clean, mode="chat", expected_text=answer) == []
+    cut = (Outcome("error", Answer(answer), "upstream 1 failed after content"),)
+    assert slugs(clean, mode="chat", expected=cut) == []
     early = [ev(1, "status", "Thinking..."), ev(2, "error", "", message="529")]
     assert slugs(early, mode="chat", n_upstreams=2, first_upstream_failed_early=True) == [
         "no-fallthrough"

@@ -154,7 +154,8 @@ def test_retrying_after_shown_text_is_a_duplicate_after_failover(tmp_path: Path)
     spec = {"chunking": "events", "faults": ("disconnect@event=4",)}
     naive = run_one(RunSpec(str(case), sut=RETRYING, **spec))
     assert naive["streamed_text"] == "Hello from the Hello from the provider."
-    assert [v["rule"] for v in naive["violations"]] == ["duplicate-after-failover"]
+    rules = [v["rule"] for v in naive["violations"]]
+    assert rules == ["wrong-text", "done-after-truncation", "duplicate-after-failover"]
     reference = run_one(RunSpec(str(case), **spec))
     assert reference["terminal"] == "error"
     assert reference["violations"] == []  # no retry, and partial_content is what was shown

@@ -254,7 +254,9 @@ def test_run_shrink_links_each_failing_run_to_its_case(tmp_path: Path) -> None:
     argv += ["--chunking", "events", "--out", str(tmp_path), "--shrink"]
     assert cli_exit_code(argv) == 0
     row = load_results(tmp_path).iloc[0]
-    assert row["shrunk_case"] == "shrunk/job-compact-json-missing-changes"
+    # the first violated rule is linked; outcome rules come first in the registry
+    assert row["violations"][0]["rule"] == "wrong-text"
+    assert row["shrunk_case"] == "shrunk/job-compact-json-wrong-text"
     assert (tmp_path / row["shrunk_case"] / "case.yaml").is_file()
 
 

@@ -129,10 +129,11 @@ def run_command(
 
 def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.DataFrame:
     """Shrink each distinct failure; each failing row links its shrunk case (``shrunk_case``,
-    relative to ``out_dir``) for its first violated rule."""
+    relative to ``out_dir``) for its first violated per-run rule."""
     from rich.progress import TextColumn, TimeElapsedColumn
 
     from streambench.cli.shrink import print_result
+    from streambench.grade.rules import CROSS_RUN_RULES
     from streambench.uses.shrink import shrink_failures
 
     rows = frame.to_dict(orient="records")
@@ -150,7 +151,7 @@ def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.
         print_result(result)
     links: list[str | None] = []
     for row in rows:
-        rules = [v["rule"] for v in row["violations"]]
+        rules = [v["rule"] for v in row["violations"] if v["rule"] not in CROSS_RUN_RULES]
         hit = shrunk.get((row["case"], row["sut"], rules[0])) if rules else None
         links.append(str(hit.case_dir.relative_to(out_dir)) if hit else None)
     return frame.assign(shrunk_case=links)
@@ -270,11 +271,15 @@ def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> st
         Counter(v["rule"] for vs in frame["violations"] for v in vs) if len(frame) else Counter()
     )
     by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items()))
+    lists = frame.get("not_checked", [])
+    unchecked = Counter(slug for slugs in lists for slug in slugs)
+    by_slug = ", ".join(f"{slug} {n}" for slug, n in sorted(unchecked.items()))
     where = paths[0].parent if paths else Path(".")
     return (
         f"{len(frame)} runs in {elapsed_s:.1f} s: {len(frame) - flagged} clean, "
         f"{flagged} with violations{f' ({by_rule})' if by_rule else ''}; "
-        f"reports in {where}/ ({', '.join(p.name for p in paths)})"
+        + (f"{sum(unchecked.values())} checks not possible ({by_slug}); " if unchecked else "")
+        + f"reports in {where}/ ({', '.join(p.name for p in paths)})"
     )
 
 

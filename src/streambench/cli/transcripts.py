@@ -72,6 +72,25 @@ def import_command(
     )
 
 
+def _print_answers(files: list[Path]) -> None:
+    from streambench.grade.expect import recorded_answer, recorded_mode
+    from streambench.transcript import load_file
+    from streambench.transcript.inspect import display_name
+
+    for path in files:
+        for t in load_file(path)[0]:
+            mode, _ = recorded_mode(t.request.body)
+            answer = recorded_answer(t, mode)
+            console.print(f"== {display_name(t)} ({t.meta.api}, {mode})", markup=False)
+            if answer.text is None:
+                console.print("(no answer could be decoded)", markup=False)
+            else:
+                console.print(answer.text, markup=False)
+            if answer.code is not None:
+                console.print(f"-- {'yaml' if mode == 'workflow' else 'code'}", markup=False)
+                console.print(answer.code, markup=False)
+
+
 def _table(rows: list[TranscriptInfo]) -> Table:
     from rich.table import Table
 
@@ -109,12 +128,22 @@ def inspect_command(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="table for people, json for scripts.")
     ] = OutputFormat.table,
+    text: Annotated[
+        bool,
+        typer.Option(
+            "--text",
+            help="Print each stream's recorded answer (what a case without expect expects).",
+        ),
+    ] = False,
 ) -> None:
     """Show provider, api, size, timing and content of each recorded stream."""
     from streambench.transcript import expand_paths, load_file
     from streambench.transcript.inspect import describe
 
     files = expand_paths(paths)
+    if text:
+        _print_answers(files)
+        return
     rows: list[TranscriptInfo] = []
     skipped = 0
     for path in files:

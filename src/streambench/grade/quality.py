@@ -19,13 +19,14 @@ def code_quality(state: ClientState, expected_code: str | None) -> dict[str, Any
     applied = payload.get("patches_applied")
     failed = len(edits) - applied if isinstance(edits, list) and isinstance(applied, int) else None
     warnings = payload.get("warnings") or []
-    comparable = expected_code is not None and final is not None
+    # a run that ends without code is inexact, not left out of the exact rate
+    comparable = expected_code is not None
     return {
         "provisional_code": provisional,
         "final_code": final,
         "expected_code": expected_code,
         "code_exact": final == expected_code if comparable else None,
-        "code_similarity": fuzz.ratio(final, expected_code) if comparable else None,
+        "code_similarity": fuzz.ratio(final or "", expected_code) if comparable else None,
         "provisional_exact": provisional == expected_code
         if expected_code is not None and provisional is not None
         else None,

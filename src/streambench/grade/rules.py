@@ -1,5 +1,10 @@
-"""Ordering and content rules over one run. Each rule is a slug, a one-line description
-(docs/rules.md has the long form) and a pure check over a :class:`RunContext`."""
+"""Outcome, ordering and content rules over one run. Each rule is a slug, a one-line
+description (docs/rules.md has the long form) and a pure check over a :class:`RunContext`.
+
+A check returns its findings, or None when the run lacks what the rule needs (no expected
+answer, no final message): the row lists those rules as ``not_checked`` instead of passing
+them. Cross-run rules (``split-variance``) have no per-run check; grade/variance.py runs them
+over a whole matrix."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 from streambench.grade.client import ClientState
 from streambench.grade.dialects import UIEvent
+from streambench.grade.expect import Answer, Outcome, apply_code_edits
 from streambench.grade.metrics import paints, still_spans
 
 STRUCTURED_MODES = frozenset({"job_code", "workflow"})
@@ -35,7 +41,9 @@ class RunContext:
 
     state: ClientState
     mode: str
-    expected_text: str | None = None
+    # every outcome a correct system may reach (grade/expect.py); empty: nothing is expected
+    expected: tuple[Outcome, ...] = ()
+    expected_text: str | None = None  # shorthand for one expected outcome: done with this text
     n_upstreams: int = 1  # upstream calls the case offers (the provider chain's length)
     # the first upstream failed before delivering any content (a fault the chain should absorb)
     first_upstream_failed_early: bool = False
@@ -43,12 +51,32 @@ class RunContext:
     structured_complete_ms: float | None = None
     # the order the request asked for: a text_first request states text before changes on purpose
     requested_order: str = "changes_first"
+    status_code: int = 200  # the SUT's HTTP status
+    sut_error: str | None = None  # the in-process SUT raised
+    expression: str = ""  # the request's code (job_code edits apply to it)
+    # the first upstream answered 429/529 with this retry-after and another attempt was possible
+    retry_after_s: float | None = None
+    # (first upstream call began, the served upstream's last byte) on the request clock
+    upstream_window_ms: tuple[float, float] | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def outcomes(self) -> tuple[Outcome, ...]:
+        if self.expected or self.expected_text is None:
+            return self.expected
+        return (Outcome("done", Answer(self.expected_text), "the expected text"),)
+
+    @property
+    def expected_texts(self) -> list[str]:
+        """The answer texts a correct system may show (empty: not known)."""
+        texts = [o.answer.text for o in self.outcomes if o.answer.text is not None]
+        return list(dict.fromkeys(texts))
+
+    @property
     def reference_text(self) -> str | None:
-        """What the user should have read: the case's expected text, else the final message."""
-        return self.expected_text if self.expected_text is not None else self.state.final_text
+        """What the user should have read: the expected answer, else the final message."""
+        texts = self.expected_texts
+        return texts[0] if texts else self.state.final_text
 
     def char_time(self, index: int) -> float | None:
         """When the client showed the streamed text's character ``index``."""
@@ -61,17 +89,39 @@ class RunContext:
         return None
 
 
-Check = Callable[[RunContext, dict[str, Any]], list[tuple[str, float | None]]]
+Findings = list[tuple[str, float | None]]
+# None: the run lacks what the rule needs (it goes to the row's not_checked)
+Check = Callable[[RunContext, dict[str, Any]], Findings | None]
 
 
 @dataclass(frozen=True)
 class Rule:
     slug: str
     description: str
-    check: Check
+    check: Check | None  # None: a cross-run rule (grade/variance.py)
     defaults: dict[str, Any] = field(default_factory=dict)
     # off: runs only when a profile names it (a taste, not a bug: e.g. jank)
     on_by_default: bool = True
+
+
+def first_difference(a: str, b: str) -> int:
+    """The first index where ``a`` and ``b`` differ (the shorter length when one is a prefix)."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def excerpt(text: str, at: int, width: int = 24) -> str:
+    """A short quoted piece of ``text`` starting a little before ``at``."""
+    start = max(0, at - 8)
+    piece = text[start : start + width]
+    return ("…" if start else "") + repr(piece) + ("…" if start + width < len(text) else "")
+
+
+def difference(seen: str, expected: str) -> str:
+    """ "at char N: 'seen…' vs expected 'expected…'"."""
+    at = first_difference(seen, expected)
+    return f"at char {at}: {excerpt(seen, at)} vs expected {excerpt(expected, at)}"
 
 
 def _terminal_ms(ctx: RunContext) -> float | None:
@@ -151,56 +201,38 @@ def _terminal_count(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float
     return [(f"{len(terminals)} terminal events ({kinds})", terminals[1].t_ms)]
 
 
-def _text_mismatch(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+def _text_mismatch(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
     final = ctx.state.final_text
     streamed = ctx.state.streamed_text
-    if final is None or streamed == final:
+    if final is None:
+        # an error's partial is partial-mismatch's; no final text at all cannot be compared
+        return [] if ctx.state.terminal_kind == "error" else None
+    if streamed == final:
         return []
-    at = next(
-        (i for i, (a, b) in enumerate(zip(streamed, final, strict=False)) if a != b),
-        min(len(streamed), len(final)),
-    )
+    at = first_difference(streamed, final)
     return [(f"streamed text differs from the final text at char {at}", _terminal_ms(ctx))]
 
 
-def _count_excess(pattern: re.Pattern[str], ctx: RunContext) -> re.Match[str] | None:
-    """The first match in the streamed text beyond what the reference text itself contains."""
-    reference = ctx.reference_text
-    if reference is None:
-        return None
+def _leak(pattern: re.Pattern[str], ctx: RunContext, what: str) -> Findings | None:
+    """The first match in the streamed text that no reference text holds at the same position
+    (positions, not counts: a legitimate match elsewhere does not excuse a leak)."""
+    references = ctx.expected_texts or ([ctx.state.final_text] if ctx.state.final_text else [])
     streamed = ctx.state.streamed_text
-    matches = list(pattern.finditer(streamed))
-    if len(matches) <= len(pattern.findall(reference)):
-        return None
-    common = next(
-        (i for i, (a, b) in enumerate(zip(streamed, reference, strict=False)) if a != b),
-        min(len(streamed), len(reference)),
-    )
-    return next((m for m in matches if m.end() > common), matches[-1])
+    if not references:
+        return None if streamed else []
+    for match in pattern.finditer(streamed):
+        if all(ref[match.start() : match.end()] != match.group() for ref in references):
+            at = match.start()
+            return [(f"{what} `{match.group()}` shown at char {at}", ctx.char_time(at))]
+    return []
 
 
-def _escape_leak(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
-    match = _count_excess(_ESCAPE, ctx)
-    if match is None:
-        return []
-    return [
-        (
-            f"JSON escape `{match.group()}` shown at char {match.start()}",
-            ctx.char_time(match.start()),
-        )
-    ]
+def _escape_leak(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    return _leak(_ESCAPE, ctx, "JSON escape")
 
 
-def _json_leak(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
-    match = _count_excess(_JSON_SYNTAX, ctx)
-    if match is None:
-        return []
-    return [
-        (
-            f"JSON syntax `{match.group()}` shown at char {match.start()}",
-            ctx.char_time(match.start()),
-        )
-    ]
+def _json_leak(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    return _leak(_JSON_SYNTAX, ctx, "JSON syntax")
 
 
 def _duplicate_after_failover(
@@ -237,10 +269,12 @@ def _no_fallthrough(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float
     ]
 
 
-def _partial_mismatch(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+def _partial_mismatch(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
     terminal = ctx.state.terminal
-    if terminal is None or terminal.kind != "error" or terminal.text is None:
+    if terminal is None or terminal.kind != "error":
         return []
+    if terminal.text is None:
+        return None  # the dialect's error carries no partial content
     if terminal.text == ctx.state.streamed_text:
         return []
     shown, told = len(ctx.state.streamed_text), len(terminal.text)
@@ -281,9 +315,217 @@ def _jank(ctx: RunContext, params: dict[str, Any]) -> list[tuple[str, float | No
     return sorted(found, key=lambda item: item[1] or 0.0)
 
 
+def _error_detail(ctx: RunContext) -> str:
+    terminal = ctx.state.terminal
+    if terminal is None:
+        return "without a done or error event"
+    message = terminal.data.get("message")
+    return f"in error ({message})" if message else "in error"
+
+
+def _wrong_text(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    texts = ctx.expected_texts
+    if not texts:
+        return None
+    state, kind = ctx.state, ctx.state.terminal_kind
+    done_texts = [
+        o.answer.text for o in ctx.outcomes if o.terminal == "done" and o.answer.text is not None
+    ]
+    found: Findings = []
+    if kind == "done" and done_texts:
+        for what, seen in (
+            ("streamed text", state.streamed_text),
+            ("final text", state.final_text),
+        ):
+            if seen is not None and seen not in done_texts:
+                found.append((f"{what} {difference(seen, done_texts[0])}", _terminal_ms(ctx)))
+    elif not any(t.startswith(state.streamed_text) for t in texts):
+        at = first_difference(state.streamed_text, texts[0])
+        shown = difference(state.streamed_text, texts[0])
+        found.append((f"shown text is no prefix of the expected answer {shown}", ctx.char_time(at)))
+    return found
+
+
+def _wrong_code(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    if ctx.mode not in STRUCTURED_MODES:
+        return []
+    codes = list(dict.fromkeys(o.answer.code for o in ctx.outcomes if o.answer.code is not None))
+    if ctx.outcomes and not any(o.delivered for o in ctx.outcomes):
+        return [
+            ("changes arrived although no upstream delivered any", ev.t_ms)
+            for ev in ctx.state.changes
+        ]
+    if not codes:
+        return None
+    if ctx.state.terminal_kind == "done" and any(o.terminal == "done" for o in ctx.outcomes):
+        final = ctx.state.final_code
+        if final is None:
+            return [(f"no code arrived; expected {len(codes[0])} chars", _terminal_ms(ctx))]
+        if final not in codes:
+            return [(f"final code {difference(final, codes[0])}", _terminal_ms(ctx))]
+        return []
+    return [
+        (f"changes code {difference(ev.code, codes[0])}", ev.t_ms)
+        for ev in ctx.state.changes
+        if ev.code is not None and ev.code not in codes
+    ]
+
+
+def _unexpected_error(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    if not ctx.outcomes:
+        return None
+    if ctx.state.terminal_kind == "done" or any(o.terminal != "done" for o in ctx.outcomes):
+        return []
+    cause = ctx.outcomes[0].cause
+    return [(f"ended {_error_detail(ctx)} although {cause}", _terminal_ms(ctx))]
+
+
+def _done_after_truncation(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    if not ctx.outcomes:
+        return None
+    if ctx.state.terminal_kind != "done" or any(o.terminal == "done" for o in ctx.outcomes):
+        return []
+    return [(f"answered done although {ctx.outcomes[0].cause}", _terminal_ms(ctx))]
+
+
+def _sut_failure(ctx: RunContext, _: dict[str, Any]) -> Findings:
+    found: Findings = []
+    if ctx.status_code != 200:
+        found.append((f"HTTP status {ctx.status_code}", None))
+    if ctx.sut_error:
+        found.append((f"the SUT raised {ctx.sut_error}", _terminal_ms(ctx)))
+    return found
+
+
+def _retry_after_ignored(ctx: RunContext, _: dict[str, Any]) -> Findings:
+    if ctx.retry_after_s is None or ctx.state.terminal_kind != "error":
+        return []
+    return [
+        (
+            f"ended in error after a 429/529 with retry-after {ctx.retry_after_s:g} s",
+            _terminal_ms(ctx),
+        )
+    ]
+
+
+def _status_after_text(ctx: RunContext, _: dict[str, Any]) -> Findings:
+    text = _first_text(ctx)
+    if text is None or ctx.requested_order == "text_first":
+        return []
+    timeline = ctx.state.timeline
+    end = timeline.index(ctx.state.terminal) if ctx.state.terminal else len(timeline)
+    return [
+        (f"status {ev.text!r} after text had started", ev.t_ms)
+        for ev in timeline[timeline.index(text) + 1 : end]
+        if ev.kind == "status"
+    ]
+
+
+def _latency_mismatch(ctx: RunContext, params: dict[str, Any]) -> Findings | None:
+    terminal = ctx.state.terminal
+    if terminal is None or terminal.kind != "done":
+        return []
+    latency = terminal.data.get("latency_ms")
+    if not isinstance(latency, int | float) or ctx.upstream_window_ms is None:
+        return None
+    tolerance = float(params["tolerance_ms"])
+    start, end = ctx.upstream_window_ms
+    if latency > terminal.t_ms + tolerance:
+        return [
+            (f"latency_ms {latency:g} exceeds the {terminal.t_ms:g} ms measured", terminal.t_ms)
+        ]
+    if latency < end - start - tolerance:
+        return [
+            (
+                f"latency_ms {latency:g} is under the {end - start:g} ms the upstream took",
+                terminal.t_ms,
+            )
+        ]
+    return []
+
+
+def _patch_count(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    if ctx.mode != "job_code" or not ctx.state.changes:
+        return []
+    found: Findings = []
+    for ev in ctx.state.changes:
+        edits, applied = ev.data.get("code_edits"), ev.data.get("patches_applied")
+        resolved = apply_code_edits(ctx.expression, edits)
+        if resolved is None or not isinstance(applied, int):
+            return None
+        code, ok, skipped = resolved
+        warnings = ev.data.get("warnings") or []
+        n_warnings = len(warnings) if isinstance(warnings, list) else 1
+        if applied != ok:
+            found.append((f"patches_applied {applied}; {ok} of {len(edits)} edits apply", ev.t_ms))
+        if n_warnings != skipped:
+            found.append((f"{n_warnings} warning(s) for {skipped} skipped edit(s)", ev.t_ms))
+        if ev.code is not None and ev.code != code:
+            found.append(
+                (f"changes code is not its edits applied: {difference(ev.code, code)}", ev.t_ms)
+            )
+    return found
+
+
 RULES: dict[str, Rule] = {
     rule.slug: rule
     for rule in (
+        Rule(
+            "wrong-text",
+            "The text the user saw differs from the expected answer.",
+            _wrong_text,
+        ),
+        Rule(
+            "wrong-code",
+            "The code/YAML the user ends with differs from the expected one, or none arrived.",
+            _wrong_code,
+        ),
+        Rule(
+            "unexpected-error",
+            "The run ended in error or without a terminal although a complete answer was usable.",
+            _unexpected_error,
+        ),
+        Rule(
+            "done-after-truncation",
+            "The upstream answer ended early or failed and the SUT still answered done.",
+            _done_after_truncation,
+        ),
+        Rule(
+            "sut-failure",
+            "The SUT answered an HTTP status other than 200, or raised.",
+            _sut_failure,
+        ),
+        Rule(
+            "split-variance",
+            "Under one chunking the run ends differently (text, code, terminal) than under most.",
+            None,
+        ),
+        Rule(
+            "status-variance",
+            "The statuses shown differ between chunkings of the same seed.",
+            None,
+        ),
+        Rule(
+            "retry-after-ignored",
+            "An error after a 429/529 with retry-after although another attempt was allowed.",
+            _retry_after_ignored,
+        ),
+        Rule(
+            "status-after-text",
+            "A status line arrived after the answer text had started.",
+            _status_after_text,
+        ),
+        Rule(
+            "latency-mismatch",
+            "The final message's latency_ms is not what was measured.",
+            _latency_mismatch,
+            {"tolerance_ms": 5},
+        ),
+        Rule(
+            "patch-count",
+            "The changes event's patches_applied, warnings or code disagree with its code_edits.",
+            _patch_count,
+        ),
         Rule(
             "text-before-changes",
             "Text was shown before the changes event arrived.",
@@ -355,11 +597,26 @@ RULES: dict[str, Rule] = {
 }
 
 
+# Rules judged over a whole matrix (grade/variance.py): one run alone cannot show them.
+CROSS_RUN_RULES = frozenset(slug for slug, rule in RULES.items() if rule.check is None)
+
+
 def check_rules(ctx: RunContext, selected: dict[str, dict[str, Any]]) -> list[Violation]:
     """Run the ``selected`` rules (slug -> parameters) in registry order."""
+    return judge(ctx, selected)[0]
+
+
+def judge(
+    ctx: RunContext, selected: dict[str, dict[str, Any]]
+) -> tuple[list[Violation], list[str]]:
+    """The ``selected`` per-run rules' violations, and the slugs that could not be checked."""
     violations: list[Violation] = []
+    not_checked: list[str] = []
     for slug, rule in RULES.items():
-        if slug in selected:
-            params = {**rule.defaults, **selected[slug]}
-            violations.extend(Violation(slug, msg, at) for msg, at in rule.check(ctx, params))
-    return violations
+        if slug in selected and rule.check is not None:
+            found = rule.check(ctx, {**rule.defaults, **selected[slug]})
+            if found is None:
+                not_checked.append(slug)
+            else:
+                violations.extend(Violation(slug, msg, at) for msg, at in found)
+    return violations, not_checked

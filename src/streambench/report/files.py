@@ -52,7 +52,8 @@ def run_id(row: pd.Series | dict[str, Any]) -> str:
 def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """One row per group of the id columns ``by``, sorted: ``runs``, ``flagged`` (runs with
     violations), ``violations``, a count per terminal (done, error, none), ``<metric>_p50`` and
-    ``<metric>_p95`` of each of SUMMARY_METRICS, and ``code_exact_rate`` (0..1; NaN when no run
+    ``<metric>_p95`` of each of SUMMARY_METRICS, ``not_checked`` (rule checks a run could not
+    make), and ``code_exact_rate`` (0..1; NaN when no run
     of the group expects code)."""
     rows = []
     for key, group in frame.groupby(list(by), sort=True):
@@ -66,6 +67,9 @@ def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
             values = group[metric].dropna()
             for q in (50, 95):
                 row[f"{metric}_p{q}"] = values.quantile(q / 100) if len(values) else float("nan")
+        row["not_checked"] = (
+            int(group["not_checked"].map(len).sum()) if "not_checked" in group else 0
+        )
         exact = group["code_exact"].dropna()
         row["code_exact_rate"] = float(exact.astype(bool).mean()) if len(exact) else float("nan")
         rows.append(row)

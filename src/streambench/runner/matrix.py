@@ -28,14 +28,23 @@ from streambench._yaml import load_yaml
 from streambench.errors import ConfigError, SpecError
 from streambench.grade.client import consume
 from streambench.grade.dialects import UIEvent, dialect_parser
+from streambench.grade.expect import (
+    Answer,
+    Outcome,
+    expected_outcomes,
+    recorded_answer,
+    served_upstream,
+    upstream_fate,
+)
 from streambench.grade.metrics import compute_metrics
 from streambench.grade.profile import load_profile
 from streambench.grade.quality import code_quality
-from streambench.grade.rules import RunContext, check_rules
+from streambench.grade.rules import RunContext, judge
 from streambench.grade.upstream import analyse_upstream
-from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
+from streambench.grade.variance import cross_run_violations
+from streambench.replay import ReplayPlan, build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.replay.specs import split_composed
-from streambench.runner.cases import case_files, load_case
+from streambench.runner.cases import Case, case_files, load_case
 from streambench.runner.executors import Executor, LocalExecutor, Progress
 from streambench.sse import SSEDecoder
 from streambench.suts import (
@@ -47,7 +56,7 @@ from streambench.suts import (
     replay_host,
     request_body,
 )
-from streambench.transcript import load_inputs
+from streambench.transcript import Transcript, load_inputs
 
 ID_COLUMNS = ("case", "sut", "dialect", "chunking", "latency", "fault", "seed")
 # The bundled cases, looked up in the current folder (a checkout of streambench), and where
@@ -243,6 +252,34 @@ def _ui_events(response: SutResponse, dialect: str) -> list[UIEvent]:
     return events
 
 
+def case_outcomes(
+    case: Case, transcripts: Sequence[Transcript], plans: Sequence[ReplayPlan], faulted: bool
+) -> list[Outcome]:
+    """What a correct system may end with on this run (grade/expect.py): the case's ``expect``
+    describes the upstream that serves a run without faults, the recordings the others."""
+    answers = [recorded_answer(t, case.mode, case.expression) for t in transcripts]
+    served = served_upstream([upstream_fate(t) for t in transcripts])
+    stated_code = case.expect_code if case.expect_code is not None else case.expect_yaml
+    recorded = answers[served]
+    answers[served] = Answer(
+        case.expect_text if case.expect_text is not None else recorded.text,
+        stated_code if stated_code is not None else recorded.code,
+    )
+    fates = [upstream_fate(t, p) for t, p in zip(transcripts, plans, strict=True)]
+    return expected_outcomes(answers, fates, None if faulted else case.expect_terminal)
+
+
+def _retry_after_s(plans: Sequence[ReplayPlan]) -> float | None:
+    """The first upstream's retry-after on a 429/529 when a second attempt has a recording."""
+    value = plans[0].headers.get("retry-after") if len(plans) > 1 else None
+    if plans[0].status not in (429, 529) or value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
 def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
     """One run's result row (see docs/evaluation.md for the columns)."""
     case = load_case(spec.case_path)
@@ -267,17 +304,24 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
     served = max(0, min(len(response.upstream_starts_ms), len(plans)) - 1)
     offset = response.upstream_starts_ms[served] if response.upstream_starts_ms else 0.0
     upstream = analyse_upstream(plans[served].content_timeline, case.mode).shifted(offset)
-    expected_code = case.expect_code if case.expect_code is not None else case.expect_yaml
+    outcomes = case_outcomes(case, transcripts, plans, bool(spec.faults))
+    starts = response.upstream_starts_ms
     ctx = RunContext(
         state,
         case.mode,
-        expected_text=case.expect_text,
+        expected=tuple(outcomes),
         n_upstreams=len(plans),
         first_upstream_failed_early=bool(spec.faults) and not plans[0].content_timeline,
         structured_complete_ms=upstream.structured_complete_ms,
         requested_order=request_body(sut, body).get("order", "changes_first"),
+        status_code=response.status,
+        sut_error=response.sut_error,
+        expression=case.expression,
+        retry_after_s=_retry_after_s(plans),
+        upstream_window_ms=(starts[0], offset + plans[served].duration_ms) if starts else None,
     )
-    violations = check_rules(ctx, load_profile(spec.profile_path))
+    violations, not_checked = judge(ctx, load_profile(spec.profile_path))
+    expected = outcomes[0]
     terminal = state.terminal
     row: dict[str, Any] = {
         "case": case.name,
@@ -301,8 +345,12 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         "n_violations": len(violations),
         "streamed_text": state.streamed_text,
         "final_text": state.final_text,
-        "expected_text": case.expect_text,
-        **code_quality(state, expected_code),
+        "expected_terminal": "/".join(dict.fromkeys(o.terminal for o in outcomes)),
+        "expected_text": expected.answer.text,
+        "expected_cause": expected.cause,
+        "not_checked": not_checked,
+        "statuses": [ev.text for ev in state.timeline if ev.kind == "status"],
+        **code_quality(state, expected.answer.code),
         "timeline_json": json.dumps(
             _timeline(state.timeline, plans, response.upstream_starts_ms, spec.faults)
         ),
@@ -415,7 +463,20 @@ def run_matrix(
                 sut_process(matrix.sut_cmd, urls[0], host.url) if matrix.sut_cmd else nullcontext()
             ):
                 rows += LocalExecutor(1).map(partial(run_one, host=host), http, progress)
+    rows = add_cross_run_violations(rows, load_profile(matrix.profile))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     return frame.sort_values(list(ID_COLUMNS), kind="stable").reset_index(drop=True)
+
+
+def add_cross_run_violations(
+    rows: list[dict[str, Any]], selected: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows with the cross-run rules' violations (split-variance, ...) added."""
+    found = cross_run_violations(rows, selected)
+    for index, violations in found.items():
+        row = rows[index]
+        row["violations"] = [*row["violations"], *(v.as_dict() for v in violations)]
+        row["n_violations"] = len(row["violations"])
+    return rows

@@ -184,6 +184,25 @@ def _fault_spec(kind: str, position: str, upstream: _Upstream) -> str | None:
     return f"stall@event={event},ms=3000" if kind == "stall" else f"{kind}@event={event}"
 
 
+def transcript_faults(transcript: Transcript) -> dict[tuple[str, str], str]:
+    """The chaos matrix's faults (kind x position -> spec) placed on a recorded stream, for
+    ``streambench run --fault`` (event positions count the recorded events: events chunking)."""
+    api = transcript.meta.api
+    events = decode_all(transcript.response.body)
+    carrying = [
+        i for i, ev in enumerate(events) if any(k == "text" for k, _ in event_content(api, ev))
+    ]
+    first, last = (carrying[0], carrying[-1]) if carrying else (0, 0)
+    upstream = _Upstream("anthropic", "", "", transcript, first, last, max(len(events) - 1, 0))
+    found = {}
+    for position in POSITIONS:
+        for kind in FAULT_KINDS:
+            spec = _fault_spec(kind, position, upstream)
+            if spec is not None:
+                found[(kind, position)] = spec
+    return found
+
+
 def cells(providers: Sequence[str]) -> list[Cell]:
     """Every meaningful cell for a chain of ``providers`` (kinds of :data:`KINDS`)."""
     upstreams = [_upstream(kind, i) for i, kind in enumerate(parse_providers(",".join(providers)))]

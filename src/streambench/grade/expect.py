@@ -1,0 +1,253 @@
+"""The outcome a correct system must reach on a run, derived from the case, its recordings and
+the injected faults (docs/rules.md has the table of fault x position -> expected outcome).
+
+The provider chain contract (skytwin #151) decides: upstreams are tried in order; one that
+fails before delivering any content falls through to the next (a retry after ``retry-after``
+gets the next recording too); the first one that delivers content is committed: it ends in
+``done`` with its answer, or, when it fails later, in ``error`` whose partial text is a
+prefix of its answer. When every upstream fails before content the run ends in ``error`` with
+nothing shown.
+
+The answer of an upstream is decoded here from its recording with the grader's own parsing
+(``json.loads`` and the documented code-edit contract), never with the reference's parser,
+so a bug there cannot hide behind an expectation computed by the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from streambench.grade.upstream import PREFILLS, STRUCTURED_KEYS, TEXT_KEYS
+from streambench.providers.apis import summarize
+from streambench.replay import ReplayPlan, parse_fault
+from streambench.sse import decode_all
+from streambench.transcript import Transcript
+
+# Faults that end the upstream stream early: what follows them never arrives.
+CUTTING_FAULTS = frozenset({"disconnect", "truncate", "error-event"})
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the user should end up with: text, and code/YAML in job_code/workflow (None when it
+    is not known: the recording could not be decoded, or chat mode has none)."""
+
+    text: str | None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One outcome a correct system may reach. ``terminal`` done: exactly ``answer``; error:
+    the text shown is a prefix of ``answer.text``. ``cause`` says why, in one line."""
+
+    terminal: str
+    answer: Answer
+    cause: str
+    cut: bool = False  # the committed upstream ended early (truncated, dropped, error event)
+    delivered: bool = True  # False: no upstream delivered any content (nothing may be shown)
+
+
+@dataclass(frozen=True)
+class UpstreamFate:
+    """How one upstream's replay goes for the chain."""
+
+    fails: bool  # it ends without a complete answer
+    shows_content: bool  # it delivered content before failing (the chain is committed)
+    cut: bool = False
+    tolerable: bool = False  # a malformed or repeated event: a tolerant parser may carry on
+    answer_changed: bool = False  # the fault altered the delivered content (a duplicated delta)
+    why: str = ""
+
+
+# ---------------------------------------------------------------------------- answers
+
+
+def recorded_prefill(request_body: Any) -> str | None:
+    """The assistant message the recorded request ended with (the prefill), if any."""
+    messages = request_body.get("messages") if isinstance(request_body, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return None
+    last = messages[-1]
+    if isinstance(last, dict) and last.get("role") == "assistant":
+        content = last.get("content")
+        return content if isinstance(content, str) else None
+    return None
+
+
+def recorded_mode(request_body: Any) -> tuple[str, str]:
+    """(mode, order) a recorded request implies: its prefill names the answer's first key
+    (``"code_edits"`` / ``"text_answer"``: job_code; ``"yaml"`` / ``"text"``: workflow)."""
+    prefill = recorded_prefill(request_body) or ""
+    for mode, struct_key in STRUCTURED_KEYS.items():
+        if f'"{struct_key}"' in prefill:
+            return mode, "changes_first"
+        if f'"{TEXT_KEYS[mode]}"' in prefill:
+            return mode, "text_first"
+    return "chat", "changes_first"
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A wrong prefill guess can parse with a key twice (`{"yaml": "` before a text-first answer).
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object ``text`` holds, also inside a Markdown code fence; None if none parses."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    decoder = json.JSONDecoder(strict=False, object_pairs_hook=_unique_keys)
+    try:
+        obj, _ = decoder.raw_decode(text[start:])
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def apply_code_edits(code: str, edits: Any) -> tuple[str, int, int] | None:
+    """The documented edit contract (docs/wire-format.md): a ``replace`` whose ``old_code``
+    occurs exactly once applies, a ``rewrite`` replaces everything, any other edit is skipped
+    with a warning. Returns (code, patches applied, warnings); None when ``edits`` is no list."""
+    if not isinstance(edits, list):
+        return None
+    applied = 0
+    for edit in edits:
+        new = edit.get("new_code") if isinstance(edit, dict) else None
+        action = edit.get("action") if isinstance(edit, dict) else None
+        old = edit.get("old_code") if isinstance(edit, dict) else None
+        if not isinstance(new, str):
+            continue
+        if action == "rewrite":
+            code = new
+        elif action == "replace" and isinstance(old, str) and old and code.count(old) == 1:
+            code = code.replace(old, new, 1)
+        else:
+            continue
+        applied += 1
+    return code, applied, len(edits) - applied
+
+
+def structured_answer(content: str, mode: str, expression: str, prefill: str | None) -> Answer:
+    """The text and code/YAML of a job_code / workflow answer continued from a prefill."""
+    guesses = [p for p in (prefill, *PREFILLS[mode]) if p is not None]
+    for guess in dict.fromkeys(guesses):
+        obj = _json_object(guess + content)
+        if obj is None or not {STRUCTURED_KEYS[mode], TEXT_KEYS[mode]} <= obj.keys():
+            continue
+        text = obj.get(TEXT_KEYS[mode])
+        structured = obj[STRUCTURED_KEYS[mode]]
+        if mode == "workflow":
+            code = structured if isinstance(structured, str) else None
+        else:
+            resolved = apply_code_edits(expression, structured)
+            code = resolved[0] if resolved else None
+        return Answer(text if isinstance(text, str) else None, code)
+    return Answer(None, None)
+
+
+def recorded_answer(transcript: Transcript, mode: str, expression: str = "") -> Answer:
+    """The answer the recording carries for ``mode`` (the whole text in chat mode)."""
+    if transcript.response.status != 200:
+        return Answer(None, None)
+    text = summarize(transcript.meta.api, decode_all(transcript.response.body)).text
+    if mode not in STRUCTURED_KEYS:
+        return Answer(text)
+    return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
+
+
+# ---------------------------------------------------------------------------- fates
+
+
+def _content_before(plan: ReplayPlan, origin: str) -> bool:
+    """Whether content was delivered before the first frame of ``origin`` (or at all)."""
+    for entry in plan.timeline:
+        if entry.frame.origin == origin:
+            return False
+        if entry.frame.content:
+            return True
+    return False
+
+
+def upstream_fate(transcript: Transcript, plan: ReplayPlan | None = None) -> UpstreamFate:
+    """What the chain gets from this upstream: its recording, with the plan's faults when a
+    plan is given (without one: the recording as it is)."""
+    faults = [parse_fault(str(s)) for s in plan.spec.get("faults", ())] if plan else []  # type: ignore[attr-defined]
+    summary = summarize(transcript.meta.api, decode_all(transcript.response.body))
+    recorded = bool(summary.text or summary.tool_json or summary.thinking)
+    shown = bool(plan.content_timeline) if plan else recorded
+    status = plan.status if plan else transcript.response.status
+    if status != 200:
+        return UpstreamFate(
+            True, False, why=faults[0].spec if faults else f"recorded HTTP {status}"
+        )
+    cutting = [f for f in faults if f.kind in CUTTING_FAULTS]
+    if cutting:
+        return UpstreamFate(True, shown, cut=True, why=cutting[0].spec)
+    if summary.errors:
+        return UpstreamFate(True, shown, cut=True, why=f"recorded error: {summary.errors[0]}")
+    if transcript.meta.truncated:
+        return UpstreamFate(True, shown, cut=True, why="the recording is truncated")
+    garbage = next((f for f in faults if f.kind == "garbage"), None)
+    if plan is not None and garbage is not None:
+        before = _content_before(plan, "garbage")
+        return UpstreamFate(True, before, tolerable=True, why=garbage.spec)
+    duplicate = next((f for f in faults if f.kind == "duplicate"), None)
+    if plan is not None and duplicate is not None:
+        repeated = any(e.frame.origin == "duplicate" and e.frame.content for e in plan.timeline)
+        return UpstreamFate(False, shown, answer_changed=repeated, why=duplicate.spec)
+    return UpstreamFate(False, shown)
+
+
+# ---------------------------------------------------------------------------- the chain
+
+
+def _walk(answers: Sequence[Answer], fates: Sequence[UpstreamFate]) -> list[Outcome]:
+    """Outcomes over the chain (see the module docstring); a tolerable fault forks the walk."""
+    failures: list[str] = []
+    for i, (answer, fate) in enumerate(zip(answers, fates, strict=True)):
+        where = f"upstream {i + 1}"
+        if fate.tolerable:
+            strict = [*fates[:i], replace(fate, tolerable=False), *fates[i + 1 :]]
+            lenient = [*fates[:i], UpstreamFate(False, True), *fates[i + 1 :]]
+            return [*_walk(answers, strict), *_walk(answers, lenient)]
+        if not fate.fails:
+            if fate.answer_changed:
+                answer = Answer(None, None)
+            cause = f"{where} answers" + (f" after {'; '.join(failures)}" if failures else "")
+            return [Outcome("done", answer, cause)]
+        if fate.shows_content:
+            return [
+                Outcome("error", answer, f"{where} failed after content ({fate.why})", fate.cut)
+            ]
+        failures.append(f"{where} failed before content ({fate.why})")
+    cause = "every upstream failed before content: " + "; ".join(failures)
+    return [Outcome("error", Answer(""), cause, delivered=False)]
+
+
+def served_upstream(fates: Sequence[UpstreamFate]) -> int:
+    """The upstream the chain commits to (index), or the last one when all fail first."""
+    for i, fate in enumerate(fates):
+        if not fate.fails or fate.shows_content:
+            return i
+    return len(fates) - 1
+
+
+def expected_outcomes(
+    answers: Sequence[Answer], fates: Sequence[UpstreamFate], stated_terminal: str | None = None
+) -> list[Outcome]:
+    """Every outcome a correct chain may reach. ``stated_terminal`` (the case's
+    ``expect.terminal``, for runs without injected faults) overrides the derived terminal."""
+    outcomes = _walk(answers, fates)
+    if stated_terminal is None:
+        return outcomes
+    return [
+        replace(o, terminal=stated_terminal, cause=f"{o.cause}; the case expects {stated_terminal}")
+        for o in outcomes
+    ]
