@@ -29,6 +29,37 @@ class Violation:
         return {"rule": self.rule, "message": self.message, "at_ms": self.at_ms}
 
 
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One upstream request the replay answered: what the SUT sent (``api`` as detected from
+    its URL, ``generic-sse`` when unknown) and the recording that answered it."""
+
+    method: str
+    url: str
+    api: str
+    recorded_api: str
+    recorded_url: str
+    t_ms: float | None = None  # when it began, on the request clock
+    cycled: bool = False  # more calls than recordings: the replay answered with one again
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "url": self.url,
+            "api": self.api,
+            "recorded_api": self.recorded_api,
+            "t_ms": self.t_ms,
+        }
+
+
+# Where the SUT's provider client must send for the replay to answer (no-upstream-call).
+INTERCEPTION_HINT = (
+    "over HTTP point its provider base URL at the replay host (ANTHROPIC_BASE_URL,"
+    " OPENAI_BASE_URL=<host>/v1, GOOGLE_GEMINI_BASE_URL; --sut-cmd sets them); in process only"
+    " httpx / httpx2 clients are intercepted (the anthropic, openai and google-genai SDKs)"
+)
+
+
 @dataclass
 class RunContext:
     """Everything a rule may look at for one run."""
@@ -43,6 +74,8 @@ class RunContext:
     structured_complete_ms: float | None = None
     # the order the request asked for: a text_first request states text before changes on purpose
     requested_order: str = "changes_first"
+    # what the replay saw of each upstream request (None: not known for this run)
+    upstream_calls: list[UpstreamCall] | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -281,6 +314,30 @@ def _jank(ctx: RunContext, params: dict[str, Any]) -> list[tuple[str, float | No
     return sorted(found, key=lambda item: item[1] or 0.0)
 
 
+def _no_upstream_call(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    if ctx.upstream_calls is None or ctx.upstream_calls or ctx.n_upstreams < 1:
+        return []
+    return [
+        (
+            f"the case has {ctx.n_upstreams} upstream recording(s) but the SUT made no request"
+            f" the replay answered: {INTERCEPTION_HINT}",
+            _terminal_ms(ctx),
+        )
+    ]
+
+
+def _wrong_upstream(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    return [
+        (
+            f"the SUT called {call.method} {call.url} ({call.api}) but the recording answering"
+            f" it is {call.recorded_api} ({call.recorded_url})",
+            call.t_ms,
+        )
+        for call in ctx.upstream_calls or ()
+        if not call.cycled and call.recorded_api != "generic-sse" and call.api != call.recorded_api
+    ]
+
+
 RULES: dict[str, Rule] = {
     rule.slug: rule
     for rule in (
@@ -350,6 +407,16 @@ RULES: dict[str, Rule] = {
             _jank,
             {"max_jump_chars": 80, "max_stall_ms": 1500},
             on_by_default=False,
+        ),
+        Rule(
+            "no-upstream-call",
+            "The case has upstream recordings but the SUT made no request the replay answered.",
+            _no_upstream_call,
+        ),
+        Rule(
+            "wrong-upstream",
+            "The SUT called another provider API than the recording's.",
+            _wrong_upstream,
         ),
     )
 }

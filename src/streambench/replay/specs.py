@@ -89,8 +89,13 @@ def parse_term(text: str, spec: str) -> Term:
         raise SpecError(f"spec {spec!r}: nothing after {name + ':'!r}")
     if "=" not in rest:
         return Term(spec, name, arg=rest)
+    return Term(spec, name, options=parse_options(rest, spec))
+
+
+def parse_options(text: str, spec: str) -> dict[str, str]:
+    """``k=v,k=v`` (the options part of a term, or of a SUT spec after its target)."""
     options: dict[str, str] = {}
-    for item in rest.split(","):
+    for item in text.split(","):
         key, eq, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not eq or not key or not value:
@@ -98,7 +103,7 @@ def parse_term(text: str, spec: str) -> Term:
         if key in options:
             raise SpecError(f"spec {spec!r}: option {key!r} given twice")
         options[key] = value
-    return Term(spec, name, options=options)
+    return options
 
 
 def parse_terms(spec: str) -> list[Term]:
