@@ -4,6 +4,7 @@ replay saw of each upstream request."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -13,6 +14,18 @@ from streambench.replay.transports import RequestRecord
 
 if TYPE_CHECKING:
     from streambench.suts.http import ReplayHost
+
+# Provider API keys a SUT finds in its environment when the user set none (the replay needs none).
+API_KEY_DEFAULTS = {
+    "ANTHROPIC_API_KEY": "streambench",
+    "OPENAI_API_KEY": "streambench",
+    "GOOGLE_API_KEY": "streambench",
+}
+
+
+def api_key_env() -> dict[str, str]:
+    """The keys of :data:`API_KEY_DEFAULTS` the environment does not already set."""
+    return {k: v for k, v in API_KEY_DEFAULTS.items() if not os.environ.get(k)}
 
 
 @dataclass(frozen=True)

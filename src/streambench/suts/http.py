@@ -29,7 +29,7 @@ from streambench._server import running_server
 from streambench.errors import ConfigError
 from streambench.replay.plan import ReplayPlan
 from streambench.replay.transports import RequestRecord
-from streambench.suts.base import SutResponse, SutTimeouts
+from streambench.suts.base import SutResponse, SutTimeouts, api_key_env
 from streambench.suts.contract import Contract, explain_status
 
 # Most a SUT's response body may hold before the run stops (a runaway stream).
@@ -175,8 +175,7 @@ def sut_process(cmd: str, sut_url: str, replay_url: str) -> Iterator[None]:
         env = {
             **os.environ,
             **{name: replay_url + suffix for name, suffix in BASE_URL_VARIABLES.items()},
-            "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY", "streambench"),
-            "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "streambench"),
+            **api_key_env(),
             "STREAMBENCH_DB": str(Path(tmp) / "sut.sqlite3"),
         }
         try:

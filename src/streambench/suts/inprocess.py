@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 from starlette.types import ASGIApp, Message, Scope
 
@@ -25,7 +26,7 @@ from streambench.errors import SpecError
 from streambench.replay.plan import ReplayPlan
 from streambench.replay.transports import RequestRecord, mock_upstream
 from streambench.replay.vtime import run_virtual
-from streambench.suts.base import SutResponse, SutTimeouts
+from streambench.suts.base import SutResponse, SutTimeouts, api_key_env
 from streambench.suts.contract import Contract, explain_status
 
 if TYPE_CHECKING:
@@ -185,7 +186,8 @@ class InProcessSut:
                 error = explain_status(status, self.contract, f"sut {self.spec!r}")
             return SutResponse(status, chunks, records, error)
 
-        with contextlib.redirect_stdout(sys.stderr):
+        # print() in the SUT must not reach stdout (--format json); SDK clients need some key
+        with contextlib.redirect_stdout(sys.stderr), mock.patch.dict(os.environ, api_key_env()):
             if self.clock == "real":
                 return asyncio.run(main())
             return run_virtual(main)
