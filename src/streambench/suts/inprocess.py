@@ -15,7 +15,8 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from unittest import mock
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Scope
 
 from streambench.errors import SpecError
 from streambench.replay.plan import ReplayPlan
-from streambench.replay.transports import RequestRecord, mock_upstream
+from streambench.replay.transports import mock_upstream
 from streambench.replay.vtime import run_virtual
 from streambench.suts.base import SutResponse, SutTimeouts, api_key_env
 from streambench.suts.contract import Contract, explain_status
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from streambench.suts.http import ReplayHost
 
 CLOCKS = ("virtual", "real")
+# Longest (real seconds) a timed-out run waits for its worker threads while still intercepting.
+DRAIN_S = 30.0
 # Provider kind in the reference chain for each upstream api.
 PROVIDER_OF_API = {"anthropic-messages": "anthropic", "openai-chat": "openai"}
 REQUEST_OPTIONS = frozenset({"order", "seed"})  # reference options that are request fields
@@ -129,18 +132,71 @@ async def _post_asgi(
     return status, chunks, error
 
 
-def _blocked_hint(records: list[RequestRecord], loop_thread: int, spec: str) -> str:
-    """Why an in-process run timed out when the app waited on a worker thread."""
-    threaded = any(r.thread_id != loop_thread for r in records)
-    cause = (
-        "the SUT called its provider from a worker thread (a sync SDK client, e.g. via"
-        " run_in_threadpool)"
-        if threaded
-        else "if the SUT waits on a worker thread (run_in_threadpool, a sync SDK client)"
-    )
+class _ThreadWatch:
+    """Watches the SUT's jobs in worker threads (anyio's ``to_thread``, which starlette's
+    ``run_in_threadpool`` uses, and ``loop.run_in_executor``, which ``asyncio.to_thread`` uses):
+    ``running`` counts jobs under way; ``waited`` notes a wait for one that was cancelled (the
+    run timed out while the app waited outside the event loop)."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.waited = False
+        self._lock = threading.Lock()
+
+    def _wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        def job(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.running += 1
+            try:
+                return func(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        return job
+
+    def _note_cancel(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            self.waited = True
+
+    @contextlib.contextmanager
+    def watching(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+        import anyio.to_thread
+
+        run_sync = anyio.to_thread.run_sync
+        run_in_executor = loop.run_in_executor
+
+        async def counted_run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await run_sync(self._wrap(func), *args, **kwargs)
+            except asyncio.CancelledError:
+                self.waited = True
+                raise
+
+        def counted_executor(executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+            future = run_in_executor(executor, self._wrap(func), *args)
+            future.add_done_callback(self._note_cancel)
+            return future
+
+        with (
+            mock.patch.object(anyio.to_thread, "run_sync", counted_run_sync),
+            mock.patch.object(loop, "run_in_executor", counted_executor),
+        ):
+            yield
+
+    def drain(self, timeout_s: float) -> None:
+        """Wait (real time) for jobs still running, so none reaches the network unanswered."""
+        deadline = time.monotonic() + timeout_s
+        while self.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def _blocked_message(total_s: float, spec: str) -> str:
     return (
-        f"; {cause}: virtual time cannot follow a thread outside the event loop, so run it in"
-        f" real time with --sut '{spec},clock=real' or over HTTP (--sut http://... --sut-cmd)"
+        f"no end of response after {total_s:g} virtual s: the SUT blocked outside the event loop"
+        " (a worker thread, e.g. a sync SDK client via run_in_threadpool), which virtual time"
+        f" cannot follow; run it in real time with --sut '{spec},clock=real' or over HTTP"
+        " (--sut http://... --sut-cmd ...)"
     )
 
 
@@ -169,28 +225,32 @@ class InProcessSut:
         """Run the app on a fresh loop (virtual or real time) with every upstream call
         answered by the replay; its stdout goes to stderr."""
         payload = json.dumps(self.request_json(body)).encode()
+        virtual = self.clock == "virtual"
 
         async def main() -> SutResponse:
             loop = asyncio.get_running_loop()
             start = loop.time()
             clock: Callable[[], float] = lambda: loop.time() - start  # noqa: E731
             app = self.make_app(plans)
-            with mock_upstream(list(plans), clock=clock) as replay:
+            threads = _ThreadWatch()
+            with mock_upstream(list(plans), clock=clock) as replay, threads.watching(loop):
                 status, chunks, error = await _post_asgi(
                     app, self.contract, payload, timeouts.total_s
                 )
+                threads.drain(DRAIN_S)
             records = list(replay.requests)
-            if error and error.startswith("no end of response") and self.clock == "virtual":
-                error += _blocked_hint(records, threading.get_ident(), self.spec)
+            if error and error.startswith("no end of response") and threads.waited and virtual:
+                error = _blocked_message(timeouts.total_s, self.spec)
             if error is None:
                 error = explain_status(status, self.contract, f"sut {self.spec!r}")
             return SutResponse(status, chunks, records, error)
 
         # print() in the SUT must not reach stdout (--format json); SDK clients need some key
         with contextlib.redirect_stdout(sys.stderr), mock.patch.dict(os.environ, api_key_env()):
-            if self.clock == "real":
-                return asyncio.run(main())
-            return run_virtual(main)
+            try:
+                return run_virtual(main) if virtual else asyncio.run(main())
+            except SystemExit as exc:  # raised in a task of the app's: it stops the whole loop
+                return SutResponse(0, [(0.0, b"")], [], f"SystemExit: {exc}")
 
 
 @dataclass(frozen=True)
