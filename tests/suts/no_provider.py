@@ -13,7 +13,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-
 from tests.suts.sse_events import chunk, done
 
 DEMO_ANSWER = "This is a demo answer: set your API key to talk to the model."

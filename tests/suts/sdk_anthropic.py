@@ -16,7 +16,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-
 from tests.suts.sse_events import chunk, done, error
 
 MODEL = "claude-sonnet-4-20250514"

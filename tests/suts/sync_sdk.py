@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-
 from tests.suts.sse_events import chunk, done
 
 
@@ -28,7 +27,7 @@ async def messages(request: Request) -> Response:
     body = await request.json()
     text = await run_in_threadpool(ask_claude, body["content"])
 
-    async def reply():  # noqa: ANN202
+    async def reply():
         yield chunk(text)
         yield done(text, "anthropic")
 
