@@ -32,6 +32,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 FULL = os.environ.get("STREAMBENCH_FULL") == "1"
 ANTHROPIC_SUT = "tests.suts.sdk_anthropic:app,path=/v1/chat,body=tests/suts/anthropic-body.yaml"
 OPENAI_SUT = "tests.suts.sdk_openai:app,path=/api/ask,body.prompt.text=${content}"
+GOOGLE_SUT = "tests.suts.sdk_google:app,path=/gemini,body.question=${content}"
 CHAT_FIXTURES = [
     "chat-hello",
     "chat-unicode-json-looking",
@@ -166,7 +167,12 @@ def test_the_sdk_backends_show_the_recorded_text_on_the_chat_fixtures() -> None:
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
 @pytest.mark.parametrize(
-    ("sut", "api"), [(ANTHROPIC_SUT, "anthropic-messages"), (OPENAI_SUT, "openai-chat")]
+    ("sut", "api"),
+    [
+        (ANTHROPIC_SUT, "anthropic-messages"),
+        (OPENAI_SUT, "openai-chat"),
+        (GOOGLE_SUT, "google-generate"),
+    ],
 )
 def test_the_sdk_backends_show_the_recorded_text_of_every_plain_text_corpus_stream(
     sut: str, api: str, tmp_path: Path
@@ -186,35 +192,44 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _http_cases(api: str, folder: Path) -> list[str]:
+    """The chat fixtures for the anthropic backend; corpus streams for the others."""
+    if api == "anthropic-messages":
+        return [str(FIXTURES / c) for c in (CHAT_FIXTURES if FULL else CHAT_FIXTURES[::2])]
+    streams = plain_text_streams(api)
+    chosen = streams if FULL else streams[:1]
+    return [str(corpus_case(folder / str(i), p, t)) for i, (p, t) in enumerate(chosen)]
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
 @pytest.mark.parametrize(
-    ("module", "options", "cases"),
+    ("sut", "api"),
     [
-        (
-            "tests.suts.sdk_anthropic:app",
-            ",path=/v1/chat,body=tests/suts/anthropic-body.yaml",
-            CHAT_FIXTURES if FULL else ["chat-hello", "failover-openai-chat"],
-        ),
+        (ANTHROPIC_SUT, "anthropic-messages"),
+        (OPENAI_SUT, "openai-chat"),
+        (GOOGLE_SUT, "google-generate"),
     ],
 )
 def test_over_http_with_sut_cmd_the_sdk_backends_give_the_in_process_verdicts(
-    module: str, options: str, cases: list[str]
+    sut: str, api: str, tmp_path: Path
 ) -> None:
+    module, _, options = sut.partition(",")
     port = _free_port()
     uvicorn = shutil.which("uvicorn", path=str(Path(sys.executable).parent))
     assert uvicorn is not None
     axes = {
-        "cases": [str(FIXTURES / c) for c in cases],
+        "cases": _http_cases(api, tmp_path),
         "chunkings": CHUNKINGS if FULL else ["events"],
         "latencies": ["scale:0.05"],
     }
     over_http = run_matrix(
         Matrix(
-            suts=[f"http://127.0.0.1:{port}{options}"],
+            suts=[f"http://127.0.0.1:{port},{options}"],
             sut_cmd=f"{uvicorn} {module} --port {port} --log-level warning",
             **axes,
         )
     )
-    in_process = run_matrix(Matrix(suts=[module + options], **axes))
+    in_process = run_matrix(Matrix(suts=[sut], **axes))
 
     def verdicts(frame: object) -> list[tuple[str, str, str, str, list[str]]]:
         return [
@@ -253,7 +268,7 @@ def test_the_upstream_rules_flag_every_run_of_a_broken_backend_on_every_fixture(
 
 
 def test_the_reference_and_the_sdk_backend_never_trip_the_upstream_rules() -> None:
-    frame = run_matrix(Matrix(cases=[str(FIXTURES)], suts=["reference"]))
+    frame = run_matrix(Matrix(cases=[str(FIXTURES)], suts=["reference"], chunkings=["events"]))
     rules = {v["rule"] for vs in frame["violations"] for v in vs}
     assert not rules & {"wrong-upstream", "no-upstream-call"}
 
@@ -344,6 +359,7 @@ def test_a_hostile_http_sut_is_a_row_with_sut_error_never_an_aborted_matrix(
         Matrix(
             cases=[str(FIXTURES / "chat-hello")],
             suts=[*suts, "reference"],
+            chunkings=["events"],
             timeouts=SutTimeouts(connect_s=1, read_s=0.5, total_s=5),
         )
     )

@@ -377,7 +377,7 @@ def run_matrix(
         with replay_host(matrix.replay_port) as host:
             if on_host is not None:
                 on_host(host.url)
-            urls = sorted({getattr(parse_sut(s.sut), "url", s.sut) for s in http})
+            urls = sorted({str(parse_sut(s.sut).address) for s in http})
             if matrix.sut_cmd and len(urls) != 1:
                 raise ConfigError("--sut-cmd starts one SUT: give exactly one http:// --sut")
             with (

@@ -14,6 +14,7 @@ In-process SUTs run on virtual time and every upstream request they make is answ
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from streambench.errors import SpecError
 from streambench.replay.specs import parse_options, parse_term
@@ -86,7 +87,7 @@ def parse_sut(spec: str, base: Path | None = None) -> SystemUnderTest:
     if target.startswith(("http://", "https://")):
         _check_known(options, contract_keys(options), spec, "http")
         if "path" not in options:
-            options["path"] = urlsplit_path(target)
+            options["path"] = _url_path(target)
         return HttpSut(spec, target, parse_contract(options, spec, base))
     module, colon, attr = target.partition(":")
     if not colon or not module or not attr:
@@ -98,9 +99,7 @@ def parse_sut(spec: str, base: Path | None = None) -> SystemUnderTest:
     return AsgiSut(spec, parse_contract(options, spec, base), _clock(options, spec), target)
 
 
-def urlsplit_path(url: str) -> str:
+def _url_path(url: str) -> str:
     """The path part of ``url`` with its query (``/`` when empty)."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

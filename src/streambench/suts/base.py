@@ -66,6 +66,11 @@ class SystemUnderTest(Protocol):
     spec: str
     over_http: bool
 
+    @property
+    def address(self) -> str | None:
+        """Where the SUT listens (what ``--sut-cmd`` waits for); None in process."""
+        ...
+
     def request_json(self, body: dict[str, Any]) -> Any:
         """The JSON the SUT is sent for a case's request ``body``."""
         ...

@@ -96,6 +96,10 @@ class HttpSut:
         return self.contract.render(body)
 
     @property
+    def address(self) -> str | None:
+        return self.url
+
+    @property
     def endpoint(self) -> str:
         """The URL the request goes to: the server of ``url`` and the contract's path."""
         parts = urlsplit(self.url)

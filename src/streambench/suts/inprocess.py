@@ -209,6 +209,10 @@ class InProcessSut:
     clock: str = "virtual"
     over_http = False
 
+    @property
+    def address(self) -> str | None:
+        return None
+
     def make_app(self, plans: Sequence[ReplayPlan]) -> ASGIApp:
         raise NotImplementedError
 
