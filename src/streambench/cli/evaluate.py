@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
+    from streambench.suts import SutTimeouts
+
 
 # pandas and the evaluation stack load inside the commands: `streambench --help` stays fast.
 FORMATS = ("table", "json", "jsonl")
@@ -174,7 +176,9 @@ def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.
     return frame.assign(shrunk_case=links)
 
 
-def sut_timeouts(connect_s: float | None, read_s: float | None, total_s: float | None) -> Any:
+def sut_timeouts(
+    connect_s: float | None, read_s: float | None, total_s: float | None
+) -> SutTimeouts:
     """``--sut-*-timeout``: the SutTimeouts, the library defaults where an option is unset."""
     from streambench.suts import SutTimeouts
 
