@@ -20,6 +20,10 @@ import pytest
 import yaml
 
 from streambench.errors import SpecError
+from streambench.grade.client import consume
+from streambench.grade.dialects import UIEvent
+from streambench.grade.profile import default_profile
+from streambench.grade.rules import RunContext, UpstreamCall, check_rules
 from streambench.providers.apis import summarize
 from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, RunSpec, run_matrix, run_one
 from streambench.sse import decode_all
@@ -159,10 +163,8 @@ def test_the_sdk_backends_show_the_recorded_text_on_the_chat_fixtures() -> None:
     assert_clean(frame)
     # the failover fixture went anthropic (529), then openai: both SDKs were intercepted
     failover = frame[frame["case"] == "failover-openai-chat"].iloc[0]
-    assert [c["api"] for c in json.loads(failover["upstream_requests"])] == [
-        "anthropic-messages",
-        "openai-chat",
-    ]
+    calls = json.loads(failover["upstream_requests"])
+    assert [(c["api"], c["plan"]) for c in calls] == [("anthropic-messages", 0), ("openai-chat", 1)]
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
@@ -370,3 +372,38 @@ def test_a_hostile_http_sut_is_a_row_with_sut_error_never_an_aborted_matrix(
         assert error, sut
     assert "Timeout" in errors[hostile_server + "/silent"]
     assert "peer closed connection" in errors[hostile_server + "/mid-event"]
+
+
+# ---------------------------------------------------------------------------- upstream rules
+
+
+def _upstream_slugs(calls: list[UpstreamCall] | None, n_upstreams: int = 1) -> list[str]:
+    state = consume([UIEvent(0.0, "text", text="Hi"), UIEvent(1.0, "done", text="Hi")])
+    ctx = RunContext(state, "chat", n_upstreams=n_upstreams, upstream_calls=calls)
+    return [v.rule for v in check_rules(ctx, default_profile())]
+
+
+def test_the_upstream_rules_judge_what_the_replay_saw() -> None:
+    anthropic = "POST https://api.anthropic.com/v1/messages"
+    right = UpstreamCall(
+        "POST", "/v1/messages", "anthropic-messages", "anthropic-messages", anthropic
+    )
+    wrong = UpstreamCall(
+        "POST", "/v1/chat/completions", "openai-chat", "anthropic-messages", anthropic
+    )
+    assert _upstream_slugs([right]) == []
+    assert _upstream_slugs([]) == ["no-upstream-call"]
+    assert _upstream_slugs(None) == []  # not known for this run: nothing to judge
+    assert _upstream_slugs([right, wrong]) == ["wrong-upstream"]
+    state = consume([UIEvent(0.0, "done", text="")])
+    ctx = RunContext(state, "chat", upstream_calls=[wrong])
+    (violation,) = check_rules(ctx, {"wrong-upstream": {}})
+    assert "/v1/chat/completions (openai-chat)" in violation.message
+    assert "anthropic-messages (POST https://api.anthropic.com/v1/messages)" in violation.message
+    # a call beyond the case's recordings is answered by a recording again: not judged
+    cycled = UpstreamCall(
+        "POST", "/v1/chat/completions", "openai-chat", "anthropic-messages", anthropic, cycled=True
+    )
+    assert _upstream_slugs([right, cycled]) == []
+    generic = UpstreamCall("POST", "/x", "generic-sse", "generic-sse", "POST /x")
+    assert _upstream_slugs([generic]) == []

@@ -1,6 +1,6 @@
-"""Broken on purpose: a backend that prints debug output to stdout and calls ``sys.exit`` from
-its stream when the provider call fails to import a setting (a script habit moved into a
-server); streambench's own exit code and ``--format json`` output must not change."""
+"""Broken on purpose: a backend that prints debug output to stdout and calls ``sys.exit`` (or
+raises KeyboardInterrupt) from its stream, script habits moved into a server; streambench's
+own exit code and ``--format json`` output must not change."""
 
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ async def messages(request: Request) -> Response:
     return StreamingResponse(reply(), media_type="text/event-stream")
 
 
+async def interrupted() -> AsyncIterator[bytes]:
+    yield chunk("Hello")
+    raise KeyboardInterrupt  # a debugging leftover: "stop here"
+
+
 async def interrupt(request: Request) -> Response:
-    raise KeyboardInterrupt
+    return StreamingResponse(interrupted(), media_type="text/event-stream")
 
 
 app = Starlette(

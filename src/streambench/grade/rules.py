@@ -40,6 +40,7 @@ class UpstreamCall:
     recorded_api: str
     recorded_url: str
     t_ms: float | None = None  # when it began, on the request clock
+    plan: int = 0  # which of the case's recordings answered it (0-based)
     cycled: bool = False  # more calls than recordings: the replay answered with one again
 
     def as_dict(self) -> dict[str, Any]:
@@ -48,6 +49,7 @@ class UpstreamCall:
             "url": self.url,
             "api": self.api,
             "recorded_api": self.recorded_api,
+            "plan": self.plan,
             "t_ms": self.t_ms,
         }
 

@@ -318,6 +318,7 @@ def _upstream_calls(response: SutResponse, transcripts: Sequence[Transcript]) ->
                 recorded.meta.api,
                 f"{recorded.request.method} {recorded.request.url}",
                 start_ms,
+                plan=record.plan_index,
                 cycled=position >= len(transcripts),
             )
         )

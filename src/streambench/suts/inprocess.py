@@ -13,11 +13,13 @@ import contextlib
 import importlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
@@ -191,6 +193,28 @@ class _ThreadWatch:
             time.sleep(0.01)
 
 
+@contextlib.contextmanager
+def _watch_sigint() -> Iterator[list[int]]:
+    """Notes a real SIGINT (yielded list non-empty) so a KeyboardInterrupt the SUT raised
+    itself can be told from the user's Ctrl-C; the previous handler still runs."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        handler = previous if callable(previous) else signal.default_int_handler
+        handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _blocked_message(total_s: float, spec: str) -> str:
     return (
         f"no end of response after {total_s:g} virtual s: the SUT blocked outside the event loop"
@@ -250,11 +274,17 @@ class InProcessSut:
             return SutResponse(status, chunks, records, error)
 
         # print() in the SUT must not reach stdout (--format json); SDK clients need some key
-        with contextlib.redirect_stdout(sys.stderr), mock.patch.dict(os.environ, api_key_env()):
+        with (
+            contextlib.redirect_stdout(sys.stderr),
+            mock.patch.dict(os.environ, api_key_env()),
+            _watch_sigint() as interrupted,
+        ):
             try:
                 return run_virtual(main) if virtual else asyncio.run(main())
-            except SystemExit as exc:  # raised in a task of the app's: it stops the whole loop
-                return SutResponse(0, [(0.0, b"")], [], f"SystemExit: {exc}")
+            except (SystemExit, KeyboardInterrupt) as exc:  # from an app's task: stops the loop
+                if interrupted:
+                    raise  # the user's Ctrl-C, not the SUT's
+                return SutResponse(0, [(0.0, b"")], [], f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)
