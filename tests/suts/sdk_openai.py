@@ -17,6 +17,13 @@ from tests.suts.sse_events import chunk, done, error
 MODEL = "gpt-4o"
 
 
+def _text(content: Any) -> str:
+    """A delta's text: a string, or (Mistral) a list of parts of which only text is shown."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return content or ""
+
+
 async def reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
     messages = [*body.get("conversation", []), {"role": "user", "content": body["prompt"]["text"]}]
     shown: list[str] = []
@@ -25,9 +32,10 @@ async def reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
             model=MODEL, messages=messages, stream=True
         )
         async for part in stream:
-            if part.choices and part.choices[0].delta.content:
-                shown.append(part.choices[0].delta.content)
-                yield chunk(part.choices[0].delta.content)
+            text = _text(part.choices[0].delta.content) if part.choices else ""
+            if text:
+                shown.append(text)
+                yield chunk(text)
     except openai.APIError as exc:
         yield error("".join(shown), str(exc))
         return
