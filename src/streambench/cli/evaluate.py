@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
+    from streambench.suts import SutTimeouts
+
 
 # pandas and the evaluation stack load inside the commands: `streambench --help` stays fast.
 FORMATS = ("table", "json", "jsonl")
@@ -75,6 +77,23 @@ def run_command(
     shrink_budget_s: Annotated[
         float, typer.Option(min=0.1, help="Seconds each --shrink search may take.")
     ] = 60.0,
+    sut_connect_timeout: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Seconds to connect to an http SUT [default: 10]"),
+    ] = None,
+    sut_read_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001, help="Seconds an http SUT may stay silent between reads [default: 120]"
+        ),
+    ] = None,
+    sut_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Seconds one run may take in all, virtual seconds in process [default: 600]",
+        ),
+    ] = None,
 ) -> None:
     """Run a matrix of replays against SUTs; write reports. Violations are data: exit 0."""
     if format not in FORMATS:
@@ -98,6 +117,7 @@ def run_command(
         "profile": str(profile) if profile else None,
         "sut_cmd": sut_cmd,
         "replay_port": replay_port,
+        "timeouts": sut_timeouts(sut_connect_timeout, sut_read_timeout, sut_timeout),
         "out": str(out) if out else None,
     }
     matrix, out_dir = build_matrix(matrix_file, **options)
@@ -155,6 +175,16 @@ def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.
         hit = shrunk.get((row["case"], row["sut"], rules[0])) if rules else None
         links.append(str(hit.case_dir.relative_to(out_dir)) if hit else None)
     return frame.assign(shrunk_case=links)
+
+
+def sut_timeouts(
+    connect_s: float | None, read_s: float | None, total_s: float | None
+) -> SutTimeouts:
+    """``--sut-*-timeout``: the SutTimeouts, the library defaults where an option is unset."""
+    from streambench.suts import SutTimeouts
+
+    given = {"connect_s": connect_s, "read_s": read_s, "total_s": total_s}
+    return SutTimeouts(**{k: v for k, v in given.items() if v is not None})
 
 
 def parse_by(value: str | None) -> list[str] | None:

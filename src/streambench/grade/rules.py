@@ -35,6 +35,39 @@ class Violation:
         return {"rule": self.rule, "message": self.message, "at_ms": self.at_ms}
 
 
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One upstream request the replay answered: what the SUT sent (``api`` as detected from
+    its URL, ``generic-sse`` when unknown) and the recording that answered it."""
+
+    method: str
+    url: str
+    api: str
+    recorded_api: str
+    recorded_url: str
+    t_ms: float | None = None  # when it began, on the request clock
+    plan: int = 0  # which of the case's recordings answered it (0-based)
+    cycled: bool = False  # more calls than recordings: the replay answered with one again
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "url": self.url,
+            "api": self.api,
+            "recorded_api": self.recorded_api,
+            "plan": self.plan,
+            "t_ms": self.t_ms,
+        }
+
+
+# Where the SUT's provider client must send for the replay to answer (no-upstream-call).
+INTERCEPTION_HINT = (
+    "over HTTP point its provider base URL at the replay host (ANTHROPIC_BASE_URL,"
+    " OPENAI_BASE_URL=<host>/v1, GOOGLE_GEMINI_BASE_URL; --sut-cmd sets them); in process only"
+    " httpx / httpx2 clients are intercepted (the anthropic, openai and google-genai SDKs)"
+)
+
+
 @dataclass
 class RunContext:
     """Everything a rule may look at for one run."""
@@ -58,6 +91,11 @@ class RunContext:
     retry_after_s: float | None = None
     # (first upstream call began, the served upstream's last byte) on the request clock
     upstream_window_ms: tuple[float, float] | None = None
+    # what the replay saw of each upstream request (None: not known for this run)
+    upstream_calls: list[UpstreamCall] | None = None
+    # the APIs the case's recordings speak: a call to any of them is the SUT's right (a retry
+    # to the same provider may be answered by the next recording, the replay's order)
+    recorded_apis: frozenset[str] = frozenset()
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -467,6 +505,37 @@ def _patch_count(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
     return found
 
 
+def _no_upstream_call(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    if ctx.upstream_calls is None:
+        return None
+    if ctx.upstream_calls or ctx.n_upstreams < 1:
+        return []
+    return [
+        (
+            f"the case has {ctx.n_upstreams} upstream recording(s) but the SUT made no request"
+            f" the replay answered: {INTERCEPTION_HINT}",
+            _terminal_ms(ctx),
+        )
+    ]
+
+
+def _wrong_upstream(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    if ctx.upstream_calls is None:
+        return None
+    return [
+        (
+            f"the SUT called {call.method} {call.url} ({call.api}) but the recording answering"
+            f" it is {call.recorded_api} ({call.recorded_url})",
+            call.t_ms,
+        )
+        for call in ctx.upstream_calls
+        if not call.cycled
+        and call.recorded_api != "generic-sse"
+        and call.api != call.recorded_api
+        and call.api not in ctx.recorded_apis
+    ]
+
+
 RULES: dict[str, Rule] = {
     rule.slug: rule
     for rule in (
@@ -494,6 +563,16 @@ RULES: dict[str, Rule] = {
             "sut-failure",
             "The SUT answered an HTTP status other than 200, or raised.",
             _sut_failure,
+        ),
+        Rule(
+            "no-upstream-call",
+            "The case has upstream recordings but the SUT made no request the replay answered.",
+            _no_upstream_call,
+        ),
+        Rule(
+            "wrong-upstream",
+            "The SUT called another provider API than the recording's.",
+            _wrong_upstream,
         ),
         Rule(
             "split-variance",

@@ -12,7 +12,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -40,6 +40,8 @@ class RequestRecord:
     headers: dict[str, str]
     body: bytes
     plan_index: int
+    started: float = 0.0  # the log's clock when the request arrived
+    thread_id: int = 0  # the thread that sent it (a sync client in a worker thread differs)
     delivered_bytes: int = 0
     completed: bool = False  # every planned byte was delivered and the stream ended as planned
     client_closed: bool = False  # the client closed the response before its end
@@ -56,16 +58,21 @@ class RequestRecord:
 
 
 class ReplayLog:
-    """Hands out plans in order (cycling) and records every request; thread-safe."""
+    """Hands out plans in order (cycling) and records every request; thread-safe. ``clock``
+    stamps each request's arrival (``RequestRecord.started``)."""
 
     def __init__(
-        self, plans: Sequence[ReplayPlan | Transcript] | ReplayPlan | Transcript, cycle: bool
+        self,
+        plans: Sequence[ReplayPlan | Transcript] | ReplayPlan | Transcript,
+        cycle: bool,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         items = [plans] if isinstance(plans, ReplayPlan | Transcript) else list(plans)
         if not items:
             raise ValueError("a replay needs at least one plan or transcript")
         self.plans = [p if isinstance(p, ReplayPlan) else build_plan(p) for p in items]
         self.cycle = cycle
+        self.clock = clock
         self.requests: list[RequestRecord] = []
         self._lock = threading.Lock()
 
@@ -80,7 +87,9 @@ class ReplayLog:
                     f" no answer for request {n + 1}"
                 )
             index = n % len(self.plans)
-            record = RequestRecord(method, url, headers, body, index)
+            record = RequestRecord(
+                method, url, headers, body, index, self.clock(), threading.get_ident()
+            )
             self.requests.append(record)
         return self.plans[index], record
 
@@ -157,10 +166,11 @@ class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         plans: Sequence[ReplayPlan | Transcript] | ReplayPlan | Transcript,
         cycle: bool = True,
         speed: float = 1.0,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if not speed > 0:
             raise ValueError("speed must be above 0")
-        self.log = ReplayLog(plans, cycle)
+        self.log = ReplayLog(plans, cycle, clock)
         self.speed = speed
         self.router: respx.MockRouter | None = None  # set by mock_upstream
 
@@ -238,11 +248,13 @@ def mock_upstream(
     base_url: str | None = None,
     cycle: bool = True,
     speed: float = 1.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Iterator[ReplayTransport]:
     """Every httpx and httpx2 request in the process (to ``base_url``, or anywhere) gets the
-    replay: httpx via respx, httpx2 (the SDKs' client) by patching its default transports.
+    replay: httpx via respx (google-genai's client included), httpx2 (the anthropic and openai
+    SDKs' client) by patching its default transports. ``clock`` stamps each request's arrival.
     Yields the :class:`ReplayTransport` (``.requests``; ``.router.calls`` is respx's)."""
-    transport = ReplayTransport(plans, cycle=cycle, speed=speed)
+    transport = ReplayTransport(plans, cycle=cycle, speed=speed, clock=clock)
     with respx.mock(assert_all_called=False) as router, _patch_httpx2(transport, base_url):
         route = router.route(url__startswith=base_url) if base_url else router.route()
         route.mock(side_effect=transport.respond)

@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shlex
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -39,9 +32,10 @@ from streambench.grade.expect import (
 from streambench.grade.metrics import compute_metrics
 from streambench.grade.profile import load_profile
 from streambench.grade.quality import code_quality
-from streambench.grade.rules import RunContext, judge
+from streambench.grade.rules import RunContext, UpstreamCall, judge
 from streambench.grade.upstream import analyse_upstream
 from streambench.grade.variance import cross_run_violations
+from streambench.providers.apis import detect
 from streambench.replay import ReplayPlan, build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.replay.specs import split_composed
 from streambench.runner.cases import Case, case_files, load_case
@@ -50,11 +44,10 @@ from streambench.sse import SSEDecoder
 from streambench.suts import (
     ReplayHost,
     SutResponse,
-    call_http,
-    call_in_process,
+    SutTimeouts,
     parse_sut,
     replay_host,
-    request_body,
+    sut_process,
 )
 from streambench.transcript import Transcript, load_inputs
 
@@ -87,6 +80,7 @@ class RunSpec:
     faults: tuple[str, ...] = ()
     seed: int = 0
     profile_path: str | None = None
+    timeouts: SutTimeouts = field(default_factory=SutTimeouts)
 
 
 @dataclass
@@ -104,6 +98,7 @@ class Matrix:
     profile: str | None = None
     sut_cmd: str | None = None
     replay_port: int = 0
+    timeouts: SutTimeouts = field(default_factory=SutTimeouts)
 
     def specs(self) -> list[RunSpec]:
         case_paths = [str(p) for p in case_files(self.cases)]
@@ -116,7 +111,7 @@ class Matrix:
             self.faults,
             self.seeds,
         )
-        return [RunSpec(*axis, profile_path=self.profile) for axis in axes]
+        return [RunSpec(*axis, profile_path=self.profile, timeouts=self.timeouts) for axis in axes]
 
     def validate(self) -> list[RunSpec]:
         """The runs, after loading every case, upstream transcript and the profile once and
@@ -291,15 +286,10 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
     ]
     sut = parse_sut(spec.sut)
     body = case.request_body()
-    if sut.kind == "http":
-        if host is None:
-            raise ConfigError(
-                f"sut {spec.sut!r}: an HTTP SUT needs a replay host (streambench run)"
-            )
-        response = call_http(sut.target, body, plans, host)
-    else:
-        response = call_in_process(sut, body, plans)
+    response = sut.call(body, plans, spec.timeouts, host)
     state = consume(_ui_events(response, spec.dialect))
+    calls = _upstream_calls(response, transcripts)
+    sent = sut.request_json(body)
 
     served = max(0, min(len(response.upstream_starts_ms), len(plans)) - 1)
     offset = response.upstream_starts_ms[served] if response.upstream_starts_ms else 0.0
@@ -313,12 +303,16 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         n_upstreams=len(plans),
         first_upstream_failed_early=bool(spec.faults) and not plans[0].content_timeline,
         structured_complete_ms=upstream.structured_complete_ms,
-        requested_order=request_body(sut, body).get("order", "changes_first"),
+        requested_order=sent.get("order", "changes_first")
+        if isinstance(sent, dict)
+        else "changes_first",
         status_code=response.status,
         sut_error=response.sut_error,
         expression=case.expression,
         retry_after_s=_retry_after_s(plans),
         upstream_window_ms=(starts[0], offset + plans[served].duration_ms) if starts else None,
+        upstream_calls=calls,
+        recorded_apis=frozenset(t.meta.api for t in transcripts),
     )
     violations, not_checked = judge(ctx, load_profile(spec.profile_path))
     expected = outcomes[0]
@@ -340,7 +334,8 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         else None,
         "status_code": response.status,
         "sut_error": response.sut_error,
-        "upstream_calls": len(response.upstream_starts_ms),
+        "upstream_calls": len(response.upstream),
+        "upstream_requests": json.dumps([call.as_dict() for call in calls]),
         "violations": [v.as_dict() for v in violations],
         "n_violations": len(violations),
         "streamed_text": state.streamed_text,
@@ -356,6 +351,28 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         ),
     }
     return row
+
+
+def _upstream_calls(response: SutResponse, transcripts: Sequence[Transcript]) -> list[UpstreamCall]:
+    """What the replay saw of each upstream request, next to the recording that answered it."""
+    calls = []
+    timed = zip(response.upstream, response.upstream_starts_ms, strict=True)
+    for position, (record, start_ms) in enumerate(timed):
+        recorded = transcripts[record.plan_index % len(transcripts)]
+        _, api = detect(record.url, b"")
+        calls.append(
+            UpstreamCall(
+                record.method,
+                record.url,
+                api,
+                recorded.meta.api,
+                f"{recorded.request.method} {recorded.request.url}",
+                start_ms,
+                plan=record.plan_index,
+                cycled=position >= len(transcripts),
+            )
+        )
+    return calls
 
 
 def _timeline(
@@ -392,51 +409,6 @@ def _timeline(
     return sorted(rows, key=lambda r: r["t_ms"])
 
 
-def _wait_for_port(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ConfigError(
-                f"--sut-cmd exited with code {process.returncode} before {url} answered"
-            )
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise ConfigError(f"--sut-cmd: nothing listens on {host}:{port} after {timeout_s:g} s")
-
-
-@contextmanager
-def sut_process(cmd: str, sut_url: str, replay_url: str) -> Iterator[None]:
-    """Start ``cmd`` with its provider base URLs on the replay host; stop it afterwards."""
-    with tempfile.TemporaryDirectory(prefix="streambench-sut-") as tmp:
-        env = {
-            **os.environ,
-            "ANTHROPIC_BASE_URL": replay_url,
-            "OPENAI_BASE_URL": f"{replay_url}/v1",
-            "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY", "streambench"),
-            "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "streambench"),
-            "STREAMBENCH_DB": str(Path(tmp) / "sut.sqlite3"),
-        }
-        try:
-            process = subprocess.Popen(shlex.split(cmd), env=env, stdout=subprocess.DEVNULL)
-        except OSError as exc:
-            raise ConfigError(f"--sut-cmd {cmd!r}: cannot start: {exc.strerror}") from None
-        try:
-            _wait_for_port(sut_url, process)
-            yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def run_matrix(
     matrix: Matrix,
     executor: Executor | None = None,
@@ -449,14 +421,14 @@ def run_matrix(
     its URL); ``sut_cmd`` starts the SUT first and stops it afterwards.
     """
     specs = matrix.validate()
-    http = [s for s in specs if parse_sut(s.sut).kind == "http"]
+    http = [s for s in specs if parse_sut(s.sut).over_http]
     local = [s for s in specs if s not in http]
     rows = (executor or LocalExecutor()).map(run_one, local, progress) if local else []
     if http:
         with replay_host(matrix.replay_port) as host:
             if on_host is not None:
                 on_host(host.url)
-            urls = sorted({s.sut for s in http})
+            urls = sorted({str(parse_sut(s.sut).address) for s in http})
             if matrix.sut_cmd and len(urls) != 1:
                 raise ConfigError("--sut-cmd starts one SUT: give exactly one http:// --sut")
             with (

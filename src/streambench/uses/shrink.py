@@ -628,7 +628,7 @@ def shrink_run(
     with tempfile.TemporaryDirectory(prefix="streambench-shrink-") as tmp:
         search = _Search(case, spec, rule, budget_s, Path(tmp), on_progress)
         sut = parse_sut(spec.sut)
-        with replay_host(0) if sut.kind == "http" else nullcontext() as host:
+        with replay_host(0) if sut.over_http else nullcontext() as host:
             search.host = host
             expect = _case_expect(case)
             start = Variant(transcripts, spec.chunking, spec.latency, spec.faults, expect)
