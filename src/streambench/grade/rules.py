@@ -8,14 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streambench.answer import MEMBER_KEYS, STRUCTURED_MODES
 from streambench.grade.client import ClientState
 from streambench.grade.dialects import UIEvent
 from streambench.grade.metrics import paints, still_spans
 
-STRUCTURED_MODES = frozenset({"job_code", "workflow"})
 _ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{1,4}|["\\/bfnrt])')
 _JSON_SYNTAX = re.compile(
-    r'"\s*\}\s*$|"(?:code_edits|text_answer|yaml|text|action|old_code|new_code)"\s*:|\]\s*,\s*"'
+    rf'"\s*\}}\s*$|"(?:{"|".join(map(re.escape, MEMBER_KEYS))})"\s*:|\]\s*,\s*"'
 )
 
 

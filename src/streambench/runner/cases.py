@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from streambench._yaml import check_json, load_yaml
+from streambench.answer import MODES
 from streambench.errors import ConfigError
-
-MODES = ("chat", "job_code", "workflow")
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,8 @@ class Case:
     expect_code: str | None = None
     expect_yaml: str | None = None
     path: Path | None = None
+    # the tool whose input carries the changes, when a backend calls several
+    tool: str | None = None
 
     def request_body(self) -> dict[str, Any]:
         """The JSON to POST: the case's request, with its mode when the request has none."""
@@ -74,6 +75,9 @@ def load_case(path: str | Path) -> Case:
     for item, file in zip(upstream, files, strict=True):
         if not file.is_file():
             raise _fail(path, "upstream", f"{item!r} does not exist (relative to the case file)")
+    tool = data.get("tool")
+    if tool is not None and (not isinstance(tool, str) or not tool):
+        raise _fail(path, "tool", "must be the name of the tool that carries the changes")
     expect = data.get("expect")
     if not isinstance(expect, dict) or not isinstance(expect.get("text"), str):
         raise _fail(path, "expect", "must be a mapping with a text string")
@@ -86,6 +90,7 @@ def load_case(path: str | Path) -> Case:
         expect_code=_optional_string(path, expect, "code"),
         expect_yaml=_optional_string(path, expect, "yaml"),
         path=path,
+        tool=tool,
     )
 
 

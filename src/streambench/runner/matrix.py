@@ -32,7 +32,7 @@ from streambench.grade.metrics import compute_metrics
 from streambench.grade.profile import load_profile
 from streambench.grade.quality import code_quality
 from streambench.grade.rules import RunContext, check_rules
-from streambench.grade.upstream import analyse_upstream
+from streambench.grade.upstream import analyse_plan, served_call
 from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.runner.cases import case_files, load_case
 from streambench.runner.executors import Executor, LocalExecutor, Progress
@@ -263,9 +263,11 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         response = call_in_process(sut, body, plans)
     state = consume(_ui_events(response, spec.dialect))
 
-    served = max(0, min(len(response.upstream_starts_ms), len(plans)) - 1)
+    calls = [analyse_plan(plan, case.mode, case.tool) for plan in plans]
+    made = calls[: max(1, len(response.upstream_starts_ms))]
+    served = served_call(made, state.final_text or state.streamed_text)
     offset = response.upstream_starts_ms[served] if response.upstream_starts_ms else 0.0
-    upstream = analyse_upstream(plans[served].content_timeline, case.mode).shifted(offset)
+    upstream = made[served].shifted(offset)
     expected_code = case.expect_code if case.expect_code is not None else case.expect_yaml
     ctx = RunContext(
         state,
@@ -296,6 +298,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         "status_code": response.status,
         "sut_error": response.sut_error,
         "upstream_calls": len(response.upstream_starts_ms),
+        "answer_call": served + 1 if response.upstream_starts_ms else None,
         "violations": [v.as_dict() for v in violations],
         "n_violations": len(violations),
         "streamed_text": state.streamed_text,
