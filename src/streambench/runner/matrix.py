@@ -27,7 +27,7 @@ import pandas as pd
 from streambench._yaml import load_yaml
 from streambench.errors import ConfigError, SpecError
 from streambench.grade.client import consume
-from streambench.grade.dialects import UIEvent, dialect_parser
+from streambench.grade.dialects import UIEvent, check_dialect, parse_stream, unknown_events
 from streambench.grade.metrics import compute_metrics
 from streambench.grade.profile import load_profile
 from streambench.grade.quality import code_quality
@@ -222,23 +222,21 @@ MATRIX_FIELDS = tuple(f.name for f in fields(Matrix))
 
 SPEC_CHECKS: dict[str, Callable[[Any], object]] = {
     "suts": parse_sut,
-    "dialects": dialect_parser,
+    "dialects": check_dialect,
     "chunkings": parse_chunking,
     "latencies": _check_latency,
     "faults": lambda faults: [parse_fault(f) for f in faults],
 }
 
 
-def _ui_events(response: SutResponse, dialect: str) -> list[UIEvent]:
-    parse = dialect_parser(dialect)
+def _sse_events(response: SutResponse) -> list[tuple[float, str, str]]:
+    """``(t_ms, event name, data)`` of every SSE event in the SUT's response body."""
     decoder = SSEDecoder()
-    events: list[UIEvent] = []
+    events: list[tuple[float, str, str]] = []
     for t_ms, data in response.chunks:
-        for sse in decoder.feed(data):
-            events.extend(parse(t_ms, sse.event, sse.data))
+        events.extend((t_ms, sse.event, sse.data) for sse in decoder.feed(data))
     end_ms = response.chunks[-1][0] if response.chunks else 0.0
-    for sse in decoder.close():
-        events.extend(parse(end_ms, sse.event, sse.data))
+    events.extend((end_ms, sse.event, sse.data) for sse in decoder.close())
     return events
 
 
@@ -261,7 +259,9 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         response = call_http(sut.target, body, plans, host)
     else:
         response = call_in_process(sut, body, plans)
-    state = consume(_ui_events(response, spec.dialect))
+    dialect_used, ui_events = parse_stream(spec.dialect, _sse_events(response))
+    state = consume(ui_events)
+    unknown = unknown_events(ui_events)
 
     calls = [analyse_plan(plan, case.mode, case.tool) for plan in plans]
     made = calls[: max(1, len(response.upstream_starts_ms))]
@@ -284,6 +284,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         "case": case.name,
         "sut": spec.sut,
         "dialect": spec.dialect,
+        "dialect_used": dialect_used,
         "chunking": spec.chunking,
         "latency": spec.latency,
         "fault": ";".join(spec.faults),
@@ -301,6 +302,8 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         "answer_call": served + 1 if response.upstream_starts_ms else None,
         "violations": [v.as_dict() for v in violations],
         "n_violations": len(violations),
+        "unknown_events": sum(unknown.values()),
+        "unknown_event_names": json.dumps(unknown, sort_keys=True),
         "streamed_text": state.streamed_text,
         "final_text": state.final_text,
         "expected_text": case.expect_text,
