@@ -240,3 +240,39 @@ def test_code_only_in_the_closing_event_is_missing_changes(apollo_case: Path) ->
     row = run_one(RunSpec(str(apollo_case), sut, "apollo"))
     assert slugs(row) == ["missing-changes"]
     assert row["final_code"] == NEW_CODE
+
+
+# ------------------------------------------------- a tool-call backend with its own events
+
+TOOL_DIALECT = str(SUTS / "tool_backend.dialect.yaml")
+
+
+@pytest.fixture(scope="module")
+def tool_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two parallel calls: ``lookup_docs`` (index 0), then ``answer`` carrying the edits."""
+    calls = (
+        synth.ToolCall("lookup_docs", json.dumps({"q": "state.data"})),
+        edit_call("answer", text_answer=TEXT),
+    )
+    folder = tmp_path_factory.mktemp("tools") / "parallel-calls"
+    return make_case(folder, "openai-chat", text="", tool_calls=calls)
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_tool_backend_is_clean_through_its_dialect_file(tool_case: Path, chunking: str) -> None:
+    row = run_one(RunSpec(str(tool_case), "tests.suts.tool_backend:app", TOOL_DIALECT, chunking))
+    assert row["terminal"] == "done" and slugs(row) == []
+    assert row["streamed_text"] == TEXT and row["final_code"] == NEW_CODE
+    assert row["unknown_events"] == 0
+    assert row["changes_lag_ms"] >= 0 and row["text_lag_p50_ms"] >= 0
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_tool_backend_bugs_are_flagged(tool_case: Path, chunking: str) -> None:
+    sut = "tests.suts.tool_backend:leaky_app"
+    leaky = run_one(RunSpec(str(tool_case), sut, TOOL_DIALECT, chunking))
+    assert "escape-leak" in slugs(leaky)
+    sut = "tests.suts.tool_backend:dropped_code_app"
+    dropped = run_one(RunSpec(str(tool_case), sut, TOOL_DIALECT, chunking))
+    assert slugs(dropped) == ["missing-changes"]
+    assert dropped["final_code"] is None

@@ -1,0 +1,111 @@
+"""A backend on OpenAI tool calls with its own event names (``token``, ``patch``, ``end``,
+``oops``), graded through the dialect file next to it (``tool_backend.dialect.yaml``).
+
+The model calls two tools in parallel: ``lookup_docs`` and ``answer``, whose input is
+``{"code_edits": [...], "text_answer": "..."}``. ``app`` parses the ``answer`` input
+incrementally (keyed by the tool call's ``index``): ``patch`` the moment the edits are
+complete, then the explanation as ``token`` events. The bugs, each an app of its own:
+
+- ``leaky_app``: streams the explanation by slicing the raw arguments after
+  ``"text_answer": "``, so JSON escapes (``\\n``, ``\\"``) reach the user;
+- ``dropped_code_app``: never sends ``patch`` and forgets the code in ``end``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from streambench.answer import JsonObjectStream, MemberDone, StringDelta
+from streambench.sse import SSEDecoder
+
+UPSTREAM = "https://api.openai.com/v1/chat/completions"
+DIALECT = __file__.removesuffix(".py") + ".dialect.yaml"
+
+
+def sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def apply_edits(code: str, edits: list[dict[str, Any]]) -> str:
+    for edit in edits:
+        if edit.get("action") == "rewrite":
+            code = edit.get("new_code", "")
+        elif edit.get("old_code") and edit["old_code"] in code:
+            code = code.replace(edit["old_code"], edit.get("new_code", ""), 1)
+    return code
+
+
+async def tool_arguments(client: httpx.AsyncClient) -> AsyncIterator[tuple[str, str]]:
+    """``(tool name, arguments piece)`` as the upstream streams them, parallel calls apart."""
+    names: dict[int, str] = {}
+    async with client.stream("POST", UPSTREAM, json={"stream": True}) as response:
+        decoder = SSEDecoder()
+        async for data in response.aiter_raw():
+            for ev in decoder.feed(data):
+                if ev.data.strip() == "[DONE]":
+                    return
+                chunk = json.loads(ev.data)
+                if "error" in chunk:
+                    raise RuntimeError(chunk["error"].get("message", "upstream error"))
+                for choice in chunk.get("choices") or []:
+                    for call in (choice.get("delta") or {}).get("tool_calls") or []:
+                        function = call.get("function") or {}
+                        if function.get("name"):
+                            names[call["index"]] = function["name"]
+                        if function.get("arguments"):
+                            yield names.get(call["index"], ""), function["arguments"]
+
+
+def _reply(*, leak: bool, send_code: bool) -> Any:
+    async def reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
+        original = (body.get("context") or {}).get("expression", "")
+        parser, raw, shown, code = JsonObjectStream(), "", "", None
+        try:
+            async with httpx.AsyncClient() as client:
+                async for name, piece in tool_arguments(client):
+                    if name != "answer":
+                        continue
+                    raw += piece
+                    for event in parser.feed(piece):
+                        if isinstance(event, MemberDone) and event.key == "code_edits":
+                            code = apply_edits(original, event.value)
+                            if send_code:
+                                yield sse("patch", {"source": code})
+                        elif (
+                            isinstance(event, StringDelta)
+                            and event.key == "text_answer"
+                            and not leak
+                        ):
+                            shown += event.text
+                            yield sse("token", {"t": event.text})
+                    if leak and '"text_answer": "' in raw:
+                        text = raw.split('"text_answer": "', 1)[1].removesuffix('"}')
+                        if len(text) > len(shown):
+                            yield sse("token", {"t": text[len(shown) :]})
+                            shown = text
+        except (RuntimeError, httpx.HTTPError) as exc:
+            yield sse("oops", {"why": str(exc), "shown": shown})
+            return
+        yield sse("end", {"answer": shown, "source": code if send_code else None})
+
+    return reply
+
+
+def _app(reply: Any) -> Starlette:
+    async def messages(request: Request) -> StreamingResponse:
+        return StreamingResponse(reply(await request.json()), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/messages", messages, methods=["POST"])])
+
+
+app = _app(_reply(leak=False, send_code=True))
+leaky_app = _app(_reply(leak=True, send_code=True))
+dropped_code_app = _app(_reply(leak=False, send_code=False))
