@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from streambench.grade.upstream import (
     UpstreamContent,
@@ -21,7 +22,7 @@ from streambench.providers.apis import event_tool_calls
 from streambench.replay import build_plan
 from streambench.runner.matrix import RunSpec, run_one
 from streambench.sse import SSEEvent
-from streambench.transcript import Transcript
+from streambench.transcript import Transcript, save
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOOL_APIS = ("anthropic-messages", "openai-chat", "openai-responses")
@@ -168,3 +169,29 @@ def test_the_call_that_carried_the_answer_is_found_by_content() -> None:
     assert served_call([answer, rag], "Relevant") == 1
     assert served_call([rag, answer], "") == 1  # nothing to match: the latest call
     assert served_call([], "x") == 0
+
+
+def test_a_title_call_after_the_answer_does_not_take_its_metrics(tmp_path: Path) -> None:
+    answer = "The answer is forty-two, and here is why it matters."
+    for name, text in (("answer", answer), ("title", "Forty-two")):
+        body = synth.render("anthropic-messages", text=text)
+        times = [400.0 + 30.0 * i for i in range(len(synth.event_spans(body)))]
+        transcript = synth.make_transcript(
+            "anthropic-messages", body, request_body={}, chunk_times_ms=times
+        )
+        save(transcript, tmp_path / f"{name}.yaml")
+    case = {
+        "name": "title-after",
+        "mode": "chat",
+        "request": {"content": "why 42?"},
+        "upstream": ["answer.yaml", "title.yaml"],
+        "expect": {"text": answer},
+    }
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(case))
+    row = run_one(RunSpec(str(tmp_path), "tests.suts.title_after:app", chunking="deltas:1"))
+    assert row["upstream_calls"] == 2 and row["answer_call"] == 1
+    assert row["violations"] == [] and row["final_text"] == answer
+    # the SUT forwards each delta as it arrives: the lag of every character is ~0
+    assert 0 <= row["text_lag_p95_ms"] < 1
+    timeline = json.loads(row["timeline_json"])
+    assert {p["source"] for p in timeline} == {"upstream 1", "upstream 2", "client"}
