@@ -5,6 +5,8 @@ its own event names graded through a dialect file."""
 from __future__ import annotations
 
 import json
+import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from streambench.grade.dialects import (
     register_dialect,
 )
 from streambench.providers import synth
-from streambench.runner.matrix import RunSpec, run_one
+from streambench.runner.matrix import Matrix, RunSpec, run_matrix, run_one
 from streambench.transcript import save
 
 SUTS = Path(__file__).resolve().parent / "suts"
@@ -276,3 +278,35 @@ def test_tool_backend_bugs_are_flagged(tool_case: Path, chunking: str) -> None:
     dropped = run_one(RunSpec(str(tool_case), sut, TOOL_DIALECT, chunking))
     assert slugs(dropped) == ["missing-changes"]
     assert dropped["final_code"] is None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("attr", ["app", "leaky_app"])
+def test_tool_backend_over_http_gives_the_in_process_verdicts(tool_case: Path, attr: str) -> None:
+    port = _free_port()
+    root = Path(__file__).resolve().parents[1]
+    axes = {
+        "cases": [str(tool_case)],
+        "dialects": [TOOL_DIALECT],
+        "chunkings": ["events", "deltas:adversarial"],
+        "latencies": ["scale:0.05"],
+    }
+    cmd = (
+        f"{sys.executable} -m uvicorn --app-dir {root} --port {port} "
+        f"--log-level warning tests.suts.tool_backend:{attr}"
+    )
+    over_http = run_matrix(Matrix(suts=[f"http://127.0.0.1:{port}/messages"], sut_cmd=cmd, **axes))
+    in_process = run_matrix(Matrix(suts=[f"tests.suts.tool_backend:{attr}"], **axes))
+    for frame in (over_http, in_process):
+        assert list(frame["upstream_calls"]) == [1, 1]
+    verdicts = [
+        [(row["chunking"], row["terminal"], slugs(row)) for row in frame.to_dict("records")]
+        for frame in (over_http, in_process)
+    ]
+    assert verdicts[0] == verdicts[1]
+    assert all(("escape-leak" in rules) == (attr == "leaky_app") for _, _, rules in verdicts[0])

@@ -13,6 +13,7 @@ with ``--dialect apollo``). ``app`` holds the text back until the changes are ou
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,7 +25,6 @@ from starlette.routing import Route
 
 from streambench.sse import SSEDecoder
 
-UPSTREAM = "https://api.anthropic.com/v1/messages"
 TOOL = "suggest_code"
 
 
@@ -50,9 +50,13 @@ def _reply(*, hold_text: bool, send_changes: bool) -> Any:
         tool_blocks: dict[int, list[str]] = {}
         code: str | None = None
         holding = hold_text
+        # over HTTP, streambench points ANTHROPIC_BASE_URL at its replay host
+        upstream = (
+            os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com") + "/v1/messages"
+        )
         async with (
             httpx.AsyncClient() as client,
-            client.stream("POST", UPSTREAM, json={"stream": True}) as response,
+            client.stream("POST", f"{base}/v1/messages", json={"stream": True}) as response,
         ):
             decoder = SSEDecoder()
             async for data in response.aiter_raw():

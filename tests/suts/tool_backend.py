@@ -14,6 +14,7 @@ complete, then the explanation as ``token`` events. The bugs, each an app of its
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,7 +27,6 @@ from starlette.routing import Route
 from streambench.answer import JsonObjectStream, MemberDone, StringDelta
 from streambench.sse import SSEDecoder
 
-UPSTREAM = "https://api.openai.com/v1/chat/completions"
 DIALECT = __file__.removesuffix(".py") + ".dialect.yaml"
 
 
@@ -46,7 +46,9 @@ def apply_edits(code: str, edits: list[dict[str, Any]]) -> str:
 async def tool_arguments(client: httpx.AsyncClient) -> AsyncIterator[tuple[str, str]]:
     """``(tool name, arguments piece)`` as the upstream streams them, parallel calls apart."""
     names: dict[int, str] = {}
-    async with client.stream("POST", UPSTREAM, json={"stream": True}) as response:
+    # over HTTP, streambench points OPENAI_BASE_URL at its replay host
+    base = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    async with client.stream("POST", f"{base}/chat/completions", json={"stream": True}) as response:
         decoder = SSEDecoder()
         async for data in response.aiter_raw():
             for ev in decoder.feed(data):
