@@ -51,9 +51,7 @@ def _reply(*, hold_text: bool, send_changes: bool) -> Any:
         code: str | None = None
         holding = hold_text
         # over HTTP, streambench points ANTHROPIC_BASE_URL at its replay host
-        upstream = (
-            os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com") + "/v1/messages"
-        )
+        base = os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
         async with (
             httpx.AsyncClient() as client,
             client.stream("POST", f"{base}/v1/messages", json={"stream": True}) as response,
