@@ -18,27 +18,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import StreamingResponse
-from starlette.routing import Route
 
 from streambench.sse import SSEDecoder
 
+from ._starlette import apply_edits, sse, sse_app
+
 TOOL = "suggest_code"
-
-
-def sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def apply_edits(code: str, edits: list[dict[str, Any]]) -> str:
-    for edit in edits:
-        if edit.get("action") == "rewrite":
-            code = edit.get("new_code", "")
-        elif edit.get("old_code") and edit["old_code"] in code:
-            code = code.replace(edit["old_code"], edit.get("new_code", ""), 1)
-    return code
 
 
 def _reply(*, hold_text: bool, send_changes: bool) -> Any:
@@ -98,13 +83,6 @@ def _reply(*, hold_text: bool, send_changes: bool) -> Any:
     return reply
 
 
-def _app(reply: Any) -> Starlette:
-    async def messages(request: Request) -> StreamingResponse:
-        return StreamingResponse(reply(await request.json()), media_type="text/event-stream")
-
-    return Starlette(routes=[Route("/messages", messages, methods=["POST"])])
-
-
-app = _app(_reply(hold_text=True, send_changes=True))
-text_first_app = _app(_reply(hold_text=False, send_changes=True))
-code_in_complete_app = _app(_reply(hold_text=True, send_changes=False))
+app = sse_app(_reply(hold_text=True, send_changes=True))
+text_first_app = sse_app(_reply(hold_text=False, send_changes=True))
+code_in_complete_app = sse_app(_reply(hold_text=True, send_changes=False))

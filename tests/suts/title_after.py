@@ -4,24 +4,17 @@ call that carried the answer is the first, not the last."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import StreamingResponse
-from starlette.routing import Route
 
 from streambench.providers.apis import event_content
 from streambench.sse import SSEDecoder
 
+from ._starlette import sse, sse_app
+
 UPSTREAM = "https://api.anthropic.com/v1/messages"
-
-
-def sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 async def stream_text(client: httpx.AsyncClient, prompt: str) -> AsyncIterator[str]:
@@ -45,8 +38,4 @@ async def reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
     yield sse("done", {"content": answer, "title": title})
 
 
-async def messages(request: Request) -> StreamingResponse:
-    return StreamingResponse(reply(await request.json()), media_type="text/event-stream")
-
-
-app = Starlette(routes=[Route("/messages", messages, methods=["POST"])])
+app = sse_app(reply)

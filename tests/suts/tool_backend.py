@@ -19,28 +19,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import StreamingResponse
-from starlette.routing import Route
 
 from streambench.answer import JsonObjectStream, MemberDone, StringDelta
 from streambench.sse import SSEDecoder
 
+from ._starlette import apply_edits, sse, sse_app
+
 DIALECT = __file__.removesuffix(".py") + ".dialect.yaml"
-
-
-def sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def apply_edits(code: str, edits: list[dict[str, Any]]) -> str:
-    for edit in edits:
-        if edit.get("action") == "rewrite":
-            code = edit.get("new_code", "")
-        elif edit.get("old_code") and edit["old_code"] in code:
-            code = code.replace(edit["old_code"], edit.get("new_code", ""), 1)
-    return code
 
 
 async def tool_arguments(client: httpx.AsyncClient) -> AsyncIterator[tuple[str, str]]:
@@ -101,13 +86,6 @@ def _reply(*, leak: bool, send_code: bool) -> Any:
     return reply
 
 
-def _app(reply: Any) -> Starlette:
-    async def messages(request: Request) -> StreamingResponse:
-        return StreamingResponse(reply(await request.json()), media_type="text/event-stream")
-
-    return Starlette(routes=[Route("/messages", messages, methods=["POST"])])
-
-
-app = _app(_reply(leak=False, send_code=True))
-leaky_app = _app(_reply(leak=True, send_code=True))
-dropped_code_app = _app(_reply(leak=False, send_code=False))
+app = sse_app(_reply(leak=False, send_code=True))
+leaky_app = sse_app(_reply(leak=True, send_code=True))
+dropped_code_app = sse_app(_reply(leak=False, send_code=False))
