@@ -305,13 +305,21 @@ def check_dialect(name: str) -> None:
         dialect_parser(name)
 
 
+# ``auto`` reads a long stream's first events and its last ones (where terminals are)
+AUTO_HEAD_EVENTS = 200
+AUTO_TAIL_EVENTS = 20
+
+
 def pick_dialect(events: Sequence[tuple[str, str]]) -> str:
     """For ``--dialect auto``: the dialect that understands the stream best (fewest unknown
     events, then exactly one terminal), the earlier in :func:`dialect_names` on a tie."""
+    sample = list(events)
+    if len(sample) > AUTO_HEAD_EVENTS + AUTO_TAIL_EVENTS:
+        sample = sample[:AUTO_HEAD_EVENTS] + sample[-AUTO_TAIL_EVENTS:]
 
     def score(name: str) -> tuple[int, int]:
         parse = dialect_parser(name)
-        parsed = [ev for event, data in events for ev in parse(0.0, event, data)]
+        parsed = [ev for event, data in sample for ev in parse(0.0, event, data)]
         unknown = sum(ev.kind == "unknown" for ev in parsed)
         terminals = sum(ev.is_terminal for ev in parsed)
         return unknown, abs(terminals - 1)
