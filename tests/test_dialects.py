@@ -286,27 +286,44 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("attr", ["app", "leaky_app"])
-def test_tool_backend_over_http_gives_the_in_process_verdicts(tool_case: Path, attr: str) -> None:
+def _verdicts_over_http_and_in_process(
+    case: Path, app: str, dialect: str
+) -> list[list[tuple[str, str, list[str]]]]:
+    """(chunking, terminal, rules) of each run: over HTTP (uvicorn via --sut-cmd), in process."""
     port = _free_port()
     root = Path(__file__).resolve().parents[1]
     axes = {
-        "cases": [str(tool_case)],
-        "dialects": [TOOL_DIALECT],
+        "cases": [str(case)],
+        "dialects": [dialect],
         "chunkings": ["events", "deltas:adversarial"],
         "latencies": ["scale:0.05"],
     }
-    cmd = (
-        f"{sys.executable} -m uvicorn --app-dir {root} --port {port} "
-        f"--log-level warning tests.suts.tool_backend:{attr}"
-    )
+    cmd = f"{sys.executable} -m uvicorn --app-dir {root} --port {port} --log-level warning {app}"
     over_http = run_matrix(Matrix(suts=[f"http://127.0.0.1:{port}/messages"], sut_cmd=cmd, **axes))
-    in_process = run_matrix(Matrix(suts=[f"tests.suts.tool_backend:{attr}"], **axes))
+    in_process = run_matrix(Matrix(suts=[app], **axes))
     for frame in (over_http, in_process):
         assert list(frame["upstream_calls"]) == [1, 1]
-    verdicts = [
+    return [
         [(row["chunking"], row["terminal"], slugs(row)) for row in frame.to_dict("records")]
         for frame in (over_http, in_process)
     ]
-    assert verdicts[0] == verdicts[1]
-    assert all(("escape-leak" in rules) == (attr == "leaky_app") for _, _, rules in verdicts[0])
+
+
+@pytest.mark.parametrize(
+    ("app", "rule"),
+    [
+        ("tests.suts.tool_backend:app", None),
+        ("tests.suts.tool_backend:leaky_app", "escape-leak"),
+        ("tests.suts.apollo_style:app", None),
+        ("tests.suts.apollo_style:text_first_app", "text-before-changes"),
+    ],
+)
+def test_example_backends_over_http_give_the_in_process_verdicts(
+    tool_case: Path, apollo_case: Path, app: str, rule: str | None
+) -> None:
+    apollo = "apollo_style" in app
+    case, dialect = (apollo_case, "apollo") if apollo else (tool_case, TOOL_DIALECT)
+    over_http, in_process = _verdicts_over_http_and_in_process(case, app, dialect)
+    assert over_http == in_process
+    assert all(terminal == "done" for _, terminal, _ in over_http)
+    assert all(rules == ([rule] if rule else []) for _, _, rules in over_http)
