@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from reference_harness import run_reference
-from streambench.reference.assistant import prefill_for
+from streambench.answer import prefill_for
 from streambench.replay import build_plan, virtual_time
 from streambench.runner.cases import Case, load_cases
 from streambench.transcript import load

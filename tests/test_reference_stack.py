@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reference_harness import run_reference
+from streambench.answer import JsonObjectStream, JsonStringDecoder, MemberDone
 from streambench.errors import ConfigError
 from streambench.reference.edits import resolve_code_edits
-from streambench.reference.jsonstream import JsonObjectStream, JsonStringDecoder, MemberDone
 from streambench.reference.store import Store, StoreError
 from streambench.replay import build_plan, virtual_time
 from streambench.runner.cases import load_case

@@ -25,6 +25,7 @@ from streambench.sse import SSEDecoder, SSEEvent, decode_all, encode
 if TYPE_CHECKING:
     import pandas as pd
 
+    from streambench.grade.dialects import register_dialect
     from streambench.replay import ReplayPlan, ReplayTransport, build_plan, mock_upstream
     from streambench.runner.executors import Executor, Progress
     from streambench.runner.matrix import Matrix
@@ -41,6 +42,7 @@ _LAZY = {
     "mock_upstream": "streambench.replay",
     "Transcript": "streambench.transcript",
     "load_inputs": "streambench.transcript",
+    "register_dialect": "streambench.grade.dialects",
 }
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "load_inputs",
     "load_transcript",
     "mock_upstream",
+    "register_dialect",
     "run",
 ]
 

@@ -36,7 +36,15 @@ def run_command(
     sut_cmd: Annotated[
         str | None, typer.Option(help="Start the http SUT with this command.")
     ] = None,
-    dialect: Many = None,
+    dialect: Annotated[
+        list[str] | None,
+        typer.Option(
+            show_default=False,
+            help="How to read the SUT's SSE: streambench (default), anthropic, apollo, "
+            "openai-chat, openai-responses, vercel-ai, auto (picked per stream), or a dialect "
+            ".yaml file.",
+        ),
+    ] = None,
     chunking: Many = None,
     latency: Many = None,
     fault: Annotated[
@@ -145,6 +153,34 @@ def run_command(
     elif len(frame):
         _print_summary(frame, group_by, Path(out_dir) / "summary.md")
     err_console.print(closing_line(frame, elapsed_s, paths), markup=False)
+    for line in dialect_lines(frame):
+        err_console.print(line, markup=False)
+
+
+def dialect_lines(frame: pd.DataFrame) -> list[str]:
+    """Which dialect ``auto`` picked, and how many events no dialect rule understood."""
+    import json
+    from collections import Counter
+
+    lines: list[str] = []
+    if not len(frame) or "dialect_used" not in frame:
+        return lines
+    auto = frame[frame["dialect"] == "auto"]
+    if len(auto):
+        picked = Counter(auto["dialect_used"])
+        lines.append(
+            "dialect auto: " + ", ".join(f"{name} ({n} runs)" for name, n in picked.most_common())
+        )
+    names: Counter[str] = Counter()
+    for text in frame["unknown_event_names"]:
+        names.update(json.loads(text))
+    if names:
+        top = ", ".join(f"{name} {n}" for name, n in names.most_common(5))
+        lines.append(
+            f"saw {sum(names.values())} events I did not understand ({top}): "
+            "check --dialect, or write a dialect file (docs/evaluation.md)"
+        )
+    return lines
 
 
 def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.DataFrame:

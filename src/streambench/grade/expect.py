@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from streambench.grade.upstream import PREFILLS, STRUCTURED_KEYS, TEXT_KEYS
+from streambench.answer import SHAPES, known_prefills
 from streambench.providers.apis import summarize
 from streambench.replay import ReplayPlan, parse_fault
 from streambench.sse import decode_all
@@ -82,10 +82,10 @@ def recorded_mode(request_body: Any) -> tuple[str, str]:
     """(mode, order) a recorded request implies: its prefill names the answer's first key
     (``"code_edits"`` / ``"text_answer"``: job_code; ``"yaml"`` / ``"text"``: workflow)."""
     prefill = recorded_prefill(request_body) or ""
-    for mode, struct_key in STRUCTURED_KEYS.items():
-        if f'"{struct_key}"' in prefill:
+    for mode, shape in SHAPES.items():
+        if f'"{shape.structured_key}"' in prefill:
             return mode, "changes_first"
-        if f'"{TEXT_KEYS[mode]}"' in prefill:
+        if f'"{shape.text_key}"' in prefill:
             return mode, "text_first"
     return "chat", "changes_first"
 
@@ -136,13 +136,14 @@ def apply_code_edits(code: str, edits: Any) -> tuple[str, int, int] | None:
 
 def structured_answer(content: str, mode: str, expression: str, prefill: str | None) -> Answer:
     """The text and code/YAML of a job_code / workflow answer continued from a prefill."""
-    guesses = [p for p in (prefill, *PREFILLS[mode]) if p is not None]
+    shape = SHAPES[mode]
+    guesses = [p for p in (prefill, *known_prefills(mode)) if p is not None]
     for guess in dict.fromkeys(guesses):
         obj = _json_object(guess + content)
-        if obj is None or not {STRUCTURED_KEYS[mode], TEXT_KEYS[mode]} <= obj.keys():
+        if obj is None or not set(shape.keys) <= obj.keys():
             continue
-        text = obj.get(TEXT_KEYS[mode])
-        structured = obj[STRUCTURED_KEYS[mode]]
+        text = obj.get(shape.text_key)
+        structured = obj[shape.structured_key]
         if mode == "workflow":
             code = structured if isinstance(structured, str) else None
         else:
@@ -157,7 +158,7 @@ def recorded_answer(transcript: Transcript, mode: str, expression: str = "") -> 
     if transcript.response.status != 200:
         return Answer(None, None)
     text = summarize(transcript.meta.api, decode_all(transcript.response.body)).text
-    if mode not in STRUCTURED_KEYS:
+    if mode not in SHAPES:
         return Answer(text)
     return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
 

@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streambench.answer import MEMBER_KEYS, STRUCTURED_MODES
 from streambench.grade.client import ClientState
 from streambench.grade.dialects import UIEvent
 from streambench.grade.expect import Answer, Outcome, apply_code_edits
 from streambench.grade.metrics import paints, still_spans
 
-STRUCTURED_MODES = frozenset({"job_code", "workflow"})
 _ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{1,4}|["\\/bfnrt])')
 _JSON_SYNTAX = re.compile(
-    r'"\s*\}\s*$|"(?:code_edits|text_answer|yaml|text|action|old_code|new_code)"\s*:|\]\s*,\s*"'
+    rf'"\s*\}}\s*$|"(?:{"|".join(map(re.escape, MEMBER_KEYS))})"\s*:|\]\s*,\s*"'
 )
 
 
@@ -225,7 +225,8 @@ def _event_after_terminal(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str,
     return [
         (f"{ev.kind} event after the terminal event", ev.t_ms)
         for ev in _after_terminal(ctx)
-        if ev.kind != "status" and not ev.is_terminal
+        # an event the dialect does not understand is counted in unknown_events instead
+        if ev.kind not in ("status", "unknown") and not ev.is_terminal
     ]
 
 

@@ -147,3 +147,81 @@ def summarize(api: str, events: Iterable[SSEEvent]) -> ContentSummary:
     summary.tool_json = "".join(pieces["tool_json"])
     summary.thinking = "".join(pieces["thinking"])
     return summary
+
+
+# ---------------------------------------------------------------------------- tool calls
+
+
+@dataclass(frozen=True)
+class ToolCallPiece:
+    """A piece of one tool call's input JSON. ``call`` names the call within its stream (the
+    content block index, the ``tool_calls`` index, the output item id; None for a call that is
+    complete in this one event); ``name`` is set on the event that names the tool."""
+
+    call: str | None
+    name: str | None
+    arguments: str
+
+
+def _anthropic_tools(payload: dict[str, Any]) -> list[ToolCallPiece]:
+    kind = payload.get("type")
+    index = str(payload.get("index"))
+    block = payload.get("content_block") or {}
+    if kind == "content_block_start" and block.get("type") in ("tool_use", "server_tool_use"):
+        return [ToolCallPiece(index, str(block.get("name") or ""), "")]
+    delta = payload.get("delta") or {}
+    if kind == "content_block_delta" and delta.get("type") == "input_json_delta":
+        return [ToolCallPiece(index, None, str(delta.get("partial_json", "")))]
+    return []
+
+
+def _openai_chat_tools(payload: dict[str, Any]) -> list[ToolCallPiece]:
+    pieces: list[ToolCallPiece] = []
+    for choice in payload.get("choices") or []:
+        for call in (choice.get("delta") or {}).get("tool_calls") or []:
+            function = call.get("function") or {}
+            name = function.get("name")
+            pieces.append(
+                ToolCallPiece(
+                    str(call.get("index", 0)),
+                    None if name is None else str(name),
+                    str(function.get("arguments") or ""),
+                )
+            )
+    return pieces
+
+
+def _openai_responses_tools(payload: dict[str, Any]) -> list[ToolCallPiece]:
+    kind = payload.get("type")
+    item = payload.get("item") or {}
+    if kind == "response.output_item.added" and item.get("type") == "function_call":
+        return [ToolCallPiece(str(item.get("id")), str(item.get("name") or ""), "")]
+    if kind == "response.function_call_arguments.delta":
+        return [ToolCallPiece(str(payload.get("item_id")), None, str(payload.get("delta", "")))]
+    return []
+
+
+def _google_tools(payload: dict[str, Any]) -> list[ToolCallPiece]:
+    pieces: list[ToolCallPiece] = []
+    for candidate in payload.get("candidates") or []:
+        for part in (candidate.get("content") or {}).get("parts") or []:
+            if "functionCall" in part:
+                call = part["functionCall"] or {}
+                args = json.dumps(call.get("args") or {}, ensure_ascii=False)
+                pieces.append(ToolCallPiece(None, str(call.get("name") or ""), args))
+    return pieces
+
+
+_TOOL_INTERPRETERS = {
+    "anthropic-messages": _anthropic_tools,
+    "openai-chat": _openai_chat_tools,
+    "openai-responses": _openai_responses_tools,
+    "google-generate": _google_tools,
+}
+
+
+def event_tool_calls(api: str, ev: SSEEvent) -> list[ToolCallPiece]:
+    """The tool-call pieces one event carries (parallel calls kept apart by ``call``)."""
+    interpreter = _TOOL_INTERPRETERS.get(api)
+    payload = _json(ev.data) if interpreter is not None else None
+    return interpreter(payload) if isinstance(payload, dict) and interpreter else []

@@ -222,6 +222,11 @@ class ProviderAPI:
         """Where the one content string of a delta event sits; None for any other event."""
         return None
 
+    def separate(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        """An event carrying several content strings at once (parallel tool calls sent
+        together) as one event per string, to split each alone; [] when it is not one."""
+        return []
+
     def shape_piece(self, obj: dict[str, Any], first: bool, last: bool) -> None:
         """Keep once-per-event envelope fields on the first (ids, names) or last (finish) piece
         when one delta event is cut into several."""

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from streambench._yaml import load_yaml
+from streambench.answer import SHAPES, mode_of_prefill
 from streambench.errors import ConfigError, SpecError
 from streambench.providers import registry, synth
 from streambench.replay.faults import Fault, http_error, parse_fault
@@ -88,11 +89,7 @@ class Prompt:
 
     @property
     def mode(self) -> str:
-        if "code_edits" in self.prefill or "text_answer" in self.prefill:
-            return "job_code"
-        if '"yaml"' in self.prefill or '"text"' in self.prefill:
-            return "workflow"
-        return "chat"
+        return mode_of_prefill(self.prefill)
 
 
 def load_script(path: str | Path) -> list[Rule]:
@@ -168,9 +165,9 @@ def json_answer(fields: dict[str, Any], prefill: str, ensure_ascii: bool = False
 
 def _default_fields(prompt: Prompt) -> dict[str, Any]:
     echo = f"Echo: {prompt.user_text}" if prompt.user_text else LOREM
-    if prompt.mode == "job_code":
-        return {"code_edits": [], "text_answer": echo}
-    return {"yaml": "name: echo\nsteps: []\n", "text": echo}
+    shape = SHAPES[prompt.mode]
+    structured = [] if prompt.mode == "job_code" else "name: echo\nsteps: []\n"
+    return {shape.structured_key: structured, shape.text_key: echo}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 from streambench.providers.base import (
@@ -131,6 +132,29 @@ class OpenAIChat(JsonEventsAPI):
                 slot = ("chat", index, "tool", calls[0].get("index"))
                 found.append(Delta(path, slot, "tool_json"))
         return found[0] if len(found) == 1 else None
+
+    def separate(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        """A chunk carrying several tool calls as one chunk per call: the role on the first,
+        finish_reason and usage on the last."""
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
+            return []
+        delta = choices[0].get("delta")
+        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+        if not isinstance(calls, list) or len(calls) < 2 or set(delta) - {"role", "tool_calls"}:
+            return []
+        parts: list[dict[str, Any]] = []
+        for i, call in enumerate(calls):
+            part = copy.deepcopy(obj)
+            part["choices"][0]["delta"]["tool_calls"] = [call]
+            if i:
+                part["choices"][0]["delta"].pop("role", None)
+            if i < len(calls) - 1:
+                part["choices"][0]["finish_reason"] = None
+                if part.get("usage") is not None:
+                    part["usage"] = None
+            parts.append(part)
+        return parts
 
     def shape_piece(self, obj: dict[str, Any], first: bool, last: bool) -> None:
         choice = obj["choices"][0]

@@ -24,10 +24,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from streambench.answer import MODES, ORDERS
 from streambench.record.redact import Redactor, make_config
 from streambench.reference.assistant import (
-    MODES,
-    ORDERS,
     Assistant,
     AssistantRequest,
     Changes,

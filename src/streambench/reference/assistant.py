@@ -2,7 +2,7 @@
 
 ``reply_stream`` turns one user request into :data:`AssistantEvent` values. In ``job_code``
 and ``workflow`` modes the model answers a JSON object whose start is prefilled; the answer is
-parsed incrementally (:mod:`streambench.reference.jsonstream`), the structured member
+parsed incrementally (:mod:`streambench.answer`), the structured member
 (``code_edits`` / ``yaml``) becomes one :class:`Changes` event the moment it completes, and
 the text member streams out decoded as it arrives.
 """
@@ -14,6 +14,18 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from streambench.answer import (
+    SHAPES,
+    AnswerShape,
+    JsonEvent,
+    JsonObjectStream,
+    JsonStreamError,
+    MemberDone,
+    MemberStart,
+    Mode,
+    Order,
+    StringDelta,
+)
 from streambench.reference.chain import (
     AllProvidersFailed,
     Chunk,
@@ -21,14 +33,6 @@ from streambench.reference.chain import (
     StreamFailed,
 )
 from streambench.reference.edits import resolve_code_edits
-from streambench.reference.jsonstream import (
-    JsonEvent,
-    JsonObjectStream,
-    JsonStreamError,
-    MemberDone,
-    MemberStart,
-    StringDelta,
-)
 from streambench.reference.providers import LLMRequest
 from streambench.reference.statuses import (
     FORMATTING_WORKFLOW,
@@ -37,11 +41,6 @@ from streambench.reference.statuses import (
     StatusPicker,
     opening_pool,
 )
-
-Mode = Literal["chat", "job_code", "workflow"]
-Order = Literal["changes_first", "text_first"]
-MODES: tuple[Mode, ...] = ("chat", "job_code", "workflow")
-ORDERS: tuple[Order, ...] = ("changes_first", "text_first")
 
 SYSTEM_PROMPTS: dict[Mode, str] = {
     "chat": "You are a helpful assistant for a workflow automation platform. Answer concisely.",
@@ -116,28 +115,26 @@ class AnswerIncomplete(Exception):
 
 @dataclass(frozen=True)
 class _Shape:
-    struct_key: str
-    text_key: str
+    """An answer shape in the order the request asked for."""
+
+    members: AnswerShape
     order: Order
 
     @property
+    def struct_key(self) -> str:
+        return self.members.structured_key
+
+    @property
+    def text_key(self) -> str:
+        return self.members.text_key
+
+    @property
     def first_key(self) -> str:
-        return self.struct_key if self.order == "changes_first" else self.text_key
+        return self.members.first_key(self.order)
 
     @property
     def prefill(self) -> str:
-        opener = "[" if self.first_key == "code_edits" else '"'
-        return f'{{\n  "{self.first_key}": {opener}'
-
-
-SHAPES = {"job_code": ("code_edits", "text_answer"), "workflow": ("yaml", "text")}
-
-
-def prefill_for(mode: Mode, order: Order = "changes_first") -> str:
-    """The start of the answer the model is asked to continue ("" in chat mode)."""
-    if mode == "chat":
-        return ""
-    return _Shape(*SHAPES[mode], order).prefill
+        return self.members.prefill(self.order)
 
 
 class _PlainAnswer:
@@ -304,7 +301,7 @@ class Assistant:
         if request.mode == "chat":
             answer = _PlainAnswer()
         else:
-            shape = _Shape(*SHAPES[request.mode], request.order)
+            shape = _Shape(SHAPES[request.mode], request.order)
             answer = _StructuredAnswer(request.mode, shape, request.expression, statuses)
         llm_request = LLMRequest(
             system=SYSTEM_PROMPTS[request.mode],

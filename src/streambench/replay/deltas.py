@@ -6,7 +6,8 @@ openai-responses ``*.delta`` event, a google chunk with one text part). Each bec
 events of the same shape whose pieces concatenate to the original; every other event (ids,
 usage, stop, pings) is kept byte for byte. Pieces never cross an original event, so envelope
 fields stay with their event: openai-chat's role and tool-call id/name ride on the first
-piece, finish_reason and usage on the last; google's finishReason on the last.
+piece, finish_reason and usage on the last; google's finishReason on the last. An openai-chat
+chunk carrying several parallel tool calls becomes one chunk per call first, each split alone.
 
 ``deltas:at=12/57/103`` is an explicit plan: cut the first content stream (a content block,
 choice or tool call, numbered in order of first appearance) at those character offsets of
@@ -112,31 +113,37 @@ def _piece_lengths(split: ContentSplit, n: int, rng: random.Random) -> list[int]
     return lengths
 
 
+def _content_parts(provider: Any, frame: Frame) -> list[tuple[dict[str, Any], Delta | None]] | None:
+    """The frame's event as objects to split (several for parallel calls); None: keep as is."""
+    if frame.event is None:
+        return None
+    try:
+        obj = json.loads(frame.event.data)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    where = provider.locate(obj)
+    if where is not None:
+        return [(obj, where)]
+    return [(part, provider.locate(part)) for part in provider.separate(obj)] or None
+
+
 def resplit(
     api: str, frames: list[Frame], split: ContentSplit, rng: random.Random
 ) -> list[list[Frame]]:
     """One group of frames per input frame: the pieces of a content delta, or the frame as is."""
     provider = registry.lookup(api)
-    parsed: list[tuple[dict[str, Any], Delta] | None] = []
-    for frame in frames:
-        hit = None
-        if frame.event is not None:
-            try:
-                obj = json.loads(frame.event.data)
-            except ValueError:
-                obj = None
-            where = provider.locate(obj) if isinstance(obj, dict) else None
-            if where is not None:
-                hit = (obj, where)
-        parsed.append(hit)
+    parsed = [_content_parts(provider, frame) for frame in frames]
 
     # adversarial cuts look at each slot's whole content, so patterns across deltas are cut too
     slot_cuts: dict[tuple[Any, ...], list[int]] = {}
     if split.mode in ("adversarial", "at"):
         texts: dict[tuple[Any, ...], list[str]] = {}
-        for hit in parsed:
-            if hit is not None:
-                texts.setdefault(hit[1].slot, []).append(get_path(hit[0], hit[1].path))
+        for hits in parsed:
+            for obj, where in hits or ():
+                if where is not None:
+                    texts.setdefault(where.slot, []).append(get_path(obj, where.path))
         if split.mode == "adversarial":
             slot_cuts = {slot: sorted(hostile_cuts("".join(t))) for slot, t in texts.items()}
         else:  # dicts keep insertion order: slots are numbered by first appearance
@@ -146,33 +153,38 @@ def resplit(
     slot_offset: dict[tuple[Any, ...], int] = {}
 
     groups: list[list[Frame]] = []
-    for frame, hit in zip(frames, parsed, strict=True):
-        if hit is None:
+    for frame, hits in zip(frames, parsed, strict=True):
+        if hits is None:
             groups.append([frame])
             continue
-        obj, where = hit
-        text: str = get_path(obj, where.path)
-        if split.mode in ("adversarial", "at"):
-            start = slot_offset.get(where.slot, 0)
-            slot_offset[where.slot] = start + len(text)
-            local = [c - start for c in slot_cuts[where.slot] if start < c < start + len(text)]
-            bounds = [0, *local, len(text)]
-        else:
-            bounds = [0]
-            for length in _piece_lengths(split, len(text), rng):
-                bounds.append(bounds[-1] + length)
-        pieces = [text[a:b] for a, b in itertools.pairwise(bounds)]
-        if len(pieces) <= 1:
-            groups.append([frame])
-            continue
-        group: list[Frame] = []
         assert frame.event is not None
-        for i, piece in enumerate(pieces):
-            piece_obj = copy.deepcopy(obj)
-            set_path(piece_obj, where.path, piece)
-            provider.shape_piece(piece_obj, first=i == 0, last=i == len(pieces) - 1)
-            event = SSEEvent(event=frame.event.event, data=dumps(piece_obj), id=frame.event.id)
-            group.append(make_frame(api, event, "split"))
+        group: list[Frame] = []
+        for obj, where in hits:
+            if where is None:  # a parallel call without arguments: its own event, whole
+                event = SSEEvent(event=frame.event.event, data=dumps(obj), id=frame.event.id)
+                group.append(make_frame(api, event, "split"))
+                continue
+            text: str = get_path(obj, where.path)
+            if split.mode in ("adversarial", "at"):
+                start = slot_offset.get(where.slot, 0)
+                slot_offset[where.slot] = start + len(text)
+                local = [c - start for c in slot_cuts[where.slot] if start < c < start + len(text)]
+                bounds = [0, *local, len(text)]
+            else:
+                bounds = [0]
+                for length in _piece_lengths(split, len(text), rng):
+                    bounds.append(bounds[-1] + length)
+            pieces = [text[a:b] for a, b in itertools.pairwise(bounds)] or [text]
+            if len(hits) == 1 and len(pieces) <= 1:
+                group.append(frame)
+                continue
+            for i, piece in enumerate(pieces):
+                piece_obj = copy.deepcopy(obj)
+                set_path(piece_obj, where.path, piece)
+                if len(pieces) > 1:
+                    provider.shape_piece(piece_obj, first=i == 0, last=i == len(pieces) - 1)
+                event = SSEEvent(event=frame.event.event, data=dumps(piece_obj), id=frame.event.id)
+                group.append(make_frame(api, event, "split"))
         groups.append(group)
     if provider.numbered:
         return renumber(api, groups)

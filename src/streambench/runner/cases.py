@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from streambench._yaml import check_json, load_yaml
+from streambench.answer import MODES
 from streambench.errors import ConfigError, StreambenchError
 from streambench.grade.expect import recorded_mode
 from streambench.transcript import is_cassette, load_inputs
 
-MODES = ("chat", "job_code", "workflow")
 TERMINALS = ("done", "error")
 
 
@@ -39,6 +39,8 @@ class Case:
     expect_yaml: str | None = None
     expect_terminal: str | None = None  # None: derived (docs/rules.md, expected outcome)
     path: Path | None = None
+    # the tool whose input carries the changes, when a backend calls several
+    tool: str | None = None
 
     @property
     def expression(self) -> str:
@@ -125,6 +127,9 @@ def load_case(path: str | Path) -> Case:
     for item, file in zip(upstream, files, strict=True):
         if not file.is_file():
             raise _fail(path, "upstream", f"{item!r} does not exist (relative to the case file)")
+    tool = data.get("tool")
+    if tool is not None and (not isinstance(tool, str) or not tool):
+        raise _fail(path, "tool", "must be the name of the tool that carries the changes")
     expect = data.get("expect") or {}
     if not isinstance(expect, dict):
         raise _fail(path, "expect", "must be a mapping (text, code, yaml, terminal)")
@@ -144,6 +149,7 @@ def load_case(path: str | Path) -> Case:
         expect_yaml=_optional_string(path, expect, "yaml"),
         expect_terminal=terminal,
         path=path,
+        tool=tool,
     )
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from streambench._yaml import load_yaml
 from streambench.errors import ConfigError, SpecError
 from streambench.grade.client import consume
-from streambench.grade.dialects import UIEvent, dialect_parser
+from streambench.grade.dialects import UIEvent, check_dialect, parse_stream, unknown_events
 from streambench.grade.expect import (
     Answer,
     Outcome,
@@ -33,7 +33,7 @@ from streambench.grade.metrics import compute_metrics
 from streambench.grade.profile import load_profile
 from streambench.grade.quality import code_quality
 from streambench.grade.rules import RunContext, UpstreamCall, judge
-from streambench.grade.upstream import analyse_upstream
+from streambench.grade.upstream import analyse_plan, served_call
 from streambench.grade.variance import cross_run_violations
 from streambench.providers.apis import detect
 from streambench.replay import ReplayPlan, build_plan, parse_chunking, parse_fault, parse_latency
@@ -227,23 +227,21 @@ MATRIX_FIELDS = tuple(f.name for f in fields(Matrix))
 
 SPEC_CHECKS: dict[str, Callable[[Any], object]] = {
     "suts": parse_sut,
-    "dialects": dialect_parser,
+    "dialects": check_dialect,
     "chunkings": parse_chunking,
     "latencies": _check_latency,
     "faults": lambda faults: [parse_fault(f) for f in faults],
 }
 
 
-def _ui_events(response: SutResponse, dialect: str) -> list[UIEvent]:
-    parse = dialect_parser(dialect)
+def _sse_events(response: SutResponse) -> list[tuple[float, str, str]]:
+    """``(t_ms, event name, data)`` of every SSE event in the SUT's response body."""
     decoder = SSEDecoder()
-    events: list[UIEvent] = []
+    events: list[tuple[float, str, str]] = []
     for t_ms, data in response.chunks:
-        for sse in decoder.feed(data):
-            events.extend(parse(t_ms, sse.event, sse.data))
+        events.extend((t_ms, sse.event, sse.data) for sse in decoder.feed(data))
     end_ms = response.chunks[-1][0] if response.chunks else 0.0
-    for sse in decoder.close():
-        events.extend(parse(end_ms, sse.event, sse.data))
+    events.extend((end_ms, sse.event, sse.data) for sse in decoder.close())
     return events
 
 
@@ -287,13 +285,17 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
     sut = parse_sut(spec.sut)
     body = case.request_body()
     response = sut.call(body, plans, spec.timeouts, host)
-    state = consume(_ui_events(response, spec.dialect))
+    dialect_used, ui_events = parse_stream(spec.dialect, _sse_events(response))
+    state = consume(ui_events)
+    unknown = unknown_events(ui_events)
     calls = _upstream_calls(response, transcripts)
     sent = sut.request_json(body)
 
-    served = max(0, min(len(response.upstream_starts_ms), len(plans)) - 1)
+    analysed = [analyse_plan(plan, case.mode, case.tool) for plan in plans]
+    made = analysed[: max(1, len(response.upstream_starts_ms))]
+    served = served_call(made, state.final_text or state.streamed_text)
     offset = response.upstream_starts_ms[served] if response.upstream_starts_ms else 0.0
-    upstream = analyse_upstream(plans[served].content_timeline, case.mode).shifted(offset)
+    upstream = made[served].shifted(offset)
     outcomes = case_outcomes(case, transcripts, plans, bool(spec.faults))
     starts = response.upstream_starts_ms
     ctx = RunContext(
@@ -321,6 +323,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         "case": case.name,
         "sut": spec.sut,
         "dialect": spec.dialect,
+        "dialect_used": dialect_used,
         "chunking": spec.chunking,
         "latency": spec.latency,
         "fault": ";".join(spec.faults),
@@ -336,8 +339,11 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         "sut_error": response.sut_error,
         "upstream_calls": len(response.upstream),
         "upstream_requests": json.dumps([call.as_dict() for call in calls]),
+        "answer_call": served + 1 if response.upstream_starts_ms else None,
         "violations": [v.as_dict() for v in violations],
         "n_violations": len(violations),
+        "unknown_events": sum(unknown.values()),
+        "unknown_event_names": json.dumps(unknown, sort_keys=True),
         "streamed_text": state.streamed_text,
         "final_text": state.final_text,
         "expected_terminal": "/".join(dict.fromkeys(o.terminal for o in outcomes)),

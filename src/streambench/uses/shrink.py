@@ -33,9 +33,9 @@ from typing import Any, TypeVar
 import yaml
 
 from streambench._atomic import atomic_write_text
+from streambench.answer import SHAPES, known_prefills
 from streambench.errors import ConfigError, StreambenchError
 from streambench.grade.rules import CROSS_RUN_RULES
-from streambench.grade.upstream import PREFILLS, TEXT_KEYS
 from streambench.reference.edits import resolve_code_edits
 from streambench.replay import build_plan, parse_chunking, parse_fault
 from streambench.replay.deltas import content_deltas, with_contents
@@ -131,14 +131,14 @@ def decoded_answer(case: Case, transcript: Transcript) -> dict[str, str | None] 
     """The answer a correct SUT shows for ``transcript`` (text, and code or yaml), decoded as
     the reference does; None when a structured answer is not valid JSON."""
     text = _text_of(transcript)
-    if case.mode not in PREFILLS:
+    if case.mode not in SHAPES:
         return {"text": text}
-    for prefill in PREFILLS[case.mode]:
+    for prefill in known_prefills(case.mode):
         try:
             answer = json.loads(prefill + text)
         except ValueError:
             continue
-        if isinstance(answer, dict) and isinstance(answer.get(TEXT_KEYS[case.mode]), str):
+        if isinstance(answer, dict) and isinstance(answer.get(SHAPES[case.mode].text_key), str):
             break
     else:
         return None
@@ -364,7 +364,7 @@ class _Search:
             if answer is None:
                 return None
             expect = answer
-        elif self.case.mode in PREFILLS and decoded_answer(self.case, reduced) is None:
+        elif self.case.mode in SHAPES and decoded_answer(self.case, reduced) is None:
             return None
         faults = v.faults
         if k == 0 and faults:
@@ -378,7 +378,7 @@ class _Search:
     def content(self, v: Variant) -> Variant:
         for k in range(len(v.transcripts)):
             v = self._drop_deltas(v, k)
-            if self.case.mode in PREFILLS:
+            if self.case.mode in SHAPES:
                 v = self._drop_json_values(v, k)
             v = self._drop_chars(v, k)
             v = self._merge_deltas(v, k)

@@ -1,11 +1,16 @@
-"""Incremental parsing of the model's JSON answer, one delta at a time.
+"""The answer format, in one place: modes, the members of a structured answer, the prefills a
+system may start it with, and the incremental JSON parser that reads it one delta at a time.
 
-The model answers one JSON object (``{"code_edits": [...], "text_answer": "..."}``) token by
-token. :class:`JsonObjectStream` is a character-level state machine over that object: it
-reports each top-level member as it starts, streams the decoded text of top-level string
-values, and hands over each member's parsed value the moment its last character arrives.
-It never matches fixed delimiter strings, so any JSON whitespace (``],\\n  "text_answer": "``
-or ``],"text_answer":"``) and any split of the input work the same.
+In ``job_code`` and ``workflow`` modes the model answers one JSON object with a structured
+member (``code_edits`` / ``yaml``) and a text member (``text_answer`` / ``text``), in the order
+the prefill starts them. The reference stack writes answers with it, the grader reads upstream
+answers with it and the fake provider answers with it, so the three agree by construction.
+
+:class:`JsonObjectStream` is a character-level state machine over that object: it reports each
+top-level member as it starts, streams the decoded text of top-level string values, and hands
+over each member's parsed value the moment its last character arrives. It never matches fixed
+delimiter strings, so any JSON whitespace (``],\\n  "text_answer": "`` or
+``],"text_answer":"``) and any split of the input work the same.
 """
 
 from __future__ import annotations
@@ -14,7 +19,66 @@ import json
 import re
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Any
+from typing import Any, Literal
+
+Mode = Literal["chat", "job_code", "workflow"]
+Order = Literal["changes_first", "text_first"]
+MODES: tuple[Mode, ...] = ("chat", "job_code", "workflow")
+ORDERS: tuple[Order, ...] = ("changes_first", "text_first")
+
+
+@dataclass(frozen=True)
+class AnswerShape:
+    """The two members of a structured answer: the part applied to the editor, and the text."""
+
+    structured_key: str
+    text_key: str
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return (self.structured_key, self.text_key)
+
+    def first_key(self, order: Order) -> str:
+        return self.structured_key if order == "changes_first" else self.text_key
+
+    def prefill(self, order: Order) -> str:
+        """The start of the object the model is asked to continue, in ``order``."""
+        first = self.first_key(order)
+        opener = "[" if first == "code_edits" else '"'
+        return f'{{\n  "{first}": {opener}'
+
+
+SHAPES: dict[str, AnswerShape] = {
+    "job_code": AnswerShape("code_edits", "text_answer"),
+    "workflow": AnswerShape("yaml", "text"),
+}
+STRUCTURED_MODES = frozenset(SHAPES)
+# The members of one code edit inside ``code_edits``.
+EDIT_KEYS = ("action", "old_code", "new_code")
+# Every key the answer format defines: what must never leak into the text a user reads.
+MEMBER_KEYS: tuple[str, ...] = (*(k for s in SHAPES.values() for k in s.keys), *EDIT_KEYS)
+
+
+def prefill_for(mode: str, order: Order = "changes_first") -> str:
+    """The start of the answer the model is asked to continue ("" in chat mode)."""
+    shape = SHAPES.get(mode)
+    return shape.prefill(order) if shape else ""
+
+
+def known_prefills(mode: str) -> tuple[str, ...]:
+    """Every start a system may have given the answer: each order's prefill, then "" (the model
+    restarts the object itself, as openai-chat models do)."""
+    shape = SHAPES.get(mode)
+    return (*(shape.prefill(order) for order in ORDERS), "") if shape else ("",)
+
+
+def mode_of_prefill(prefill: str) -> Mode:
+    """The mode whose member a prefill starts (chat when it starts none)."""
+    for mode, shape in SHAPES.items():
+        if any(f'"{key}"' in prefill for key in shape.keys):
+            return mode  # type: ignore[return-value]
+    return "chat"
+
 
 REPLACEMENT = "\ufffd"
 _SIMPLE_ESCAPES = {
