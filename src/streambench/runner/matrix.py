@@ -44,6 +44,7 @@ from streambench.grade.upstream import analyse_upstream
 from streambench.grade.variance import cross_run_violations
 from streambench.replay import ReplayPlan, build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.replay.specs import split_composed
+from streambench.runner.cache import cached_case, cached_inputs
 from streambench.runner.cases import Case, case_files, load_case
 from streambench.runner.executors import Executor, LocalExecutor, Progress
 from streambench.sse import SSEDecoder
@@ -282,8 +283,8 @@ def _retry_after_s(plans: Sequence[ReplayPlan]) -> float | None:
 
 def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
     """One run's result row (see docs/evaluation.md for the columns)."""
-    case = load_case(spec.case_path)
-    transcripts = load_inputs(case.upstream)
+    case = cached_case(spec.case_path)
+    transcripts = cached_inputs(case.upstream)
     latency = None if spec.latency == DEFAULT_LATENCY else spec.latency
     plans = [
         build_plan(t, spec.chunking, latency, spec.faults if i == 0 else (), spec.seed)

@@ -224,7 +224,7 @@ def call_in_process(sut: SutSpec, body: dict[str, Any], plans: Sequence[ReplayPl
         start = loop.time()
         replay = _TimedReplay(plans, lambda: (loop.time() - start) * 1000.0)
         app = _reference_app(sut, plans) if sut.kind == "reference" else load_asgi(sut.target)
-        with respx.mock(assert_all_called=False) as router:
+        with respx.mock(assert_all_called=False, using="httpx") as router:
             router.route().mock(side_effect=replay.respond)
             payload = json.dumps(request_body(sut, body)).encode()
             status, chunks, error = await _post_asgi(app, "/messages", payload)
