@@ -17,6 +17,7 @@ import asyncio
 import functools
 import inspect
 import selectors
+from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT  # type: ignore[attr-defined]
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ParamSpec, TypeVar, cast, overload
@@ -90,6 +91,23 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if 0 < timeout < 1 / TICKS_PER_S:
             step += 1  # a sub-tick wait must still move the clock, or the loop spins
         self._ticks += step
+
+    def jump_if_idle(self, delay_s: float) -> bool:
+        """Move the clock ``delay_s`` ahead now, as a sleep would, when nothing could run
+        meanwhile: no callback ready, no timer due by then, no thread, no outside I/O. Returns
+        False (the caller sleeps) otherwise. The arithmetic is the sleep's, cycle for cycle."""
+        if self._ready or self.threads or len(self._selector.get_map()) > 1:  # type: ignore[attr-defined]
+            return False
+        when = self.time() + delay_s
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        if scheduled and scheduled[0].when() <= when:
+            return False
+        while True:  # one pass per loop cycle the sleep would take: select, then due timers
+            timeout = when - self.time()
+            if timeout > 0:
+                self.advance(min(timeout, MAXIMUM_SELECT_TIMEOUT))
+            if when < self.time() + self._clock_resolution:  # type: ignore[attr-defined]
+                return True
 
     def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
         future = super().run_in_executor(executor, func, *args)
