@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import selectors
 from collections.abc import Sequence
 from types import SimpleNamespace
 
@@ -34,15 +33,6 @@ class _QuietDrops(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
-
-# uvicorn ``loop`` option for serving replays: see :func:`precise_event_loop`.
-PRECISE_LOOP = "streambench.replay.server:precise_event_loop"
-
-
-def precise_event_loop() -> asyncio.AbstractEventLoop:
-    """An event loop whose timers wake within ~0.1 ms: select() takes microsecond timeouts,
-    while epoll (asyncio's default) rounds every wait up to the next millisecond."""
-    return asyncio.SelectorEventLoop(selectors.SelectSelector())
 
 
 class ReplayApp:
