@@ -8,8 +8,9 @@ N concurrent streams (starts spread over ``--stagger-ms``) read them over loopba
 runs pinned to core 0, the client to core 1 (``os.sched_setaffinity``; on a 1-core machine
 both share it). Per event: |arrival - scheduled|, where content event k of a stream is
 scheduled ``k * gap`` after the stream's start, taken as the earliest start that puts no
-event early (the same measure for every server: jitter and drift, not time to first byte). Prints per server and level: streams
-completed, errors, server CPU seconds, p50 / p99 / max in ms. Goals (issue 18): no errors at
+event early (the same measure for every server: jitter and drift, not time to first byte).
+Prints per server and level: streams completed, errors, server CPU seconds, p50 / p99 / max
+in ms. A warm-up stream goes first (lazy imports). Goals (issue 18): no errors at
 2000, p99 <= 2 ms at 100 and <= 5 ms at 1000, ahead of aimock at every level.
 
 aimock (``@copilotkit/aimock``) runs when node and npm are present: it is installed into a
