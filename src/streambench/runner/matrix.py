@@ -129,7 +129,7 @@ class Matrix:
             for value in getattr(self, axis):
                 check(value)
         for case_path in dict.fromkeys(s.case_path for s in specs):
-            load_inputs(load_case(case_path).upstream)
+            cached_inputs(cached_case(case_path).upstream)  # parsed once: the runs reuse it
         load_profile(self.profile)
         return specs
 
