@@ -45,7 +45,7 @@ from streambench.grade.variance import cross_run_violations
 from streambench.replay import ReplayPlan, build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.replay.specs import split_composed
 from streambench.runner.cache import cached_case, cached_inputs
-from streambench.runner.cases import Case, case_files, load_case
+from streambench.runner.cases import Case, case_files
 from streambench.runner.executors import Executor, LocalExecutor, Progress
 from streambench.sse import SSEDecoder
 from streambench.suts import (
@@ -57,7 +57,7 @@ from streambench.suts import (
     replay_host,
     request_body,
 )
-from streambench.transcript import Transcript, load_inputs
+from streambench.transcript import Transcript
 
 ID_COLUMNS = ("case", "sut", "dialect", "chunking", "latency", "fault", "seed")
 # The bundled cases, looked up in the current folder (a checkout of streambench), and where
