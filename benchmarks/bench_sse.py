@@ -4,11 +4,12 @@
 
 Input: every response body of ../shared/corpus concatenated, repeated to about --mb MB, cut
 into 64 KiB and 64 B chunks. Peers: httpx-sse's SSEDecoder fed by httpx's LineDecoder and an
-incremental UTF-8 decoder (what `EventSource.aiter_sse` does), and the anthropic SDK's
-SSEDecoder. Every decoder reads `.data` of every event. Prints MB/s (best of --repeat rounds,
-process CPU time) of each, streambench.sse also without its C accelerator ("pure Python"),
-and the ratio of streambench.sse (as installed) against the faster peer; exits 1 when a ratio
-is below 2.0.
+incremental UTF-8 decoder (what `EventSource.aiter_sse` does), the anthropic SDK's
+SSEDecoder, and launchdarkly-eventsource's reader (the line reader and SSE parser its
+SSEClient runs on the response's chunks). Every decoder reads `.data` of every event.
+Prints MB/s (best of --repeat rounds, process CPU time) of each, streambench.sse also
+without its C accelerator ("pure Python"), and the ratio of streambench.sse (as installed)
+against the fastest peer; exits 1 when a ratio is below 2.0.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import yaml
 from anthropic._streaming import SSEDecoder as AnthropicDecoder
 from httpx._decoders import LineDecoder
 from httpx_sse._decoders import SSEDecoder as HttpxSSEDecoder
+from ld_eventsource.actions import Event as LaunchDarklyEvent
+from ld_eventsource.reader import _BufferedLineReader, _SSEReader
 
 from streambench import sse
 from streambench.sse import SSEDecoder
@@ -92,11 +95,23 @@ def anthropic_sdk(chunks: list[bytes]) -> int:
     return count
 
 
+def launchdarkly(chunks: list[bytes]) -> int:
+    count = 0
+    reader = _SSEReader(_BufferedLineReader.lines_from(chunks))
+    for item in reader.events_and_comments():
+        if isinstance(item, LaunchDarklyEvent):
+            item.data  # noqa: B018
+            count += 1
+    return count
+
+
+PEERS = ("httpx-sse", "anthropic", "launchdarkly")
 DECODERS: dict[str, Decode] = {
     "streambench.sse": streambench_sse,
     "(pure Python)": streambench_sse_python,
     "httpx-sse": httpx_sse,
     "anthropic": anthropic_sdk,
+    "launchdarkly": launchdarkly,
 }
 
 
@@ -136,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_sse: decoders disagree on the event count: {counts}", file=sys.stderr)
             return 2
         speeds = best_mb_per_s(chunks, len(body), args.repeat)
-        peers = [name for name in speeds if name in ("httpx-sse", "anthropic")]
+        peers = [name for name in speeds if name in PEERS]
         faster_peer = max(peers, key=speeds.get)
         ratio = speeds["streambench.sse"] / speeds[faster_peer]
         ok = ok and ratio >= TARGET_RATIO

@@ -24,5 +24,5 @@ def test_bench_sse_prints_speeds_and_ratios(corpus_dir: Path) -> None:
     for label in ("64 KiB", "64 B"):
         assert f"chunks of {label}" in run.stdout
     assert run.stdout.count("ratio vs ") == 2
-    for name in ("streambench.sse", "httpx-sse", "anthropic"):
+    for name in ("streambench.sse", "httpx-sse", "anthropic", "launchdarkly"):
         assert run.stdout.count(name) >= 2

@@ -49,3 +49,33 @@ def test_bench_report_prints_load_time_size_and_ratio(tmp_path: Path) -> None:
     write_reports(frame, tmp_path)
     out = run("bench_report.py", "--results", str(tmp_path), "--repeat", "1")
     assert "report.html load:" in out and "MB" in out and "ratio" in out
+
+
+@pytest.mark.slow
+def test_bench_matrix_prints_ratio_and_stages() -> None:
+    out = run("bench_matrix.py", "--limit", "2", "--repeat", "1", "--seeds", "1")
+    for line in ("default:", "heavy:", "ratio", "SUT's own work", "virtual-time loop", "start-up"):
+        assert line in out
+    assert "x the SUT's own work" in out
+
+
+@pytest.mark.slow
+def test_bench_servers_runs_every_python_server() -> None:
+    out = run(
+        "bench_servers.py",
+        "--streams",
+        "20",
+        "--events",
+        "20",
+        "--stagger-ms",
+        "200",
+        "--servers",
+        "serve,fake-provider,floor",
+    )
+    rows = [
+        line.split()
+        for line in out.splitlines()
+        if line.split()[:1] in (["serve"], ["fake-provider"], ["floor"])
+    ]
+    assert [r[0] for r in rows] == ["serve", "fake-provider", "floor"]
+    assert all(r[1:4] == ["20", "20", "0"] for r in rows), out  # every stream complete

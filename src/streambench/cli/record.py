@@ -256,4 +256,4 @@ def fake_provider_command(
         print(url, flush=True)
         err_console.print(f"streambench fake-provider on {url}")
 
-    _server.serve_forever(app_, on_ready=ready, sock=sock)
+    _server.serve_forever(app_, on_ready=ready, sock=sock, loop=_server.PRECISE_LOOP)

@@ -145,9 +145,8 @@ def serve_command(
     seed: SeedOption = 0,
 ) -> None:
     """Answer any method and path with the replays in order (cycling) until SIGINT/SIGTERM."""
-    from streambench._server import serve_forever
+    from streambench._server import PRECISE_LOOP, serve_forever
     from streambench.replay import replay_app
-    from streambench.replay.server import PRECISE_LOOP
 
     if not speed > 0:
         raise SpecError(f"--speed {speed:g}: must be above 0")

@@ -17,11 +17,10 @@ replay's fault grammar (:mod:`streambench.replay.faults`): ``http:529@start`` (o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from streambench._pacing import paced
 from streambench._yaml import load_yaml
 from streambench.answer import SHAPES, mode_of_prefill
 from streambench.errors import ConfigError, SpecError
@@ -282,17 +282,24 @@ class FakeProvider:
     ) -> AsyncIterator[bytes]:
         log = SentStream(api)
         self.sent.append(log)
-        if self.ttfb_ms:
-            await asyncio.sleep(self.ttfb_ms / 1000)
-        for frame in _apply_fault(api, frames, fault):
-            if frame.tokens and self.rate > 0:
-                await asyncio.sleep(frame.tokens / self.rate)
+        async for _, frame in paced(_schedule(_apply_fault(api, frames, fault), self)):
             yield frame.data
             # Resumed only after the server wrote the frame: this is its send time.
             log.frames.append((time.monotonic(), len(frame.data)))
             log.body += frame.data
         if fault is not None and fault.kind == "disconnect":
             raise DroppedConnection(fault.spec)
+
+
+def _schedule(
+    frames: list[synth.Frame], provider: FakeProvider
+) -> Iterator[tuple[float, synth.Frame]]:
+    """Each frame at ``ttfb + tokens so far / rate`` from the request (absolute times)."""
+    t_ms = provider.ttfb_ms
+    for frame in frames:
+        if frame.tokens and provider.rate > 0:
+            t_ms += frame.tokens / provider.rate * 1000.0
+        yield t_ms, frame
 
 
 def _apply_fault(api: str, frames: list[synth.Frame], fault: Fault | None) -> list[synth.Frame]:

@@ -8,7 +8,6 @@ chunks. Transports
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import json
 import random
@@ -16,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from streambench._pacing import paced
 from streambench.errors import SpecError
 from streambench.providers import registry
 from streambench.replay.chunking import Chunking, parse_chunking
@@ -95,13 +95,8 @@ class ReplayPlan:
         """Yield ``(t_ms, data)`` at each chunk's time on the running loop's clock (virtual
         under :func:`~streambench.replay.virtual_time`). ``speed`` > 1 plays faster. It ends
         after the last chunk either way; ``ending`` says whether the connection dropped."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for chunk in self.chunks:
-            delay = start + chunk.t_ms / 1000.0 / speed - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            yield chunk.t_ms, chunk.data
+        async for t_ms, data in paced(((c.t_ms, c.data) for c in self.chunks), speed):
+            yield t_ms, data
 
 
 def _rng(seed: int, stage: str) -> random.Random:

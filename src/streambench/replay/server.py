@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import selectors
 from collections.abc import Sequence
 from types import SimpleNamespace
 
 from starlette.types import Message, Receive, Scope, Send
 
+from streambench._pacing import paced
 from streambench.replay.plan import ReplayPlan
 from streambench.replay.transports import ReplayLog, RequestRecord
 from streambench.transcript import Transcript
@@ -33,15 +33,6 @@ class _QuietDrops(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
-
-# uvicorn ``loop`` option for serving replays: see :func:`precise_event_loop`.
-PRECISE_LOOP = "streambench.replay.server:precise_event_loop"
-
-
-def precise_event_loop() -> asyncio.AbstractEventLoop:
-    """An event loop whose timers wake within ~0.1 ms: select() takes microsecond timeouts,
-    while epoll (asyncio's default) rounds every wait up to the next millisecond."""
-    return asyncio.SelectorEventLoop(selectors.SelectSelector())
 
 
 class ReplayApp:
@@ -99,15 +90,10 @@ class ReplayApp:
                 "headers": [(k.encode(), v.encode()) for k, v in plan.headers.items()],
             }
         )
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for chunk in plan.chunks:
-            delay = start + chunk.t_ms / 1000.0 / self.speed - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
-            record.delivered_bytes += len(chunk.data)
-            record.t_ms.append(chunk.t_ms)
+        async for t_ms, data in paced(((c.t_ms, c.data) for c in plan.chunks), self.speed):
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            record.delivered_bytes += len(data)
+            record.t_ms.append(t_ms)
         if plan.ending == "disconnect":
             record.disconnected = True
             raise DropConnection(f"planned disconnect after {record.delivered_bytes} bytes")

@@ -22,6 +22,7 @@ from unittest import mock
 import httpx
 import respx
 
+from streambench._pacing import paced_sync
 from streambench.replay.plan import ReplayPlan, build_plan
 from streambench.transcript import Transcript
 
@@ -121,13 +122,9 @@ class _ReplayStream:
         self._finish()
 
     def __iter__(self) -> Iterator[bytes]:
-        start = time.monotonic()
-        for chunk in self._plan.chunks:
-            delay = start + chunk.t_ms / 1000.0 / self._speed - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            self._delivered(chunk.t_ms, chunk.data)
-            yield chunk.data
+        for t_ms, data in paced_sync(((c.t_ms, c.data) for c in self._plan.chunks), self._speed):
+            self._delivered(t_ms, data)
+            yield data
         self._finish()
 
     def close(self) -> None:

@@ -1,9 +1,14 @@
-"""Virtual time via looptime: sleeps return at once while ``loop.time()`` advances exactly.
+"""Virtual time: sleeps return at once while ``loop.time()`` advances exactly.
 
-looptime (nolar/looptime) patches an asyncio event loop so that, whenever every task waits
-on a timer, the loop's clock jumps to the next timer instead of sleeping. Real I/O still
-runs (it polls before jumping). It is maintained, small, and works with any asyncio code,
-including httpx, the anthropic/openai SDKs and ASGI apps called in-process.
+Whenever every task waits on a timer, the loop's clock jumps to the next timer instead of
+sleeping. Real I/O still runs (it is polled before each jump) and executor threads get real
+time to answer. Two implementations with the same clock arithmetic (integer microseconds):
+
+- :class:`VirtualTimeLoop`, our own small loop for fresh loops (:func:`run_virtual`, every
+  in-process run): its per-cycle cost does not grow with the number of tasks and it makes no
+  system call on a cycle with callbacks ready and no real file descriptors or threads;
+- looptime (nolar/looptime), which patches a loop someone else created (``virtual_time()``
+  inside pytest-asyncio tests); it polls epoll and walks a WeakSet on every cycle.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import selectors
+from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT  # type: ignore[attr-defined]
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ParamSpec, TypeVar, cast, overload
-
-import looptime
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -23,11 +28,97 @@ R = TypeVar("R")
 # callback is ready, so in-process asyncio code needs none; looptime's default (42, room for
 # threads and sockets to answer) costs ~0.3 ms per jump and caps replays near 300x real time.
 NOOP_CYCLES = 0
+# The clock's tick, as looptime's (1 us): times are whole ticks, so float error never drifts.
+TICKS_PER_S = 1_000_000
+
+
+class _JumpingSelector(selectors.BaseSelector):
+    """A real selector whose waits move the owning loop's virtual clock instead of sleeping."""
+
+    def __init__(self, loop: VirtualTimeLoop) -> None:
+        self._real = selectors.DefaultSelector()
+        self._loop = loop
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def get_map(self) -> Any:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self._loop
+        if timeout == 0:
+            # callbacks are ready; with only the loop's own wake-up pipe registered (whose
+            # callbacks are queued already) and no threads, there is no I/O worth a system call
+            external = loop.threads or len(self._real.get_map()) > 1
+            return self._real.select(0) if external else []
+        if loop.threads:
+            # a thread is working: wait for it for real; its time is not virtual time
+            ready = self._real.select(timeout)
+        else:
+            ready = self._real.select(0)
+            if not ready and timeout is None:
+                ready = self._real.select(None)  # nothing will ever fire but outside I/O
+        if not ready and timeout is not None:
+            loop.advance(timeout)
+        return ready
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop on virtual time starting at 0, with looptime's clock arithmetic (so
+    runs on either give the same times to the microsecond)."""
+
+    def __init__(self) -> None:
+        self._ticks = 0
+        self.threads: set[asyncio.Future[Any]] = set()  # executor calls not finished yet
+        super().__init__(_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self._ticks / TICKS_PER_S
+
+    def advance(self, timeout: float) -> None:
+        """Jump the clock by ``timeout`` seconds (the wait asyncio asked the selector for)."""
+        step = round(timeout * TICKS_PER_S)
+        if 0 < timeout < 1 / TICKS_PER_S:
+            step += 1  # a sub-tick wait must still move the clock, or the loop spins
+        self._ticks += step
+
+    def jump_if_idle(self, delay_s: float) -> bool:
+        """Move the clock ``delay_s`` ahead now, as a sleep would, when nothing could run
+        meanwhile: no callback ready, no timer due by then, no thread, no outside I/O. Returns
+        False (the caller sleeps) otherwise. The arithmetic is the sleep's, cycle for cycle."""
+        if self._ready or self.threads or len(self._selector.get_map()) > 1:  # type: ignore[attr-defined]
+            return False
+        when = self.time() + delay_s
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        if scheduled and scheduled[0].when() <= when:
+            return False
+        while True:  # one pass per loop cycle the sleep would take: select, then due timers
+            timeout = when - self.time()
+            if timeout > 0:
+                self.advance(min(timeout, MAXIMUM_SELECT_TIMEOUT))
+            if when < self.time() + self._clock_resolution:  # type: ignore[attr-defined]
+                return True
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+        future = super().run_in_executor(executor, func, *args)
+        self.threads.add(future)
+        future.add_done_callback(self.threads.discard)
+        return future
 
 
 def new_virtual_loop() -> asyncio.AbstractEventLoop:
     """A fresh event loop on virtual time, starting at 0."""
-    return looptime.new_event_loop(start=0.0, noop_cycles=NOOP_CYCLES)
+    return VirtualTimeLoop()
 
 
 def run_virtual(main: Coroutine[Any, Any, R] | Callable[[], Awaitable[R]]) -> R:
@@ -40,6 +131,11 @@ def run_virtual(main: Coroutine[Any, Any, R] | Callable[[], Awaitable[R]]) -> R:
 @contextmanager
 def _enabled_on_running_loop() -> Iterator[None]:
     loop = asyncio.get_running_loop()
+    if isinstance(loop, VirtualTimeLoop):
+        yield
+        return
+    import looptime  # only for loops created elsewhere (pulls in pytest: ~60 ms of imports)
+
     if not isinstance(loop, looptime.LoopTimeEventLoop):
         # keep the clock continuous: virtual time starts where real time is now
         looptime.patch_event_loop(

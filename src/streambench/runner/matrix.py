@@ -38,7 +38,8 @@ from streambench.grade.variance import cross_run_violations
 from streambench.providers.apis import detect
 from streambench.replay import ReplayPlan, build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.replay.specs import split_composed
-from streambench.runner.cases import Case, case_files, load_case
+from streambench.runner.cache import cached_case, cached_inputs
+from streambench.runner.cases import Case, case_files
 from streambench.runner.executors import Executor, LocalExecutor, Progress
 from streambench.sse import SSEDecoder
 from streambench.suts import (
@@ -49,7 +50,7 @@ from streambench.suts import (
     replay_host,
     sut_process,
 )
-from streambench.transcript import Transcript, load_inputs
+from streambench.transcript import Transcript
 
 ID_COLUMNS = ("case", "sut", "dialect", "chunking", "latency", "fault", "seed")
 # The bundled cases, looked up in the current folder (a checkout of streambench), and where
@@ -123,7 +124,7 @@ class Matrix:
             for value in getattr(self, axis):
                 check(value)
         for case_path in dict.fromkeys(s.case_path for s in specs):
-            load_inputs(load_case(case_path).upstream)
+            cached_inputs(cached_case(case_path).upstream)  # parsed once: the runs reuse it
         load_profile(self.profile)
         return specs
 
@@ -275,8 +276,8 @@ def _retry_after_s(plans: Sequence[ReplayPlan]) -> float | None:
 
 def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
     """One run's result row (see docs/evaluation.md for the columns)."""
-    case = load_case(spec.case_path)
-    transcripts = load_inputs(case.upstream)
+    case = cached_case(spec.case_path)
+    transcripts = cached_inputs(case.upstream)
     latency = None if spec.latency == DEFAULT_LATENCY else spec.latency
     plans = [
         build_plan(t, spec.chunking, latency, spec.faults if i == 0 else (), spec.seed)

@@ -88,6 +88,16 @@ class SSEDecoder:
         # (13 is CR and 10 is LF: an int needle is one memchr, a bytes needle costs ten times
         # as much, and feed runs once per network read.)
         buf = self._buf
+        if _speedups is not None and self._offset and not self._has_cr:
+            # (at offset 0 a BOM may come first: the Python path sees to it)
+            step = _speedups.feed_lf(buf, chunk, self._offset, self._last_id)
+            if step.__class__ is list:  # the events of the complete blocks, cut off
+                if step:
+                    self._offset = step[-1].end
+                return step
+            if step is not None:  # complete blocks up to there, not all simple
+                return self._take(step)
+            # None: the chunk holds a CR and was not appended
         buf += chunk
         if 13 in chunk or self._has_cr:
             end = self._complete_end(final=False)

@@ -64,42 +64,12 @@ line_end(const char *p, const char *stop, int crlf)
     return value_end;
 }
 
-/* simple_events(buffer, stop, offset, last_id, crlf) -> list[SSEEvent] | None
- *
- * The events of buffer[0:stop] when it is a run of simple blocks (offsets counted from
- * `offset`), None when anything else is in it. */
+/* The events of base[0:stop] when it is a run of simple blocks (offsets counted from
+ * `offset`): a new list, Py_None (a new reference) when anything else is in it, NULL on error. */
 static PyObject *
-simple_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+run_events(const char *base, Py_ssize_t stop, Py_ssize_t offset, PyObject *last_id, int crlf)
 {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "simple_events takes 5 arguments");
-        return NULL;
-    }
-    if (event_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_speedups.init() was not called");
-        return NULL;
-    }
-    Py_ssize_t stop = PyLong_AsSsize_t(args[1]);
-    Py_ssize_t offset = PyLong_AsSsize_t(args[2]);
-    if ((stop == -1 || offset == -1) && PyErr_Occurred()) {
-        return NULL;
-    }
-    PyObject *last_id = args[3];
-    int crlf = PyObject_IsTrue(args[4]);
-    if (crlf < 0) {
-        return NULL;
-    }
     const Py_ssize_t eol_len = crlf ? 2 : 1;
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (stop < 0 || stop > view.len) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "stop is outside the buffer");
-        return NULL;
-    }
-    const char *base = (const char *)view.buf;
     const char *end = base + stop;
     const char *p = base;
     PyObject *events = PyList_New(0);
@@ -175,20 +145,126 @@ simple_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_XDECREF(prev_name);
-    PyBuffer_Release(&view);
     return events;
 
 not_simple:
     Py_XDECREF(prev_name);
     Py_DECREF(events);
-    PyBuffer_Release(&view);
     Py_RETURN_NONE;
 
 fail:
     Py_XDECREF(prev_name);
     Py_XDECREF(events);
-    PyBuffer_Release(&view);
     return NULL;
+}
+
+/* simple_events(buffer, stop, offset, last_id, crlf) -> list[SSEEvent] | None
+ *
+ * The events of buffer[0:stop] when it is a run of simple blocks (offsets counted from
+ * `offset`), None when anything else is in it. */
+static PyObject *
+simple_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "simple_events takes 5 arguments");
+        return NULL;
+    }
+    if (event_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.init() was not called");
+        return NULL;
+    }
+    Py_ssize_t stop = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t offset = PyLong_AsSsize_t(args[2]);
+    if ((stop == -1 || offset == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *last_id = args[3];
+    int crlf = PyObject_IsTrue(args[4]);
+    if (crlf < 0) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (stop < 0 || stop > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "stop is outside the buffer");
+        return NULL;
+    }
+    PyObject *events = run_events((const char *)view.buf, stop, offset, last_id, crlf);
+    PyBuffer_Release(&view);
+    return events;
+}
+
+/* feed_lf(buffer, chunk, offset, last_id) -> list[SSEEvent] | int | None
+ *
+ * The decoder's whole LF-only step in one call (at small chunks the per-call overhead is the
+ * cost): None, chunk not appended, when it holds a CR; else the chunk is appended to the
+ * bytearray buffer (which holds no blank line before it) and the result is the events of its
+ * complete blocks, removed from the buffer (an empty list when none is complete), or, when
+ * they are not all simple, the end of the complete blocks for the Python path to decode. */
+static PyObject *
+feed_lf(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyByteArray_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "feed_lf takes (bytearray, chunk, offset, last_id)");
+        return NULL;
+    }
+    if (event_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.init() was not called");
+        return NULL;
+    }
+    PyObject *buffer = args[0];
+    Py_ssize_t offset = PyLong_AsSsize_t(args[2]);
+    if (offset == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer chunk;
+    if (PyObject_GetBuffer(args[1], &chunk, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (memchr(chunk.buf, '\r', (size_t)chunk.len) != NULL) {
+        PyBuffer_Release(&chunk);
+        Py_RETURN_NONE;
+    }
+    int has_lf = memchr(chunk.buf, '\n', (size_t)chunk.len) != NULL;
+    Py_ssize_t old = PyByteArray_GET_SIZE(buffer);
+    Py_ssize_t size = old + chunk.len;
+    if (PyByteArray_Resize(buffer, size) < 0) {
+        PyBuffer_Release(&chunk);
+        return NULL;
+    }
+    char *base = PyByteArray_AS_STRING(buffer);
+    memcpy(base + old, chunk.buf, (size_t)chunk.len);
+    PyBuffer_Release(&chunk);
+    if (!has_lf) {
+        return PyList_New(0);
+    }
+    /* The last blank line: in the chunk, or straddling its start. */
+    Py_ssize_t first = old > 0 ? old - 1 : 0;
+    Py_ssize_t i = size - 2;
+    while (i >= first && !(base[i] == '\n' && base[i + 1] == '\n')) {
+        i--;
+    }
+    if (i < first) {
+        return PyList_New(0);
+    }
+    Py_ssize_t stop = i + 2;
+    PyObject *events = run_events(base, stop, offset, args[3], 0);
+    if (events == Py_None) {
+        Py_DECREF(events);
+        return PyLong_FromSsize_t(stop);
+    }
+    if (events == NULL) {
+        return NULL;
+    }
+    memmove(base, base + stop, (size_t)(size - stop));
+    if (PyByteArray_Resize(buffer, size - stop) < 0) {
+        Py_DECREF(events);
+        return NULL;
+    }
+    return events;
 }
 
 /* init(SSEEvent): the tuple subclass to build events of. */
@@ -208,6 +284,8 @@ static PyMethodDef methods[] = {
     {"simple_events", (PyCFunction)(void (*)(void))simple_events, METH_FASTCALL,
      "simple_events(buffer, stop, offset, last_id, crlf) -> list of events, or None when "
      "buffer[:stop] is not a run of simple blocks."},
+    {"feed_lf", (PyCFunction)(void (*)(void))feed_lf, METH_FASTCALL,
+     "feed_lf(buffer, chunk, offset, last_id): the decoder's LF-only step, see the source."},
     {"init", init, METH_O, "init(SSEEvent): the event type to build."},
     {NULL, NULL, 0, NULL},
 };

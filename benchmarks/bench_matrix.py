@@ -1,0 +1,150 @@
+"""The whole pipeline: modelled stream time / wall time for a matrix, with the cost per stage.
+
+    python benchmarks/bench_matrix.py [--matrix default|heavy|both] [--limit N] [--repeat N]
+
+``default`` is what ``streambench run`` runs (fixtures x the six default chunkings);
+``heavy`` is fixtures x ``tokens:rate=50`` x ``random:min=1,max=64`` x ``--seeds`` seeds.
+Each matrix runs in process with one job (``--jobs 1``); the ratio is the rows' summed
+``total_ms`` (what the streams take in real time) over the median wall time of ``--repeat``
+runs (CPU time beside it: steadier on a busy machine). A profiled run then splits the time
+per stage (by the file each function lives in, builtins charged to their caller), scaled to
+the median wall time; harness overhead is everything but the SUT's own work, as a multiple
+of it. Start-up (a fresh interpreter importing what ``streambench run`` imports) and report
+writing are measured once each, outside the per-run figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from streambench.report.files import write_reports
+from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, run_matrix
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "fixtures"
+# Stage of a profiled function, by the first fragment of its file path that matches.
+STAGES = (
+    ("SUT's own work", ("streambench/reference/",)),
+    ("virtual-time loop", ("streambench/replay/vtime", "looptime", "asyncio/", "selectors")),
+    ("replay transport", ("streambench/replay/", "streambench/providers/", "streambench/sse/_e")),
+    (
+        "ASGI/httpx plumbing",
+        ("httpx", "httpcore", "respx", "starlette", "anyio", "streambench/suts"),
+    ),
+    ("client model + rules", ("streambench/grade/", "streambench/sse/", "numpy")),
+    ("case loading", ("yaml", "streambench/runner/ca", "streambench/transcript/")),
+    ("reports", ("streambench/report/", "pandas", "pyarrow")),
+)
+OTHER = "other (runner, stdlib)"
+# What a fresh `streambench run` imports before its first run.
+STARTUP_IMPORTS = (
+    "import streambench.cli, streambench.runner.matrix, streambench.report.files,"
+    " streambench.suts, streambench.reference.app"
+)
+
+
+def matrices(which: str, seeds: int, cases: list[str]) -> dict[str, Matrix]:
+    both = {
+        "default": Matrix(cases=cases, chunkings=list(DEFAULT_CHUNKINGS)),
+        "heavy": Matrix(
+            cases=cases,
+            chunkings=["random:min=1,max=64"],
+            latencies=["tokens:rate=50"],
+            seeds=list(range(seeds)),
+        ),
+    }
+    return both if which == "both" else {which: both[which]}
+
+
+def stage_of(filename: str) -> str:
+    path = filename.replace("\\", "/")
+    for stage, fragments in STAGES:
+        if any(f in path for f in fragments):
+            return stage
+    return OTHER
+
+
+def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
+    """Own time per stage; a builtin's time goes to the stage of each caller, by its share."""
+    seconds: dict[str, float] = defaultdict(float)
+    for (filename, _, _), (_, _, own_s, _, callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if filename != "~" or not callers:
+            seconds[stage_of(filename)] += own_s
+            continue
+        for (caller_file, _, _), (_, _, share_s, _) in callers.items():
+            seconds[stage_of(caller_file)] += share_s
+    return seconds
+
+
+def startup_s(repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", STARTUP_IMPORTS], check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench(name: str, matrix: Matrix, repeat: int) -> None:
+    frame = run_matrix(matrix)  # warm: imports, caches of parsed cases
+    runs = len(frame)
+    modelled_s = float(frame["total_ms"].sum()) / 1000
+    walls, cpus = [], []
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
+        run_matrix(matrix)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    wall_s, cpu_s = statistics.median(walls), statistics.median(cpus)
+    profile = cProfile.Profile()
+    profile.runcall(run_matrix, matrix)
+    seconds = stage_seconds(pstats.Stats(profile))
+    total = sum(seconds.values())
+    sut_share = seconds["SUT's own work"] / total
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        write_reports(frame, out)
+        report_s = time.perf_counter() - t0
+
+    print(f"{name}: {runs} runs, modelled {modelled_s:,.1f} s of streaming")
+    print(
+        f"  wall {wall_s:.3f} s (median of {repeat}; spread {min(walls):.3f}-{max(walls):.3f})"
+        f"  ratio {modelled_s / wall_s:,.0f}x   cpu {cpu_s:.3f} s  ratio {modelled_s / cpu_s:,.0f}x"
+    )
+    print(f"  per run {wall_s / runs * 1000:.2f} ms; by stage (profiled shares of the wall time):")
+    for stage in [s for s, _ in STAGES] + [OTHER]:
+        share = seconds.get(stage, 0.0) / total
+        print(f"    {stage:<24} {share * wall_s / runs * 1000:6.2f} ms/run  {share:6.1%}")
+    print(
+        f"  harness overhead: {(1 - sut_share) / sut_share:.1f}x the SUT's own work (target <= 1x)"
+    )
+    print(f"  reports (written once): {report_s:.3f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--matrix", choices=("default", "heavy", "both"), default="both")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the heavy matrix")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N cases")
+    parser.add_argument("--repeat", type=int, default=5, help="median of N timed runs")
+    args = parser.parse_args()
+
+    cases = sorted(str(p.parent) for p in FIXTURES.glob("*/case.yaml"))
+    if args.limit:
+        cases = cases[: args.limit]
+    print(f"start-up (fresh interpreter, imports): {startup_s(args.repeat):.3f} s")
+    for name, matrix in matrices(args.matrix, args.seeds, cases).items():
+        bench(name, matrix, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
