@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from streambench.runner import LocalExecutor, Matrix, run_matrix
 from streambench.runner.dask_executor import DaskExecutor
-from streambench.runner.executors import Executor
+from streambench.runner.executors import Executor, LocalExecutor
+from streambench.runner.matrix import Matrix, run_matrix
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CHUNKINGS = ["events", "bytes:16", "deltas:1", "deltas:adversarial"]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from streambench.report.files import load_results
 from streambench.report.html import report_html
-from streambench.runner import LocalExecutor, Matrix, run_matrix
-from streambench.runner.matrix import DEFAULT_CHUNKINGS
+from streambench.runner.executors import LocalExecutor
+from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, run_matrix
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CHROMIUM = "/usr/bin/chromium"

@@ -33,8 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from streambench.providers import synth
-from streambench.transcript import save
+from streambench.transcript import save, synth
 
 SERVER_CORE, CLIENT_CORE = 0, 1
 PROMPT_WORDS = 200

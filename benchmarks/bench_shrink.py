@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from streambench.runner import Matrix, run_matrix
-from streambench.runner.matrix import DEFAULT_CHUNKINGS
+from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, run_matrix
 from streambench.uses.shrink import shrink_run, spec_of
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from streambench.report.files import write_reports
-from streambench.runner import LocalExecutor, Matrix, run_matrix
-from streambench.runner.matrix import DEFAULT_CHUNKINGS
+from streambench.runner.executors import LocalExecutor
+from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, run_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = REPO / "docs" / "img"

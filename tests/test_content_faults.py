@@ -15,7 +15,7 @@ import pytest
 from tests.test_replay_sdk import FULL, SDK_APIS, _corpus, _loaded, _outcome, via_transport
 
 from streambench.errors import SpecError
-from streambench.providers import registry, synth
+from streambench.providers import registry
 from streambench.providers.apis import summarize
 from streambench.providers.base import get_path
 from streambench.replay import build_plan, parse_fault
@@ -24,6 +24,7 @@ from streambench.replay.faults import CONTENT_FAULT_KINDS, FAULTS
 from streambench.replay.frames import frames_of
 from streambench.replay.json_text import json_start_state, rewrite
 from streambench.sse import decode_all
+from streambench.transcript import synth
 
 CONTENT_FAULTS = (
     "stop:max_tokens@text=50%",

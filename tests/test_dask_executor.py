@@ -12,8 +12,8 @@ from distributed import LocalCluster
 
 from streambench.cli import main
 from streambench.errors import ConfigError
-from streambench.runner import LocalExecutor
 from streambench.runner.dask_executor import DaskExecutor, make_executor
+from streambench.runner.executors import LocalExecutor
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CASES = ["job-unicode-escaped", "chat-hello"]

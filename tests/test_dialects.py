@@ -23,9 +23,8 @@ from streambench.grade.dialects import (
     pick_dialect,
     register_dialect,
 )
-from streambench.providers import synth
 from streambench.runner.matrix import Matrix, RunSpec, run_matrix, run_one
-from streambench.transcript import save
+from streambench.transcript import save, synth
 
 SUTS = Path(__file__).resolve().parent / "suts"
 CHUNKINGS = ("events", "bytes:7", "deltas:1", "deltas:adversarial")

@@ -21,8 +21,8 @@ from streambench import _atomic
 from streambench._server import running_server
 from streambench.cli import main
 from streambench.errors import ConfigError, TranscriptError
-from streambench.providers.fake import fake_provider_app
 from streambench.record import proxy as proxy_module
+from streambench.record.fake_provider import fake_provider_app
 from streambench.record.proxy import proxy_app
 from streambench.record.recorder import (
     RecordError,
@@ -33,8 +33,8 @@ from streambench.record.recorder import (
     record,
 )
 from streambench.report.files import REPORT_FILES, write_reports
-from streambench.runner import Matrix, run_matrix
 from streambench.runner import matrix as matrix_module
+from streambench.runner.matrix import Matrix, run_matrix
 from streambench.transcript import load
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from streambench._pacing import paced, paced_sync
-from streambench.providers import synth
-from streambench.providers.fake import FakeProvider, _schedule
+from streambench.record.fake_provider import FakeProvider, _schedule
 from streambench.replay import build_plan, run_virtual
-from streambench.transcript import save
+from streambench.transcript import save, synth
 
 CONNECTIONS = 1100  # above select()'s FD_SETSIZE (1024), where serve used to die
 

@@ -13,14 +13,15 @@ from google.genai import types as genai_types
 
 from streambench._server import running_server
 from streambench.errors import ConfigError, SpecError
-from streambench.providers import apis, registry, synth
+from streambench.providers import apis, registry
 from streambench.providers.base import ProviderAPI
-from streambench.providers.fake import FakeProvider, parse_fake_fault, parse_script
 from streambench.record import recorder
+from streambench.record.fake_provider import FakeProvider, parse_fake_fault, parse_script
 from streambench.reference.providers import KIND_OF_API, KINDS
 from streambench.replay import build_plan, parse_fault
 from streambench.replay.faults import http_error
 from streambench.sse import decode_all
+from streambench.transcript import synth
 
 
 def test_every_api_name_is_a_registered_module_and_generic_comes_last() -> None:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streambench.providers import synth
 from streambench.testing.pytest_plugin import Streambench, Variant
-from streambench.transcript import save
+from streambench.transcript import save, synth
 
 pytest_plugins = ["pytester"]
 

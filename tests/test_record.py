@@ -20,12 +20,11 @@ import pytest
 from conftest import REPO_ROOT
 from streambench._server import running_server
 from streambench.cli import main
-from streambench.providers import synth
-from streambench.providers.fake import FakeProvider, fake_provider_app, parse_script
+from streambench.record.fake_provider import FakeProvider, fake_provider_app, parse_script
 from streambench.record.proxy import proxy_app
 from streambench.record.recorder import build_body, record
 from streambench.record.redact import Redactor, make_config, scan
-from streambench.transcript import load, save
+from streambench.transcript import load, save, synth
 
 FULL = os.environ.get("STREAMBENCH_FULL") == "1"
 LONG_PROMPT = " ".join(f"word{i}" for i in range(300))

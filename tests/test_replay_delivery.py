@@ -15,7 +15,6 @@ import pytest
 from tests.conftest import cli_exit_code
 
 from streambench._server import running_server
-from streambench.providers import synth
 from streambench.replay import (
     ReplayTransport,
     build_plan,
@@ -25,7 +24,7 @@ from streambench.replay import (
     virtual_time,
 )
 from streambench.sse import decode_all
-from streambench.transcript import Transcript, save
+from streambench.transcript import Transcript, save, synth
 
 TEXT = 'Here is {"code_edits": []} and \\u00e9 — done.'
 

@@ -11,13 +11,12 @@ from hypothesis import strategies as st
 from tests.conftest import corpus_files
 
 from streambench.errors import SpecError
-from streambench.providers import synth
 from streambench.providers.apis import event_content, summarize
 from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.replay.deltas import hostile_cuts
 from streambench.sse import decode_all
 from streambench.testing.strategies import delta_chunkings, seeds, transcripts, transport_chunkings
-from streambench.transcript import Transcript, load_inputs
+from streambench.transcript import Transcript, load_inputs, synth
 
 FULL = os.environ.get("STREAMBENCH_FULL") == "1"
 EXAMPLES = 300 if FULL else 30

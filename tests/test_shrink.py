@@ -13,12 +13,12 @@ import pytest
 from tests.conftest import cli_exit_code
 
 from streambench.errors import SpecError
-from streambench.providers.synth import make_transcript, render
 from streambench.replay import build_plan, parse_chunking
 from streambench.replay.deltas import content_deltas, with_contents
 from streambench.replay.frames import frames_of
 from streambench.runner.matrix import RunSpec, run_one
 from streambench.transcript import load, save
+from streambench.transcript.synth import make_transcript, render
 from streambench.uses.shrink import ddmin, json_spans, shrink_run
 
 pytest_plugins = ["pytester"]

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streambench.providers import synth
 from streambench.replay import build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.replay.faults import CONTENT_FAULT_KINDS
 from streambench.sse import decode_all
@@ -25,7 +24,7 @@ from streambench.testing.strategies import (
     transcripts,
     transport_chunkings,
 )
-from streambench.transcript import Transcript
+from streambench.transcript import Transcript, synth
 
 FAST = settings(max_examples=40, deadline=None)
 ANY_TEXT = [k for k in CONTENT_FAULT_KINDS if k not in STRUCTURED_FAULT_KINDS]

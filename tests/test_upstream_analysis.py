@@ -17,12 +17,11 @@ from streambench.grade.upstream import (
     served_call,
     tool_timeline,
 )
-from streambench.providers import synth
 from streambench.providers.apis import event_tool_calls
 from streambench.replay import build_plan
 from streambench.runner.matrix import RunSpec, run_one
 from streambench.sse import SSEEvent
-from streambench.transcript import Transcript, save
+from streambench.transcript import Transcript, save, synth
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOOL_APIS = ("anthropic-messages", "openai-chat", "openai-responses")

@@ -246,7 +246,7 @@ def fake_provider_command(
     ttfb: Annotated[float, typer.Option(help="Pause before the first event, ms.")] = 0,
 ) -> None:
     """An offline provider: anthropic-messages, openai-chat and openai-responses endpoints."""
-    from streambench.providers.fake import fake_provider_app
+    from streambench.record.fake_provider import fake_provider_app
 
     app_ = fake_provider_app(script, rate=rate, ttfb_ms=ttfb)
     sock = _server.bind_socket(host, port, exposes="can use the fake provider")

@@ -116,7 +116,7 @@ def experiment_order(
 ) -> None:
     """Compare two orders (changes_first vs text_first) or any two SUTs on the same replays:
     paired differences, bootstrap confidence intervals, a verdict per metric."""
-    from streambench.runner import LocalExecutor
+    from streambench.runner.executors import LocalExecutor
     from streambench.uses.experiment import compare, load_or_run, to_markdown, write_report
 
     _check_format(output_format, ("table", "markdown", "json"))

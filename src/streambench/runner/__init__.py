@@ -1,12 +1,7 @@
-"""Running a matrix: cases, the matrix of runs, one run end to end, and where runs execute.
+"""Running a matrix: cases (``cases``), the matrix of runs and one run end to end
+(``matrix``), and where runs execute (``executors``, ``dask_executor``).
 
 A run goes case -> replay plans (``streambench.replay``) -> SUT (``streambench.suts``) -> grading
-(``streambench.grade``) -> one result row; ``streambench.report`` writes the rows out.
+(``streambench.grade``) -> one result row; ``streambench.report`` writes the rows out. Nothing is
+imported here, so reading a case does not load pandas.
 """
-
-from __future__ import annotations
-
-from streambench.runner.executors import Executor, LocalExecutor
-from streambench.runner.matrix import Matrix, RunSpec, run_matrix, run_one
-
-__all__ = ["Executor", "LocalExecutor", "Matrix", "RunSpec", "run_matrix", "run_one"]

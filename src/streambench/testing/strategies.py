@@ -19,9 +19,8 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from streambench.providers import synth
 from streambench.replay.faults import FAULT_KINDS, FAULTS
-from streambench.transcript import Transcript
+from streambench.transcript import Transcript, synth
 
 # Faults that need a structured answer (JSON text or tool input), two tool calls, or a provider
 # with a refusal shape (not openai-responses): drawn only when asked for.
@@ -139,7 +138,7 @@ def transcripts(
     apis: Sequence[str] = synth.APIS,
     texts: st.SearchStrategy[str] | None = None,
 ) -> Transcript:
-    """Valid provider streams (via :mod:`streambench.providers.synth`) carrying a drawn
+    """Valid provider streams (via :mod:`streambench.transcript.synth`) carrying a drawn
     text, cut into drawn deltas, with event arrival times. Example: an anthropic-messages
     transcript whose text is ``'héllo "x"'`` in deltas ``['hé', 'llo "', 'x"']``."""
     api = draw(st.sampled_from(list(apis)))

@@ -26,7 +26,6 @@ from typing import Any, Protocol
 import httpx
 
 from streambench.errors import SpecError
-from streambench.providers import synth
 from streambench.providers.apis import event_content
 from streambench.reference.chain import (
     AllProvidersFailed,
@@ -40,7 +39,7 @@ from streambench.reference.providers import KINDS, LLMRequest, Provider
 from streambench.replay import ReplayTransport, build_plan, run_virtual
 from streambench.replay.faults import TRANSPORT_FAULT_KINDS
 from streambench.sse import decode_all
-from streambench.transcript import Transcript
+from streambench.transcript import Transcript, synth
 
 POSITIONS = (
     "before-first-byte",

@@ -18,9 +18,8 @@ import pandas as pd
 
 from streambench._atomic import atomic_write_text
 from streambench.errors import ConfigError, OutputError
-from streambench.runner import Executor, Matrix, run_matrix
-from streambench.runner.executors import Progress
-from streambench.runner.matrix import load_matrix
+from streambench.runner.executors import Executor, Progress
+from streambench.runner.matrix import Matrix, load_matrix, run_matrix
 
 ORDER_BASELINE = "reference"
 ORDER_VARIANT = "reference:order=text_first"

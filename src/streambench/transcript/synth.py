@@ -139,7 +139,7 @@ def make_transcript(
     request_body: Any,
     url: str | None = None,
     chunk_times_ms: Sequence[float] | None = None,
-    notes: str | None = "synthesised by streambench.providers.synth",
+    notes: str | None = "synthesised by streambench.transcript.synth",
     status: int = 200,
 ) -> Transcript:
     """A transcript of a synthesised exchange. ``chunk_times_ms`` gives one arrival time per SSE
@@ -156,7 +156,7 @@ def make_transcript(
     content_type = "text/event-stream; charset=utf-8" if streamed else "application/json"
     return Transcript(
         meta=Meta(
-            provider=PROVIDERS[api], api=api, source="streambench.providers.synth", notes=notes
+            provider=PROVIDERS[api], api=api, source="streambench.transcript.synth", notes=notes
         ),
         request=Request(
             method="POST",

@@ -4,7 +4,7 @@ module).
 
 Answers are deterministic: a script rule matching the request (last user message, mode,
 prefill) gives the text or JSON answer, else the last user message is echoed. Streams are
-rendered by :mod:`streambench.providers.synth` and paced at ``rate`` tokens per second.
+rendered by :mod:`streambench.transcript.synth` and paced at ``rate`` tokens per second.
 Every streamed frame's send time (``time.monotonic()``) is logged in
 :attr:`FakeProvider.sent` so tests can compare a recorder's arrival times against them.
 
@@ -34,9 +34,10 @@ from streambench._pacing import paced
 from streambench._yaml import load_yaml
 from streambench.answer import SHAPES, mode_of_prefill
 from streambench.errors import ConfigError, SpecError
-from streambench.providers import registry, synth
+from streambench.providers import registry
 from streambench.replay.faults import Fault, http_error, parse_fault
 from streambench.sse import encode
+from streambench.transcript import synth
 
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
