@@ -63,9 +63,9 @@ def _square_row(n: int) -> dict[str, int]:
 def test_make_executor_choices() -> None:
     assert isinstance(make_executor("local", 2), LocalExecutor)
     assert isinstance(make_executor("dask", 2, "tcp://127.0.0.1:1"), DaskExecutor)
-    with pytest.raises(ConfigError, match="--executor 'ray'"):
+    with pytest.raises(ConfigError, match="executor: 'ray'"):
         make_executor("ray")
-    with pytest.raises(ConfigError, match="--scheduler needs --executor dask"):
+    with pytest.raises(ConfigError, match="scheduler: needs the dask executor"):
         make_executor("local", 1, "tcp://127.0.0.1:8786")
 
 

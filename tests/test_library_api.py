@@ -57,3 +57,15 @@ def test_lazy_names_resolve() -> None:
     transcript = streambench.load_transcript(ROOT / "recordings" / "anthropic-chat.yaml")
     plan = streambench.build_plan(transcript, "bytes:7")
     assert plan.body == transcript.response.body
+
+
+def test_library_errors_name_parameters_and_the_cli_names_options(capsys) -> None:
+    from streambench.runner.dask_executor import make_executor
+    from tests.conftest import cli_exit_code
+
+    with pytest.raises(streambench.ConfigError) as raised:
+        make_executor("cluster")
+    assert str(raised.value).startswith("executor: 'cluster'")
+    assert raised.value.for_cli().startswith("--executor: 'cluster'")
+    assert cli_exit_code(["run", "--executor", "cluster"]) == 2
+    assert "--executor: 'cluster': expected one of local, dask" in capsys.readouterr().err

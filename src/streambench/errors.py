@@ -4,7 +4,22 @@ from __future__ import annotations
 
 
 class StreambenchError(Exception):
-    """Base class. The CLI prints ``str(error)`` as one line and exits 2."""
+    """Base class. The CLI prints it as one line and exits 2.
+
+    ``param`` names the library parameter the error is about (``sut_cmd``): ``str(error)`` reads
+    ``sut_cmd: <detail>`` for Python callers, and the CLI names its option (``--sut-cmd``).
+    """
+
+    def __init__(self, detail: str, *, param: str | None = None) -> None:
+        super().__init__(f"{param}: {detail}" if param else detail)
+        self.detail = detail
+        self.param = param
+
+    def for_cli(self) -> str:
+        """The message as the command line says it: the option instead of the parameter."""
+        if self.param is None:
+            return str(self)
+        return f"--{self.param.replace('_', '-')}: {self.detail}"
 
 
 class SpecError(StreambenchError, ValueError):
@@ -17,6 +32,14 @@ class TranscriptError(StreambenchError):
 
 class ConfigError(StreambenchError):
     """A YAML config file (case, matrix, profile, thresholds, script) is invalid."""
+
+
+class ReplayError(StreambenchError):
+    """A replay cannot be planned or delivered as asked (a plan past its end, no plan left)."""
+
+
+class SutError(StreambenchError):
+    """A system under test cannot be reached or started (not a bad run: that is a row)."""
 
 
 class OutputError(StreambenchError, OSError):

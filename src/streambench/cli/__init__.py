@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="streambench")
     except StreambenchError as exc:
-        err_console.print(f"streambench: error: {exc}", markup=False)
+        err_console.print(f"streambench: error: {exc.for_cli()}", markup=False)
         sys.exit(2)
 
 

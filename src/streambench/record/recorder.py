@@ -63,7 +63,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
 
 def _spec(provider: str) -> ProviderSpec:
     if provider not in PROVIDERS:
-        raise ConfigError(f"--provider {provider!r}: expected one of {', '.join(PROVIDERS)}")
+        raise ConfigError(f"{provider!r}: expected one of {', '.join(PROVIDERS)}", param="provider")
     return PROVIDERS[provider]
 
 
@@ -83,7 +83,7 @@ def request_url(provider: str, base_url: str | None, model: str) -> str:
     spec = _spec(provider)
     if provider == "url":
         if not base_url:
-            raise ConfigError("--provider url needs --base-url (the full endpoint URL)")
+            raise ConfigError("url needs base_url (the full endpoint URL)", param="provider")
         return base_url
     return spec.wire.url(model, base_url)
 

@@ -251,7 +251,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
         elif path.suffix in (".json", ".jsonl"):
             frame = pd.read_json(path, lines=path.suffix == ".jsonl")
         else:
-            raise ConfigError(f"{path}: expected an --out folder or .parquet/.csv/.json/.jsonl")
+            raise ConfigError(f"{path}: expected a report folder or .parquet/.csv/.json/.jsonl")
     except (ValueError, KeyError, OSError) as exc:
         raise ConfigError(f"{path}: cannot read results: {exc}") from None
     if "violations" not in frame:

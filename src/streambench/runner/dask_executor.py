@@ -46,7 +46,9 @@ class DaskExecutor:
             try:
                 client = Client(self.scheduler, timeout=self.connect_timeout_s)
             except OSError as exc:
-                raise ConfigError(f"--scheduler {self.scheduler}: cannot connect: {exc}") from None
+                raise ConfigError(
+                    f"{self.scheduler}: cannot connect: {exc}", param="scheduler"
+                ) from None
         try:
             # Batches amortise Dask's per-task cost; several per worker keep progress moving.
             size = max(1, len(specs) // (self.workers * 8))
@@ -70,8 +72,8 @@ def make_executor(name: str, jobs: int = 1, scheduler: str | None = None) -> Exe
     ``jobs`` workers)."""
     if name == "local":
         if scheduler is not None:
-            raise ConfigError("--scheduler needs --executor dask")
+            raise ConfigError("needs the dask executor", param="scheduler")
         return LocalExecutor(jobs)
     if name == "dask":
         return DaskExecutor(scheduler, workers=jobs)
-    raise ConfigError(f"--executor {name!r}: expected one of {', '.join(EXECUTORS)}")
+    raise ConfigError(f"{name!r}: expected one of {', '.join(EXECUTORS)}", param="executor")

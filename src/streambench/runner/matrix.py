@@ -437,7 +437,7 @@ def run_matrix(
                 on_host(host.url)
             urls = sorted({str(parse_sut(s.sut).address) for s in http})
             if matrix.sut_cmd and len(urls) != 1:
-                raise ConfigError("--sut-cmd starts one SUT: give exactly one http:// --sut")
+                raise ConfigError("starts one SUT: give exactly one http:// SUT", param="sut_cmd")
             with (
                 sut_process(matrix.sut_cmd, urls[0], host.url) if matrix.sut_cmd else nullcontext()
             ):

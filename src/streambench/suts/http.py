@@ -26,7 +26,7 @@ import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streambench._server import running_server
-from streambench.errors import ConfigError
+from streambench.errors import ConfigError, SutError
 from streambench.replay.plan import ReplayPlan
 from streambench.replay.transports import RequestRecord
 from streambench.suts.base import SutResponse, SutTimeouts, api_key_env
@@ -168,7 +168,7 @@ def _wait_for_port(url: str, process: subprocess.Popen[bytes], timeout_s: float 
                 return
         except OSError:
             time.sleep(0.05)
-    raise ConfigError(f"--sut-cmd: nothing listens on {host}:{port} after {timeout_s:g} s")
+    raise SutError(f"nothing listens on {host}:{port} after {timeout_s:g} s", param="sut_cmd")
 
 
 @contextmanager
@@ -185,7 +185,7 @@ def sut_process(cmd: str, sut_url: str, replay_url: str) -> Iterator[None]:
         try:
             process = subprocess.Popen(shlex.split(cmd), env=env, stdout=STDERR_FD)
         except OSError as exc:
-            raise ConfigError(f"--sut-cmd {cmd!r}: cannot start: {exc.strerror}") from None
+            raise SutError(f"{cmd!r}: cannot start: {exc.strerror}", param="sut_cmd") from None
         try:
             _wait_for_port(sut_url, process)
             yield

@@ -149,7 +149,7 @@ def load_results(paths: Sequence[Path]) -> pd.DataFrame:
         elif path.suffix == ".csv":
             frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
         else:
-            raise ConfigError(f"{path}: results must be .parquet, .csv or an --out folder")
+            raise ConfigError(f"{path}: results must be .parquet, .csv or a report folder")
         missing = [c for c in ("sut", *PAIR_COLUMNS) if c not in frame.columns]
         if missing:
             raise ConfigError(f"{path}: not a results file: no column {', '.join(missing)}")

@@ -770,7 +770,7 @@ def pick_run(
         else:
             chosen = [r for r in rows if run_id(r) == run]
         if not chosen:
-            raise ConfigError(f"--run {run!r}: no such row number or run id in the results")
+            raise ConfigError(f"{run!r}: no such row number or run id in the results", param="run")
     else:
         chosen = [
             r
