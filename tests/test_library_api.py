@@ -60,8 +60,9 @@ def test_lazy_names_resolve() -> None:
 
 
 def test_library_errors_name_parameters_and_the_cli_names_options(capsys) -> None:
-    from streambench.runner.dask_executor import make_executor
     from tests.conftest import cli_exit_code
+
+    from streambench.runner.dask_executor import make_executor
 
     with pytest.raises(streambench.ConfigError) as raised:
         make_executor("cluster")
