@@ -115,13 +115,8 @@ def _piece_lengths(split: ContentSplit, n: int, rng: random.Random) -> list[int]
 
 def _content_parts(provider: Any, frame: Frame) -> list[tuple[dict[str, Any], Delta | None]] | None:
     """The frame's event as objects to split (several for parallel calls); None: keep as is."""
-    if frame.event is None:
-        return None
-    try:
-        obj = json.loads(frame.event.data)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict):
+    obj = json_object(frame)
+    if obj is None:
         return None
     where = provider.locate(obj)
     if where is not None:
