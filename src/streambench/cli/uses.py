@@ -37,20 +37,66 @@ def _check_format(value: str, allowed: tuple[str, ...]) -> str:
 @app.command()
 def chaos(
     sut: Annotated[
-        str, typer.Option(help="'reference' or module:attr, a factory(providers, http)")
+        str,
+        typer.Option(
+            help="The SUT: 'reference[:k=v,...]', an ASGI module:attr[,k=v,...] or"
+            " http://host:port/path[,k=v,...] (as for `run`)"
+        ),
     ] = "reference",
+    sut_cmd: Annotated[
+        str | None,
+        typer.Option(help="Start the http:// SUT with this command (provider URLs -> replay)"),
+    ] = None,
     providers: Annotated[
-        str, typer.Option(help="The chain, in order: anthropic, openai, anthropic-sync, ...")
+        str,
+        typer.Option(
+            help="The SUT's upstream chain, in call order: anthropic, openai, anthropic-sync, ..."
+        ),
     ] = "anthropic,openai,anthropic-sync",
+    kinds: Annotated[
+        str | None, typer.Option(help="Fault kinds to try, e.g. http,disconnect (default: all)")
+    ] = None,
+    dialect: Annotated[str, typer.Option(help="How to read the SUT's SSE")] = "streambench",
+    profile: Annotated[
+        Path | None, typer.Option(help="Profile YAML: which rules grade the cells")
+    ] = None,
+    chain: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of a SUT, a provider-chain factory(providers, http) of the reference's"
+            " own API: 'reference' or module:attr"
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Replay seed")] = 0,
     output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
-    """Every fault kind x position x place in the provider chain, checked against the failover
-    contract. Exit 1 when any cell fails."""
-    from streambench.uses.chaos import load_factory, parse_providers, run_chaos
+    """Every fault kind x position x place in the upstream chain: each cell one run of the SUT
+    whose upstream calls get the planned faults in order, graded by the rule registry with the
+    failover contract. Exit 1 when any cell fails."""
+    from streambench.uses.chaos import (
+        FAULT_KINDS,
+        SUT_FAULT_KINDS,
+        load_factory,
+        parse_kinds,
+        parse_providers,
+        run_chaos,
+        run_sut_chaos,
+    )
 
     _check_format(output_format, ("table", "json"))
-    results = run_chaos(parse_providers(providers), load_factory(sut), seed)
+    chain_of = parse_providers(providers)
+    if chain is not None:
+        results = run_chaos(chain_of, load_factory(chain), seed, kinds=parse_kinds(kinds))
+    else:
+        results = run_sut_chaos(
+            sut,
+            chain_of,
+            kinds=parse_kinds(kinds, SUT_FAULT_KINDS if kinds is None else FAULT_KINDS),
+            sut_cmd=sut_cmd,
+            dialect=dialect,
+            profile=None if profile is None else str(profile),
+            seed=seed,
+        )
     if output_format == "json":
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:
