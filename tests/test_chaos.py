@@ -14,9 +14,9 @@ from streambench.cli import main
 from streambench.errors import SpecError
 from streambench.uses.chaos import (
     CONTRACT_RULES,
-    CellResult,
     MID_STREAM,
     POSITIONS,
+    CellResult,
     cells,
     load_factory,
     run_chaos,

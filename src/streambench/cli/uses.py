@@ -156,12 +156,17 @@ def experiment_order(
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
     jobs: Annotated[int, typer.Option(min=1, help="Local processes for matrix runs")] = 1,
+    sut_cmd: Annotated[
+        str | None,
+        typer.Option(help="Start the http:// SUT with this command (provider URLs -> replay)"),
+    ] = None,
     output_format: Annotated[str, typer.Option("--format", help="table, markdown or json")] = (
         "table"
     ),
 ) -> None:
     """Compare two orders (changes_first vs text_first) or any two SUTs on the same replays:
-    paired differences, bootstrap confidence intervals, a verdict per metric."""
+    paired differences, bootstrap confidence intervals, a verdict per metric. Real-time SUTs
+    (http://, clock=real) run interleaved A B B A ...; the pairs show the order."""
     from streambench.runner.executors import LocalExecutor
     from streambench.uses.experiment import compare, load_or_run, to_markdown, write_report
 
@@ -175,7 +180,12 @@ def experiment_order(
     ) as bar:
         task = bar.add_task("runs", total=None)
         results = load_or_run(
-            inputs, baseline, variant, LocalExecutor(jobs), lambda n: bar.advance(task, n)
+            inputs,
+            baseline,
+            variant,
+            LocalExecutor(jobs),
+            lambda n: bar.advance(task, n),
+            sut_cmd,
         )
     comparison = compare(
         results, baseline, variant, confidence=confidence, n_resamples=resamples, seed=seed
@@ -189,6 +199,12 @@ def experiment_order(
         typer.echo(to_markdown(comparison))
     else:
         console.print(_experiment_table(comparison))
+        if "order" in comparison.pairs.columns:
+            counts = comparison.pairs["order"].value_counts()
+            console.print(
+                f"runs interleaved: {counts.get('AB', 0)} pairs A then B,"
+                f" {counts.get('BA', 0)} B then A"
+            )
 
 
 def _experiment_table(comparison: Comparison) -> Table:
@@ -200,7 +216,7 @@ def _experiment_table(comparison: Comparison) -> Table:
         justify = "left" if name in ("metric", "verdict") else "right"
         table.add_column(name, justify=justify, no_wrap=True)
     for row in comparison.table.itertuples():
-        style = "dim" if row.verdict == "no clear difference" else "bold"
+        style = "bold" if row.verdict.endswith("better") else "dim"
         table.add_row(
             row.metric,
             str(row.n),

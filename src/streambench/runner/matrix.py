@@ -441,7 +441,13 @@ def run_matrix(
     its URL); ``sut_cmd`` starts the SUT first and stops it afterwards.
     """
     return run_specs(
-        matrix.validate(), matrix.sut_cmd, matrix.replay_port, executor, progress, on_host
+        matrix.validate(),
+        matrix.sut_cmd,
+        matrix.replay_port,
+        executor,
+        progress,
+        on_host,
+        profile=matrix.profile,
     )
 
 
@@ -452,13 +458,19 @@ def run_specs(
     executor: Executor | None = None,
     progress: Progress | None = None,
     on_host: Callable[[str], None] | None = None,
+    *,
+    profile: str | None = None,
+    in_order: bool = False,
 ) -> pd.DataFrame:
     """The rows of ``specs`` (any list of runs, not only a product of axes), as
-    :func:`run_matrix`: HTTP SUTs one after another, in the order given."""
+    :func:`run_matrix`: HTTP SUTs one after another, in the order given. ``in_order`` runs
+    every spec one at a time in the order given (in-process ones too) and numbers the rows in
+    a ``run_order`` column: what an experiment interleaving real-time SUTs needs. ``profile``
+    selects the cross-run rules (the per-run ones follow each spec's profile)."""
     http = [s for s in specs if parse_sut(s.sut).over_http]
-    local = [s for s in specs if s not in http]
+    local = [] if in_order else [s for s in specs if s not in http]
     rows = (executor or LocalExecutor()).map(run_one, local, progress) if local else []
-    if http:
+    if http or in_order:
         with replay_host(replay_port) as host:
             if on_host is not None:
                 on_host(host.url)
@@ -466,8 +478,12 @@ def run_specs(
             if sut_cmd and len(urls) != 1:
                 raise ConfigError("--sut-cmd starts one SUT: give exactly one http:// --sut")
             with sut_process(sut_cmd, urls[0], host.url) if sut_cmd else nullcontext():
-                rows += LocalExecutor(1).map(partial(run_one, host=host), http, progress)
-    rows = add_cross_run_violations(rows, load_profile(matrix.profile))
+                ordered = specs if in_order else http
+                rows += LocalExecutor(1).map(partial(run_one, host=host), ordered, progress)
+    if in_order:
+        for number, row in enumerate(rows):
+            row["run_order"] = number
+    rows = add_cross_run_violations(rows, load_profile(profile))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame

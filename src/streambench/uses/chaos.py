@@ -490,7 +490,7 @@ def run_sut_chaos(
                 found, _write_cells(Path(tmp), found, upstreams), strict=True
             )
         ]
-        frame = run_specs(specs, sut_cmd, progress=progress)
+        frame = run_specs(specs, sut_cmd, progress=progress, profile=profile)
     rows = {row["case"]: row for row in frame.to_dict("records")}
     results = []
     for number, cell in enumerate(found):
