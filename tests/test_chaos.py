@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import free_port, uvicorn_command
 
 from streambench.cli import main
 from streambench.errors import SpecError
@@ -198,17 +196,9 @@ def test_the_reference_app_passes_every_cell_as_a_sut() -> None:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(("attr", "clean"), [("app", True), ("swallowing_app", False)])
 def test_over_http_with_sut_cmd(attr: str, clean: bool, capsys: pytest.CaptureFixture[str]) -> None:
-    port = _free_port()
-    uvicorn = shutil.which("uvicorn", path=str(Path(sys.executable).parent))
-    assert uvicorn is not None
+    port = free_port()
     with pytest.raises(SystemExit) as exited:
         main(
             [
@@ -216,7 +206,7 @@ def test_over_http_with_sut_cmd(attr: str, clean: bool, capsys: pytest.CaptureFi
                 "--sut",
                 f"http://127.0.0.1:{port}/messages",
                 "--sut-cmd",
-                f"{uvicorn} {FAILOVER}:{attr} --port {port} --log-level warning",
+                uvicorn_command(f"{FAILOVER}:{attr}", port),
                 "--providers",
                 "anthropic,anthropic",
                 "--kinds",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from streambench.grade.dialects import UIEvent, dialect_parser
 from streambench.grade.expect import Answer, Outcome
 from streambench.grade.profile import default_profile, load_profile
 from streambench.grade.quality import code_quality
-from streambench.grade.rules import RULES, RunContext, check_rules, register_rule
+from streambench.grade.rules import RULES, Rule, RunContext, check_rules, register_rule
 from streambench.grade.upstream import analyse_upstream
 
 
@@ -202,7 +203,8 @@ def test_upstream_analysis_finds_when_code_edits_completed() -> None:
 
 
 @pytest.fixture
-def registry() -> object:
+def registry() -> Iterator[dict[str, Rule]]:
+    """The rule registry, restored after the test (registering is global)."""
     saved = dict(RULES)
     yield RULES
     RULES.clear()
@@ -214,9 +216,8 @@ def _shouting(ctx: RunContext, params: dict[str, object]) -> list[tuple[str, flo
     return [("shouted", None)] if text.count("!") > int(str(params["max"])) else []
 
 
-def test_a_registered_rule_runs_and_profiles_accept_its_slug(
-    registry: object, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("registry")
+def test_a_registered_rule_runs_and_profiles_accept_its_slug(tmp_path: Path) -> None:
     register_rule("too-excited", "More than max exclamation marks.", _shouting, {"max": 0})
     loud = [ev(1, "text", "Hi!"), ev(2, "done", "Hi!")]
     ctx = RunContext(consume(loud), "chat")
@@ -234,9 +235,8 @@ def test_a_registered_rule_runs_and_profiles_accept_its_slug(
     ("slug", "message"),
     [("terminal-count", "already registered"), ("Bad Slug", "lowercase"), ("x-", "lowercase")],
 )
-def test_register_rule_rejects_taken_and_malformed_slugs(
-    registry: object, slug: str, message: str
-) -> None:
+@pytest.mark.usefixtures("registry")
+def test_register_rule_rejects_taken_and_malformed_slugs(slug: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         register_rule(slug, "d", _shouting)
     with pytest.raises(ConfigError, match="callable"):

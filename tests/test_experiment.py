@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import chromium_page, needs_chromium
+from tests.conftest import chromium_page, free_port, needs_chromium, uvicorn_command
 
 from streambench.cli import main
 from streambench.errors import ConfigError
@@ -176,12 +173,6 @@ def _matrix(tmp_path: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_sut_that_never_sends_changes_reads_n_0_not_no_clear_difference(
     tmp_path: Path,
 ) -> None:
@@ -197,9 +188,7 @@ def test_a_sut_that_never_sends_changes_reads_n_0_not_no_clear_difference(
 def test_two_real_time_suts_run_interleaved_over_http_with_sut_cmd(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    port = _free_port()
-    uvicorn = shutil.which("uvicorn", path=str(Path(sys.executable).parent))
-    assert uvicorn is not None
+    port = free_port()
     over_http = f"http://127.0.0.1:{port}/messages"
     in_real_time = "reference:clock=real"
     with pytest.raises(SystemExit) as exited:
@@ -213,7 +202,7 @@ def test_two_real_time_suts_run_interleaved_over_http_with_sut_cmd(
                 "--variant",
                 in_real_time,
                 "--sut-cmd",
-                f"{uvicorn} {CHAT_BACKEND} --port {port} --log-level warning",
+                uvicorn_command(CHAT_BACKEND, port),
                 "--out",
                 str(tmp_path / "out"),
             ]
