@@ -54,7 +54,11 @@ def chaos(
         ),
     ] = "anthropic,openai,anthropic-sync",
     kinds: Annotated[
-        str | None, typer.Option(help="Fault kinds to try, e.g. http,disconnect (default: all)")
+        str | None,
+        typer.Option(
+            help="Fault kinds to try, e.g. http,disconnect (default: all; for a SUT all but"
+            " rate-limit, see docs/chaos.md)"
+        ),
     ] = None,
     dialect: Annotated[str, typer.Option(help="How to read the SUT's SSE")] = "streambench",
     profile: Annotated[
