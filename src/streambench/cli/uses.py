@@ -53,6 +53,9 @@ def chaos(
             help="The SUT's upstream chain, in call order: anthropic, openai, anthropic-sync, ..."
         ),
     ] = "anthropic,openai,anthropic-sync",
+    replay_port: Annotated[
+        int, typer.Option(help="Port of the replay host for http SUTs (0: any free one).")
+    ] = 0,
     kinds: Annotated[
         str | None,
         typer.Option(
@@ -97,6 +100,7 @@ def chaos(
             chain_of,
             kinds=parse_kinds(kinds, SUT_FAULT_KINDS if kinds is None else FAULT_KINDS),
             sut_cmd=sut_cmd,
+            replay_port=replay_port,
             dialect=dialect,
             profile=None if profile is None else str(profile),
             seed=seed,

@@ -458,6 +458,7 @@ def run_sut_chaos(
     *,
     kinds: Sequence[str] = SUT_FAULT_KINDS,
     sut_cmd: str | None = None,
+    replay_port: int = 0,
     dialect: str = "streambench",
     profile: str | None = None,
     seed: int = 0,
@@ -467,7 +468,8 @@ def run_sut_chaos(
     """Every cell as one run of ``sut`` whose upstream calls get the cell's faults in order
     (``providers``: the APIs of the SUT's chain, in the order it calls them), graded by every
     rule of the ``profile`` file (default: all) with the cell's chain contract. HTTP SUTs run
-    in real time, so their stalls are short (300 ms)."""
+    in real time, so their stalls are short (300 ms); ``sut_cmd`` starts one, else it must be
+    running with its provider base URLs on the replay host's ``replay_port``."""
     sut = _with_chain(sut, providers)
     over_http = parse_sut(sut).over_http
     found = cells(providers, kinds, stall_ms=300 if over_http else 3000)
@@ -490,7 +492,7 @@ def run_sut_chaos(
                 found, _write_cells(Path(tmp), found, upstreams), strict=True
             )
         ]
-        frame = run_specs(specs, sut_cmd, progress=progress, profile=profile)
+        frame = run_specs(specs, sut_cmd, replay_port, progress=progress, profile=profile)
     rows = {row["case"]: row for row in frame.to_dict("records")}
     results = []
     for number, cell in enumerate(found):
