@@ -247,7 +247,7 @@ def run_matrix_file(
     matrix = Matrix(**axes)
     if not any(real_time(sut) for sut in matrix.suts):
         return run_matrix(matrix, executor=executor, progress=progress)
-    specs = interleave(matrix.specs())
+    specs = interleave(matrix.validate())
     return run_specs(
         specs,
         matrix.sut_cmd,
