@@ -253,6 +253,10 @@ def cell_faults(cell: Cell, n_upstreams: int) -> tuple[tuple[str, ...], ...]:
     )
 
 
+def _expected_failure(cell: Cell) -> bool:
+    return cell.kind != "stall"
+
+
 def chain_steps(cell: Cell, upstreams: Sequence[_Upstream]) -> tuple[ChainStep, ...]:
     """The chain contract of ``cell``: each upstream's answer and how its fault ends it (a
     stall must not fail at all; any other fault fails early before the first chunk, late after)."""
@@ -261,7 +265,7 @@ def chain_steps(cell: Cell, upstreams: Sequence[_Upstream]) -> tuple[ChainStep, 
         failure = None
         if index < cell.chain_index:
             failure = "early"
-        elif index == cell.chain_index and cell.kind != "stall":
+        elif index == cell.chain_index and _expected_failure(cell):
             failure = "late" if cell.mid_stream else "early"
         steps.append(ChainStep(upstream.text, failure))
     return tuple(steps)
