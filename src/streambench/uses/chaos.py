@@ -253,13 +253,10 @@ def cell_faults(cell: Cell, n_upstreams: int) -> tuple[tuple[str, ...], ...]:
     )
 
 
-def _expected_failure(cell: Cell) -> bool:
-    return cell.kind != "stall"
-
-
 def chain_steps(cell: Cell, upstreams: Sequence[_Upstream]) -> tuple[ChainStep, ...]:
-    """The chain contract of ``cell``: each upstream's answer and how its fault ends it (a
-    stall must not fail at all; any other fault fails early before the first chunk, late after)."""
+    """The chain contract of ``cell``: each upstream's answer and how its fault ends it (a stall
+    or a harmless content fault must not fail at all; any other fault fails early before the
+    first chunk, late after)."""
     steps = []
     for index, upstream in enumerate(upstreams):
         failure = None
