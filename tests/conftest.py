@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,3 +135,17 @@ def cli_exit_code(argv: list[str]) -> int:
     with pytest.raises(SystemExit) as exited:
         main(argv)
     return int(exited.value.code or 0)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def uvicorn_command(app: str, port: int) -> str:
+    """A ``--sut-cmd`` serving the ASGI ``app`` (module:attr) on loopback ``port``."""
+    uvicorn = shutil.which("uvicorn", path=str(Path(sys.executable).parent))
+    assert uvicorn is not None, "uvicorn is not installed next to this python"
+    return f"{uvicorn} {app} --port {port} --log-level warning"

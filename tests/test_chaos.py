@@ -6,10 +6,20 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import free_port, uvicorn_command
 
 from streambench.cli import main
 from streambench.errors import SpecError
-from streambench.uses.chaos import MID_STREAM, POSITIONS, cells, load_factory, run_chaos
+from streambench.uses.chaos import (
+    CONTRACT_RULES,
+    MID_STREAM,
+    POSITIONS,
+    CellResult,
+    cells,
+    load_factory,
+    run_chaos,
+    run_sut_chaos,
+)
 
 SUTS = Path(__file__).parent / "suts"
 CHAIN = ["anthropic", "openai", "anthropic-sync"]
@@ -74,7 +84,8 @@ def test_naive_chain_fails_exactly_the_mid_stream_cells(naive_chain: str) -> Non
     assert failed == mid_stream_failures
     assert {position for position, _, _ in failed} == MID_STREAM
     rules = {rule for r in results for rule, _ in r.violations}
-    assert {"duplicate-output", "fallthrough"} <= rules
+    # graded by the registry: the failover contract's rules under their one name each
+    assert {"duplicate-after-failover", "no-fallthrough"} <= rules <= set(CONTRACT_RULES)
 
 
 def test_cli_exit_codes_and_json(naive_chain: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,7 +95,9 @@ def test_cli_exit_codes_and_json(naive_chain: str, capsys: pytest.CaptureFixture
     assert "cells pass" in capsys.readouterr().out
 
     with pytest.raises(SystemExit) as exit_fail:
-        main(["chaos", "--providers", "anthropic,openai", "--sut", naive_chain, "--format", "json"])
+        main(
+            ["chaos", "--providers", "anthropic,openai", "--chain", naive_chain, "--format", "json"]
+        )
     assert exit_fail.value.code == 1
     rows = json.loads(capsys.readouterr().out)
     assert any(not row["passed"] for row in rows)
@@ -95,8 +108,10 @@ def test_cli_exit_codes_and_json(naive_chain: str, capsys: pytest.CaptureFixture
     ("args", "message"),
     [
         (["--providers", "anthropic,gemini"], "unknown 'gemini'"),
-        (["--sut", "nomodule_xyz:thing"], "cannot load"),
+        (["--chain", "nomodule_xyz:thing"], "cannot load"),
+        (["--chain", "justaname"], "module:attr"),
         (["--sut", "justaname"], "module:attr"),
+        (["--kinds", "http,flood"], "unknown 'flood'"),
     ],
 )
 def test_bad_options_exit_2(
@@ -106,7 +121,8 @@ def test_bad_options_exit_2(
         main(["chaos", *args])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("streambench: error: --") and message in err
+    assert err.startswith("streambench: error: ") and message in err
+    assert "Traceback" not in err
 
 
 def test_missing_attribute_is_a_spec_error() -> None:
@@ -118,7 +134,7 @@ def test_failing_table_cells_show_what_the_user_was_shown(
     naive_chain: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["chaos", "--providers", "anthropic,openai", "--sut", naive_chain])
+        main(["chaos", "--providers", "anthropic,openai", "--chain", naive_chain])
     assert exited.value.code == 1
     out = capsys.readouterr().out
     results = run_chaos(CHAIN, load_factory(naive_chain))
@@ -126,3 +142,102 @@ def test_failing_table_cells_show_what_the_user_was_shown(
     assert failed and "shown:" in out
     # rich may wrap a cell: the first words of a failing cell's shown text are in the table
     assert any(r.shown.split()[0] in out for r in failed)
+
+
+# ---------------------------------------------------------------------------- any SUT
+
+FAILOVER = "tests.suts.failover"
+HARMLESS = ("stall", "pings", "empty-deltas")  # faults after which the answer must come whole
+TWO_ANTHROPIC = ["anthropic", "anthropic"]
+
+
+def _key(r: CellResult) -> tuple[str, int, str]:
+    return (r.cell.position, r.cell.chain_index, r.cell.kind)
+
+
+def test_a_backend_keeping_the_contract_passes_every_cell_in_process() -> None:
+    results = run_sut_chaos(f"{FAILOVER}:app", TWO_ANTHROPIC)
+    assert results and all(r.passed for r in results), [
+        (_key(r), r.violations) for r in results if not r.passed
+    ]
+    by_cell = {_key(r): r for r in results}
+    fell = by_cell[("before-first-chunk", 0, "disconnect")]
+    assert (fell.outcome, fell.shown) == ("done", "[1:anthropic] the answer, in 6 deltas of text.")
+    assert by_cell[("mid-text", 0, "error-event")].outcome == "error"
+
+
+def test_a_retry_after_text_was_shown_is_flagged_on_the_mid_stream_cells() -> None:
+    results = run_sut_chaos(f"{FAILOVER}:retry_after_text_app", TWO_ANTHROPIC)
+    failed = {_key(r) for r in results if not r.passed}
+    # the second provider's failure has nothing left to retry: only the first one's cells
+    assert failed == {
+        _key(r)
+        for r in results
+        if r.cell.mid_stream and r.cell.kind not in HARMLESS and not r.cell.chain_index
+    }
+    cell = next(r for r in results if _key(r) == ("mid-text", 0, "disconnect"))
+    assert {"duplicate-after-failover", "done-after-truncation"} <= {
+        rule for rule, _ in cell.violations
+    }
+    assert cell.shown.startswith("[0:anthropic]") and "[1:anthropic]" in cell.shown
+
+
+def test_an_error_swallowed_into_done_is_flagged_done_after_truncation() -> None:
+    results = run_sut_chaos(f"{FAILOVER}:swallowing_app", TWO_ANTHROPIC)
+    failed = {_key(r): r for r in results if not r.passed}
+    # every cut of the stream after text was shown; a garbage line after the whole text is
+    # tolerable (the expected outcome allows done), so it may pass
+    cuts = ("disconnect", "truncate", "error-event")
+    assert {_key(r) for r in results if r.cell.mid_stream and r.cell.kind in cuts} <= set(failed)
+    assert set(failed) <= {
+        _key(r) for r in results if r.cell.mid_stream and r.cell.kind not in HARMLESS
+    }
+    for r in failed.values():
+        assert r.outcome == "done"
+        if r.cell.kind not in cuts:  # a tolerable garbage line: the half answer is wrong-text
+            assert {rule for rule, _ in r.violations} == {"wrong-text"}, r.violations
+            continue
+        assert [rule for rule, _ in r.violations] == ["done-after-truncation"], r.violations
+        assert "failed after content" in r.violations[0][1]
+
+
+def test_the_reference_app_passes_every_cell_as_a_sut() -> None:
+    results = run_sut_chaos("reference", ["anthropic", "openai"])
+    assert results and all(r.passed for r in results), [
+        (_key(r), r.violations) for r in results if not r.passed
+    ]
+
+
+@pytest.mark.parametrize(("attr", "clean"), [("app", True), ("swallowing_app", False)])
+def test_over_http_with_sut_cmd(attr: str, clean: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                "chaos",
+                "--sut",
+                f"http://127.0.0.1:{port}/messages",
+                "--sut-cmd",
+                uvicorn_command(f"{FAILOVER}:{attr}", port),
+                "--providers",
+                "anthropic,anthropic",
+                "--kinds",
+                "http,disconnect,error-event",
+                "--format",
+                "json",
+            ]
+        )
+    rows = json.loads(capsys.readouterr().out)
+    assert exited.value.code == (0 if clean else 1)
+    assert {row["position"] for row in rows} == set(POSITIONS)
+    failed = {
+        (row["position"], row["chain_index"], row["kind"]) for row in rows if not row["passed"]
+    }
+    if clean:
+        assert not failed
+    else:
+        assert failed == {
+            (row["position"], row["chain_index"], row["kind"])
+            for row in rows
+            if row["position"] in MID_STREAM
+        }

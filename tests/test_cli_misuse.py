@@ -32,7 +32,7 @@ MISUSES: list[tuple[list[str], str]] = [
     (["run", "--case", CASE, "--format", "xml"], "--format 'xml'"),
     (["run", "BAD"], "not valid YAML"),
     (["gate", str(REPO), "--thresholds", MISSING], "cannot read thresholds"),
-    (["chaos", "--providers", "nope"], "--providers 'nope': unknown"),
+    (["chaos", "--providers", "nope"], "providers 'nope': unknown"),
     (["experiment", "order", MISSING], f"{MISSING}: cannot read matrix"),
     (["record", "--provider", "nope", "--prompt", "hi", "-o", "OUT"], "--provider 'nope'"),
     (["proxy", "--upstream", "notaurl", "-o", "OUT"], "--upstream 'notaurl'"),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from streambench.cli import main
+from streambench.grade.rules import RULES
 
 REPO = Path(__file__).resolve().parents[1]
 PYTEST_FILE_DOCS = {"pytest-plugin.md"}
@@ -43,4 +44,9 @@ def test_doc_example_runs(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     _prepare(tmp_path, doc.name)
-    exec(compile(code, f"{doc}#{index}", "exec"), {"__name__": f"docs_{doc.stem}"})
+    registered = dict(RULES)  # an example's register_rule must not leak into other tests
+    try:
+        exec(compile(code, f"{doc}#{index}", "exec"), {"__name__": f"docs_{doc.stem}"})
+    finally:
+        RULES.clear()
+        RULES.update(registered)

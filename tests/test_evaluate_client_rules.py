@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from streambench.grade.dialects import UIEvent, dialect_parser
 from streambench.grade.expect import Answer, Outcome
 from streambench.grade.profile import default_profile, load_profile
 from streambench.grade.quality import code_quality
-from streambench.grade.rules import RULES, RunContext, check_rules
+from streambench.grade.rules import RULES, Rule, RunContext, check_rules, register_rule
 from streambench.grade.upstream import analyse_upstream
 
 
@@ -199,3 +200,44 @@ def test_upstream_analysis_finds_when_code_edits_completed() -> None:
     )
     assert chat.structured_complete_ms is None
     assert chat.text_times_ms == [5.0, 5.0, 9.0]
+
+
+@pytest.fixture
+def registry() -> Iterator[dict[str, Rule]]:
+    """The rule registry, restored after the test (registering is global)."""
+    saved = dict(RULES)
+    yield RULES
+    RULES.clear()
+    RULES.update(saved)
+
+
+def _shouting(ctx: RunContext, params: dict[str, object]) -> list[tuple[str, float | None]]:
+    text = ctx.state.streamed_text
+    return [("shouted", None)] if text.count("!") > int(str(params["max"])) else []
+
+
+@pytest.mark.usefixtures("registry")
+def test_a_registered_rule_runs_and_profiles_accept_its_slug(tmp_path: Path) -> None:
+    register_rule("too-excited", "More than max exclamation marks.", _shouting, {"max": 0})
+    loud = [ev(1, "text", "Hi!"), ev(2, "done", "Hi!")]
+    ctx = RunContext(consume(loud), "chat")
+    assert [v.rule for v in check_rules(ctx, default_profile())] == ["too-excited"]
+    path = tmp_path / "p.yaml"
+    path.write_text("rules:\n  too-excited: {max: 2}\n")
+    assert load_profile(path)["too-excited"] == {"max": 2}
+    assert check_rules(ctx, load_profile(path)) == []
+    path.write_text("rules:\n  too-excited: {maximum: 2}\n")
+    with pytest.raises(ConfigError, match="unknown parameter 'maximum'"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize(
+    ("slug", "message"),
+    [("terminal-count", "already registered"), ("Bad Slug", "lowercase"), ("x-", "lowercase")],
+)
+@pytest.mark.usefixtures("registry")
+def test_register_rule_rejects_taken_and_malformed_slugs(slug: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        register_rule(slug, "d", _shouting)
+    with pytest.raises(ConfigError, match="callable"):
+        register_rule("fine-slug", "d", "not a function")  # type: ignore[arg-type]

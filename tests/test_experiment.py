@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import chromium_page, needs_chromium
+from tests.conftest import chromium_page, free_port, needs_chromium, uvicorn_command
 
 from streambench.cli import main
 from streambench.errors import ConfigError
@@ -17,6 +17,7 @@ from streambench.uses.experiment import (
     ORDER_VARIANT,
     bootstrap_ci,
     compare,
+    load_or_run,
     load_results,
     to_markdown,
     write_report,
@@ -156,3 +157,66 @@ def test_experiment_cli_misuse_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
         main(["experiment", "order", str(tmp_path / "nope.parquet")])
     assert exited.value.code == 2
     assert "nope.parquet: no such results file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- real-time SUTs
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CHAT_BACKEND = "tests.suts.failover:app"  # a chat backend: it never sends a changes event
+
+
+def _matrix(tmp_path: Path) -> Path:
+    path = tmp_path / "matrix.yaml"
+    cases = [str(FIXTURES / "job-basic-replace"), str(FIXTURES / "chat-hello")]
+    data = {"case": cases, "chunking": ["events", "bytes:16"], "latency": "const:ttfb=5,gap=1"}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_a_sut_that_never_sends_changes_reads_n_0_not_no_clear_difference(
+    tmp_path: Path,
+) -> None:
+    results = load_or_run([_matrix(tmp_path)], CHAT_BACKEND, "reference")
+    table = compare(results, CHAT_BACKEND, "reference").table.set_index("metric")
+    assert table.loc["ttfc_ms", "verdict"] == "A never sent changes (n=0)"
+    assert table.loc["ttfc_ms", "n"] == 0
+    # text came from both: a real comparison
+    assert table.loc["ttft_ms", "n"] == 4 and "n=0" not in table.loc["ttft_ms", "verdict"]
+    assert "run_order" not in results.columns  # both in virtual time: nothing to interleave
+
+
+def test_two_real_time_suts_run_interleaved_over_http_with_sut_cmd(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    over_http = f"http://127.0.0.1:{port}/messages"
+    in_real_time = "reference:clock=real"
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                "experiment",
+                "order",
+                str(_matrix(tmp_path)),
+                "--baseline",
+                over_http,
+                "--variant",
+                in_real_time,
+                "--sut-cmd",
+                uvicorn_command(CHAT_BACKEND, port),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+    assert exited.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "runs interleaved: 2 pairs A then B, 2 B then A" in out
+    assert "A never sent changes (n=0)" in out
+    pairs = pd.read_csv(tmp_path / "out" / "pairs.csv")
+    # ABBA: each variant's two runs side by side, the first SUT alternating
+    runs = sorted(
+        [(row.run_order_a, "A") for row in pairs.itertuples()]
+        + [(row.run_order_b, "B") for row in pairs.itertuples()]
+    )
+    assert [side for _, side in runs] == list("ABBAABBA")
+    assert sorted(pairs["order"]) == ["AB", "AB", "BA", "BA"]
+    assert "Runs interleaved (real time)" in (tmp_path / "out" / "experiment.md").read_text()

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from streambench.grade.dialects import register_dialect
+    from streambench.grade.rules import register_rule
     from streambench.replay import ReplayPlan, ReplayTransport, build_plan, mock_upstream
     from streambench.runner.executors import Executor, Progress
     from streambench.runner.matrix import Matrix
@@ -39,6 +40,7 @@ _LAZY = {
     "ReplayPlan": "streambench.replay",
     "ReplayTransport": "streambench.replay",
     "build_plan": "streambench.replay",
+    "register_rule": "streambench.grade.rules",
     "mock_upstream": "streambench.replay",
     "Transcript": "streambench.transcript",
     "load_inputs": "streambench.transcript",
@@ -63,6 +65,7 @@ __all__ = [
     "load_transcript",
     "mock_upstream",
     "register_dialect",
+    "register_rule",
     "run",
 ]
 

@@ -37,20 +37,74 @@ def _check_format(value: str, allowed: tuple[str, ...]) -> str:
 @app.command()
 def chaos(
     sut: Annotated[
-        str, typer.Option(help="'reference' or module:attr, a factory(providers, http)")
+        str,
+        typer.Option(
+            help="The SUT: 'reference[:k=v,...]', an ASGI module:attr[,k=v,...] or"
+            " http://host:port/path[,k=v,...] (as for `run`)"
+        ),
     ] = "reference",
+    sut_cmd: Annotated[
+        str | None,
+        typer.Option(help="Start the http:// SUT with this command (provider URLs -> replay)"),
+    ] = None,
     providers: Annotated[
-        str, typer.Option(help="The chain, in order: anthropic, openai, anthropic-sync, ...")
+        str,
+        typer.Option(
+            help="The SUT's upstream chain, in call order: anthropic, openai, anthropic-sync, ..."
+        ),
     ] = "anthropic,openai,anthropic-sync",
+    replay_port: Annotated[
+        int, typer.Option(help="Port of the replay host for http SUTs (0: any free one).")
+    ] = 0,
+    kinds: Annotated[
+        str | None,
+        typer.Option(
+            help="Fault kinds to try, e.g. http,disconnect (default: all; for a SUT all but"
+            " rate-limit, see docs/chaos.md)"
+        ),
+    ] = None,
+    dialect: Annotated[str, typer.Option(help="How to read the SUT's SSE")] = "streambench",
+    profile: Annotated[
+        Path | None, typer.Option(help="Profile YAML: which rules grade the cells")
+    ] = None,
+    chain: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of a SUT, a provider-chain factory(providers, http) of the reference's"
+            " own API: 'reference' or module:attr"
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Replay seed")] = 0,
     output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
-    """Every fault kind x position x place in the provider chain, checked against the failover
-    contract. Exit 1 when any cell fails."""
-    from streambench.uses.chaos import load_factory, parse_providers, run_chaos
+    """Every fault kind x position x place in the upstream chain: each cell one run of the SUT
+    whose upstream calls get the planned faults in order, graded by the rule registry with the
+    failover contract. Exit 1 when any cell fails."""
+    from streambench.uses.chaos import (
+        FAULT_KINDS,
+        SUT_FAULT_KINDS,
+        load_factory,
+        parse_kinds,
+        parse_providers,
+        run_chaos,
+        run_sut_chaos,
+    )
 
     _check_format(output_format, ("table", "json"))
-    results = run_chaos(parse_providers(providers), load_factory(sut), seed)
+    chain_of = parse_providers(providers)
+    if chain is not None:
+        results = run_chaos(chain_of, load_factory(chain), seed, kinds=parse_kinds(kinds))
+    else:
+        results = run_sut_chaos(
+            sut,
+            chain_of,
+            kinds=parse_kinds(kinds, SUT_FAULT_KINDS if kinds is None else FAULT_KINDS),
+            sut_cmd=sut_cmd,
+            replay_port=replay_port,
+            dialect=dialect,
+            profile=None if profile is None else str(profile),
+            seed=seed,
+        )
     if output_format == "json":
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:
@@ -110,12 +164,17 @@ def experiment_order(
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
     jobs: Annotated[int, typer.Option(min=1, help="Local processes for matrix runs")] = 1,
+    sut_cmd: Annotated[
+        str | None,
+        typer.Option(help="Start the http:// SUT with this command (provider URLs -> replay)"),
+    ] = None,
     output_format: Annotated[str, typer.Option("--format", help="table, markdown or json")] = (
         "table"
     ),
 ) -> None:
     """Compare two orders (changes_first vs text_first) or any two SUTs on the same replays:
-    paired differences, bootstrap confidence intervals, a verdict per metric."""
+    paired differences, bootstrap confidence intervals, a verdict per metric. Real-time SUTs
+    (http://, clock=real) run interleaved A B B A ...; the pairs show the order."""
     from streambench.runner.executors import LocalExecutor
     from streambench.uses.experiment import compare, load_or_run, to_markdown, write_report
 
@@ -129,7 +188,12 @@ def experiment_order(
     ) as bar:
         task = bar.add_task("runs", total=None)
         results = load_or_run(
-            inputs, baseline, variant, LocalExecutor(jobs), lambda n: bar.advance(task, n)
+            inputs,
+            baseline,
+            variant,
+            LocalExecutor(jobs),
+            lambda n: bar.advance(task, n),
+            sut_cmd,
         )
     comparison = compare(
         results, baseline, variant, confidence=confidence, n_resamples=resamples, seed=seed
@@ -143,6 +207,12 @@ def experiment_order(
         typer.echo(to_markdown(comparison))
     else:
         console.print(_experiment_table(comparison))
+        if "order" in comparison.pairs.columns:
+            counts = comparison.pairs["order"].value_counts()
+            console.print(
+                f"runs interleaved: {counts.get('AB', 0)} pairs A then B,"
+                f" {counts.get('BA', 0)} B then A"
+            )
 
 
 def _experiment_table(comparison: Comparison) -> Table:
@@ -154,7 +224,7 @@ def _experiment_table(comparison: Comparison) -> Table:
         justify = "left" if name in ("metric", "verdict") else "right"
         table.add_column(name, justify=justify, no_wrap=True)
     for row in comparison.table.itertuples():
-        style = "dim" if row.verdict == "no clear difference" else "bold"
+        style = "bold" if row.verdict.endswith("better") else "dim"
         table.add_row(
             row.metric,
             str(row.n),

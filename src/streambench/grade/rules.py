@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streambench.answer import MEMBER_KEYS, STRUCTURED_MODES
+from streambench.errors import ConfigError
 from streambench.grade.client import ClientState
 from streambench.grade.dialects import UIEvent
 from streambench.grade.expect import Answer, Outcome, apply_code_edits
@@ -60,6 +61,15 @@ class UpstreamCall:
         }
 
 
+@dataclass(frozen=True)
+class ChainStep:
+    """One upstream of a provider chain as a chaos cell plays it: the full answer text it would
+    deliver and how its fault ends it (``early``: before any content, ``late``: after some)."""
+
+    text: str
+    failure: str | None = None  # None (delivers its answer) | "early" | "late"
+
+
 # Where the SUT's provider client must send for the replay to answer (no-upstream-call).
 INTERCEPTION_HINT = (
     "over HTTP point its provider base URL at the replay host (ANTHROPIC_BASE_URL,"
@@ -96,6 +106,8 @@ class RunContext:
     # the APIs the case's recordings speak: a call to any of them is the SUT's right (a retry
     # to the same provider may be answered by the next recording, the replay's order)
     recorded_apis: frozenset[str] = frozenset()
+    # the provider chain a chaos cell plays, in call order (None: not a chaos cell)
+    chain: tuple[ChainStep, ...] | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -277,8 +289,14 @@ def _json_leak(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
 def _duplicate_after_failover(
     ctx: RunContext, params: dict[str, Any]
 ) -> list[tuple[str, float | None]]:
-    reference = ctx.reference_text
     streamed = ctx.state.streamed_text
+    if ctx.chain is not None:
+        # each upstream answers its own text: what was shown must come from one of them
+        if not streamed or any(step.text.startswith(streamed) for step in ctx.chain):
+            return []
+        at = max(_common_prefix(streamed, step.text) for step in ctx.chain)
+        return [(f"shown text mixes upstream answers from char {at}", ctx.char_time(at))]
+    reference = ctx.reference_text
     if not reference or streamed == reference or reference.startswith(streamed):
         return []
     head = reference[: min(len(reference), int(params["min_overlap_chars"]))]
@@ -293,7 +311,15 @@ def _duplicate_after_failover(
     ]
 
 
+def _common_prefix(a: str, b: str) -> int:
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
 def _no_fallthrough(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float | None]]:
+    if ctx.chain is not None:
+        return _chain_contract(ctx, ctx.chain)
     if (
         ctx.state.terminal_kind != "error"
         or ctx.n_upstreams < 2
@@ -306,6 +332,46 @@ def _no_fallthrough(ctx: RunContext, _: dict[str, Any]) -> list[tuple[str, float
             _terminal_ms(ctx),
         )
     ]
+
+
+def _chain_contract(
+    ctx: RunContext, chain: tuple[ChainStep, ...]
+) -> list[tuple[str, float | None]]:
+    """skytwin #151: an upstream failing before content falls through to the next; the first
+    one that delivers content is committed (done with its answer, or error when it fails)."""
+    terminal, end_ms = ctx.state.terminal_kind, _terminal_ms(ctx)
+    committed = next((i for i, step in enumerate(chain) if step.failure != "early"), None)
+    if committed is None:
+        if terminal == "done" or ctx.state.streamed_text:
+            return [
+                (
+                    f"all {len(chain)} upstream(s) failed before content, yet {terminal}"
+                    f" with {len(ctx.state.streamed_text)} chars shown",
+                    end_ms,
+                )
+            ]
+        return []
+    step = chain[committed]
+    # with an expected outcome, done-after-truncation owns this finding (one name for it)
+    if step.failure == "late" and terminal == "done" and not ctx.outcomes:
+        return [
+            (
+                f"upstream {committed + 1} failed after its first content, yet the run ended"
+                " in done (error swallowed, or retried after text was shown)",
+                end_ms,
+            )
+        ]
+    if step.failure is None and terminal != "done":
+        return [
+            (
+                f"upstream {committed + 1} was healthy, yet the run ended in {terminal}"
+                + (f" after {committed} early failure(s)" if committed else ""),
+                end_ms,
+            )
+        ]
+    if step.failure is None and ctx.state.streamed_text != step.text:
+        return [(f"done, but the text shown is not upstream {committed + 1}'s answer", end_ms)]
+    return []
 
 
 def _partial_mismatch(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
@@ -646,13 +712,15 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "duplicate-after-failover",
-            "Shown text is followed by an answer restarting from its beginning.",
+            "Shown text is followed by an answer restarting from its beginning (in chaos cells:"
+            " shown text mixes two upstreams' answers).",
             _duplicate_after_failover,
             {"min_overlap_chars": 8},
         ),
         Rule(
             "no-fallthrough",
-            "A failure before any content ended in error although another upstream was available.",
+            "A failure before any content ended in error although another upstream was available"
+            " (in chaos cells: the run broke the provider chain contract).",
             _no_fallthrough,
         ),
         Rule(
@@ -679,6 +747,24 @@ RULES: dict[str, Rule] = {
 
 # Rules judged over a whole matrix (grade/variance.py): one run alone cannot show them.
 CROSS_RUN_RULES = frozenset(slug for slug, rule in RULES.items() if rule.check is None)
+_SLUG = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+
+
+def register_rule(
+    slug: str, description: str, check: Check, defaults: dict[str, Any] | None = None
+) -> Rule:
+    """Add a rule of your own to the registry: every run checks it from then on (after the
+    built-in rules), and profiles accept its slug. ``check(ctx, params)`` returns
+    ``(message, at_ms)`` pairs; ``defaults`` are the parameters a profile may set."""
+    if not _SLUG.fullmatch(slug):
+        raise ConfigError(f"register_rule: slug {slug!r} must be lowercase words joined by '-'")
+    if slug in RULES:
+        raise ConfigError(f"register_rule: a rule {slug!r} is already registered")
+    if not callable(check):
+        raise ConfigError(f"register_rule: {slug!r}: check must be callable(ctx, params)")
+    rule = Rule(slug, description, check, dict(defaults or {}))
+    RULES[slug] = rule
+    return rule
 
 
 def check_rules(ctx: RunContext, selected: dict[str, dict[str, Any]]) -> list[Violation]:

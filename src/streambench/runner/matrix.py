@@ -32,7 +32,7 @@ from streambench.grade.expect import (
 from streambench.grade.metrics import compute_metrics
 from streambench.grade.profile import load_profile
 from streambench.grade.quality import code_quality
-from streambench.grade.rules import RunContext, UpstreamCall, judge
+from streambench.grade.rules import ChainStep, RunContext, UpstreamCall, judge
 from streambench.grade.upstream import analyse_plan, served_call
 from streambench.grade.variance import cross_run_violations
 from streambench.providers.apis import detect
@@ -82,6 +82,16 @@ class RunSpec:
     seed: int = 0
     profile_path: str | None = None
     timeouts: SutTimeouts = field(default_factory=SutTimeouts)
+    # chaos cells: the faults of each upstream call in order (replaces ``faults``), and the
+    # chain contract they imply (grade/rules.py ChainStep)
+    chain_faults: tuple[tuple[str, ...], ...] = ()
+    chain: tuple[ChainStep, ...] | None = None
+
+    def upstream_faults(self, index: int) -> tuple[str, ...]:
+        """The faults of upstream call ``index``: ``faults`` hit the first one only."""
+        if self.chain_faults:
+            return self.chain_faults[index] if index < len(self.chain_faults) else ()
+        return self.faults if index == 0 else ()
 
 
 @dataclass
@@ -280,7 +290,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
     transcripts = cached_inputs(case.upstream)
     latency = None if spec.latency == DEFAULT_LATENCY else spec.latency
     plans = [
-        build_plan(t, spec.chunking, latency, spec.faults if i == 0 else (), spec.seed)
+        build_plan(t, spec.chunking, latency, spec.upstream_faults(i), spec.seed)
         for i, t in enumerate(transcripts)
     ]
     sut = parse_sut(spec.sut)
@@ -316,6 +326,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         upstream_window_ms=(starts[0], offset + plans[served].duration_ms) if starts else None,
         upstream_calls=calls,
         recorded_apis=frozenset(t.meta.api for t in transcripts),
+        chain=spec.chain,
     )
     violations, not_checked = judge(ctx, load_profile(spec.profile_path))
     expected = outcomes[0]
@@ -327,7 +338,9 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         "dialect_used": dialect_used,
         "chunking": spec.chunking,
         "latency": spec.latency,
-        "fault": ";".join(spec.faults),
+        "fault": " | ".join(";".join(f) or "none" for f in spec.chain_faults)
+        if spec.chain_faults
+        else ";".join(spec.faults),
         "seed": spec.seed,
         "case_path": spec.case_path,
         **compute_metrics(response.chunks, state, upstream),
@@ -427,22 +440,50 @@ def run_matrix(
     HTTP SUTs run here, one after another, against one loopback replay host (``on_host`` gets
     its URL); ``sut_cmd`` starts the SUT first and stops it afterwards.
     """
-    specs = matrix.validate()
+    return run_specs(
+        matrix.validate(),
+        matrix.sut_cmd,
+        matrix.replay_port,
+        executor,
+        progress,
+        on_host,
+        profile=matrix.profile,
+    )
+
+
+def run_specs(
+    specs: Sequence[RunSpec],
+    sut_cmd: str | None = None,
+    replay_port: int = 0,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    on_host: Callable[[str], None] | None = None,
+    *,
+    profile: str | None = None,
+    in_order: bool = False,
+) -> pd.DataFrame:
+    """The rows of ``specs`` (any list of runs, not only a product of axes), as
+    :func:`run_matrix`: HTTP SUTs one after another, in the order given. ``in_order`` runs
+    every spec one at a time in the order given (in-process ones too) and numbers the rows in
+    a ``run_order`` column: what an experiment interleaving real-time SUTs needs. ``profile``
+    selects the cross-run rules (the per-run ones follow each spec's profile)."""
     http = [s for s in specs if parse_sut(s.sut).over_http]
-    local = [s for s in specs if s not in http]
+    local = [] if in_order else [s for s in specs if s not in http]
     rows = (executor or LocalExecutor()).map(run_one, local, progress) if local else []
-    if http:
-        with replay_host(matrix.replay_port) as host:
+    if http or in_order:
+        with replay_host(replay_port) as host:
             if on_host is not None:
                 on_host(host.url)
             urls = sorted({str(parse_sut(s.sut).address) for s in http})
-            if matrix.sut_cmd and len(urls) != 1:
+            if sut_cmd and len(urls) != 1:
                 raise ConfigError("starts one SUT: give exactly one http:// SUT", param="sut_cmd")
-            with (
-                sut_process(matrix.sut_cmd, urls[0], host.url) if matrix.sut_cmd else nullcontext()
-            ):
-                rows += LocalExecutor(1).map(partial(run_one, host=host), http, progress)
-    rows = add_cross_run_violations(rows, load_profile(matrix.profile))
+            with sut_process(sut_cmd, urls[0], host.url) if sut_cmd else nullcontext():
+                ordered = specs if in_order else http
+                rows += LocalExecutor(1).map(partial(run_one, host=host), ordered, progress)
+    if in_order:
+        for number, row in enumerate(rows):
+            row["run_order"] = number
+    rows = add_cross_run_violations(rows, load_profile(profile))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame

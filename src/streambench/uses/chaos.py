@@ -3,29 +3,37 @@
 The fault kinds are the replay's transport faults (:mod:`streambench.replay.faults`) and a small
 content-fault axis (``pings``, ``empty-deltas`` mid-text: the answer must come through whole).
 
-A chain of providers (``anthropic,openai`` ...) is built over a private httpx client whose
-requests are answered by replays: the providers before the one under test fail with HTTP 500
-(so the chain reaches it), the one under test gets the fault, the ones after it are healthy.
-Each provider streams a text of its own, so whatever the user saw can be traced back to who
-sent it. Every cell is checked against the failover contract (skytwin #151):
+Each cell is one run whose upstream calls get planned faults in order: the calls before the
+place under test fail with HTTP 500 (so the chain reaches it), the one at it gets the fault,
+the ones after it are healthy. Each upstream answers a text of its own, so whatever the user
+saw can be traced back to who sent it. Two ways to run a cell:
 
-* ``terminal-count``: exactly one terminal (done or error; an exception counts), and it is last;
-* ``duplicate-output``: everything shown comes from one provider, as a prefix of its text;
-* ``partial-mismatch``: the terminal's content (done) or partial content (error) is what was shown;
-* ``fallthrough``: a failure before the first chunk falls through to the next provider (or ends
-  in an error with nothing shown when it was the last); a failure after it never does.
+* :func:`run_sut_chaos`: any system under test (``reference``, an ASGI ``module:attr``, an
+  ``http://`` server, started with ``sut_cmd``), through the runner's :func:`run_one`;
+* :func:`run_chaos`: a provider-chain object of the reference's own API (``LLMClient``-like),
+  in process, without an app around it.
+
+Both are graded by the one rule registry (grade/rules.py) with the cell's chain contract in
+:attr:`RunContext.chain`: ``terminal-count``, ``duplicate-after-failover``,
+``partial-mismatch`` and ``no-fallthrough`` carry the failover contract (skytwin #151).
 """
 
 from __future__ import annotations
 
 import importlib
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import yaml
 
 from streambench.errors import SpecError
+from streambench.grade.client import consume
+from streambench.grade.dialects import UIEvent
+from streambench.grade.rules import ChainStep, RunContext, check_rules
 from streambench.providers.apis import event_content
 from streambench.reference.chain import (
     AllProvidersFailed,
@@ -38,8 +46,10 @@ from streambench.reference.chain import (
 from streambench.reference.providers import KINDS, LLMRequest, Provider
 from streambench.replay import ReplayTransport, build_plan, run_virtual
 from streambench.replay.faults import TRANSPORT_FAULT_KINDS
+from streambench.runner.matrix import RunSpec, run_specs
 from streambench.sse import decode_all
-from streambench.transcript import Transcript, synth
+from streambench.suts import SutTimeouts, parse_sut
+from streambench.transcript import Transcript, save, synth
 
 POSITIONS = (
     "before-first-byte",
@@ -68,7 +78,17 @@ _BEFORE_FIRST_BYTE = {
     "rate-limit": "http:429@start,retry_after=3",
     "disconnect": "disconnect@bytes=0",
 }
-RULES = ("terminal-count", "duplicate-output", "partial-mismatch", "fallthrough")
+# The registry rules that carry the failover contract (the chain mode checks only these).
+CONTRACT_RULES = (
+    "terminal-count",
+    "duplicate-after-failover",
+    "partial-mismatch",
+    "no-fallthrough",
+)
+# A SUT's retry of the same provider takes the next recording in call order, so a 429 cell
+# cannot say which provider answered: rate limits are the chain mode's (and retry-after rules').
+SUT_FAULT_KINDS = tuple(kind for kind in FAULT_KINDS if kind != "rate-limit")
+CHAOS_LATENCY = "const:ttfb=50,gap=10"
 DEFAULT_PROVIDERS = ("anthropic", "openai", "anthropic-sync")
 _N_DELTAS = 6
 
@@ -159,7 +179,7 @@ def _upstream(kind: str, index: int) -> _Upstream:
     return _Upstream(kind, name, text, transcript, first, last, max(len(events) - 1, 0))
 
 
-def _fault_spec(kind: str, position: str, upstream: _Upstream) -> str | None:
+def _fault_spec(kind: str, position: str, upstream: _Upstream, stall_ms: int) -> str | None:
     """The replay fault spec for ``kind`` at ``position`` of ``upstream``'s stream, None when
     the combination does not exist (HTTP errors only come before the first byte; event
     positions need a streaming provider)."""
@@ -180,7 +200,7 @@ def _fault_spec(kind: str, position: str, upstream: _Upstream) -> str | None:
         "mid-text": (upstream.first_text_event + upstream.last_text_event + 1) // 2,
         "at-terminal": upstream.terminal_event,
     }[position]
-    return f"stall@event={event},ms=3000" if kind == "stall" else f"{kind}@event={event}"
+    return f"stall@event={event},ms={stall_ms}" if kind == "stall" else f"{kind}@event={event}"
 
 
 def transcript_faults(transcript: Transcript) -> dict[tuple[str, str], str]:
@@ -196,20 +216,22 @@ def transcript_faults(transcript: Transcript) -> dict[tuple[str, str], str]:
     found = {}
     for position in POSITIONS:
         for kind in FAULT_KINDS:
-            spec = _fault_spec(kind, position, upstream)
+            spec = _fault_spec(kind, position, upstream, 3000)
             if spec is not None:
                 found[(kind, position)] = spec
     return found
 
 
-def cells(providers: Sequence[str]) -> list[Cell]:
+def cells(
+    providers: Sequence[str], kinds: Sequence[str] = FAULT_KINDS, stall_ms: int = 3000
+) -> list[Cell]:
     """Every meaningful cell for a chain of ``providers`` (kinds of :data:`KINDS`)."""
     upstreams = [_upstream(kind, i) for i, kind in enumerate(parse_providers(",".join(providers)))]
     found = []
     for index, upstream in enumerate(upstreams):
         for position in POSITIONS:
-            for kind in FAULT_KINDS:
-                spec = _fault_spec(kind, position, upstream)
+            for kind in kinds:
+                spec = _fault_spec(kind, position, upstream, stall_ms)
                 if spec is not None:
                     found.append(Cell(kind, position, index, upstream.name, spec))
     return found
@@ -219,40 +241,60 @@ def _expected_failure(cell: Cell) -> bool:
     return cell.kind not in _HARMLESS
 
 
+def cell_faults(cell: Cell, n_upstreams: int) -> tuple[tuple[str, ...], ...]:
+    """The faults of each upstream call of ``cell``, in call order."""
+    return tuple(
+        ("http:500@start",)
+        if i < cell.chain_index
+        else (cell.fault,)
+        if i == cell.chain_index
+        else ()
+        for i in range(n_upstreams)
+    )
+
+
+def chain_steps(cell: Cell, upstreams: Sequence[_Upstream]) -> tuple[ChainStep, ...]:
+    """The chain contract of ``cell``: each upstream's answer and how its fault ends it (a stall
+    or a harmless content fault must not fail at all; any other fault fails early before the
+    first chunk, late after)."""
+    steps = []
+    for index, upstream in enumerate(upstreams):
+        failure = None
+        if index < cell.chain_index:
+            failure = "early"
+        elif index == cell.chain_index and _expected_failure(cell):
+            failure = "late" if cell.mid_stream else "early"
+        steps.append(ChainStep(upstream.text, failure))
+    return tuple(steps)
+
+
+def _ui_events(events: Sequence[StreamEvent | Exception]) -> list[UIEvent]:
+    """A chain's events as the client sees them; an exception is an error with nothing in it."""
+    found = []
+    for t_ms, event in enumerate(events):
+        if isinstance(event, Chunk):
+            found.append(UIEvent(float(t_ms), "text", text=event.text))
+        elif isinstance(event, StreamDone):
+            data = {"provider": event.provider}
+            found.append(UIEvent(float(t_ms), "done", text=event.full_content, data=data))
+        elif isinstance(event, StreamFailed):
+            found.append(UIEvent(float(t_ms), "error", text=event.partial_content))
+        else:
+            found.append(UIEvent(float(t_ms), "error", text="", data={"raised": str(event)}))
+    return found
+
+
 def check(
     cell: Cell, upstreams: Sequence[_Upstream], events: Sequence[StreamEvent | Exception]
 ) -> list[tuple[str, str]]:
-    """The failover-contract violations of one cell's observed events."""
-    violations: list[tuple[str, str]] = []
-    terminals = [i for i, e in enumerate(events) if not isinstance(e, Chunk)]
-    if len(terminals) != 1 or terminals[0] != len(events) - 1:
-        violations.append(("terminal-count", f"{len(terminals)} terminal events, want 1, last"))
-    shown = "".join(e.text for e in events if isinstance(e, Chunk))
-    sources = [u for u in upstreams if shown and u.text.startswith(shown)]
-    if shown and not sources:
-        violations.append(("duplicate-output", f"shown text mixes providers: {shown!r}"))
-    terminal = events[-1] if events else None
-    if isinstance(terminal, StreamDone) and terminal.full_content != shown:
-        violations.append(("partial-mismatch", "done content differs from the text shown"))
-    if isinstance(terminal, StreamFailed) and terminal.partial_content != shown:
-        violations.append(("partial-mismatch", "error partial_content differs from the text shown"))
-    if isinstance(terminal, Exception) and shown:
-        violations.append(("partial-mismatch", f"raised after text was shown: {terminal}"))
-    if not _expected_failure(cell):
-        want = upstreams[cell.chain_index]
-    elif cell.mid_stream:
-        want = None
-        if isinstance(terminal, StreamDone):
-            violations.append(("fallthrough", "failed after the first chunk, yet ended in done"))
-    else:
-        later = upstreams[cell.chain_index + 1 :]
-        want = later[0] if later else None
-        if want is None and shown:
-            violations.append(("fallthrough", "every provider failed, yet text was shown"))
-    if want is not None and not (isinstance(terminal, StreamDone) and shown == want.text):
-        got = terminal.provider if isinstance(terminal, StreamDone) else type(terminal).__name__
-        violations.append(("fallthrough", f"want done from {want.name}, got {got}"))
-    return violations
+    """The failover-contract violations of one cell's observed events, by the registry rules."""
+    ctx = RunContext(
+        consume(_ui_events(events)),
+        "chat",
+        n_upstreams=len(upstreams),
+        chain=chain_steps(cell, upstreams),
+    )
+    return [(v.rule, v.message) for v in check_rules(ctx, {slug: {} for slug in CONTRACT_RULES})]
 
 
 class _Router(httpx.AsyncBaseTransport):
@@ -293,15 +335,10 @@ async def run_cell(
     """Run one cell of the matrix and check it against the contract."""
     upstreams = [_upstream(kind, i) for i, kind in enumerate(providers)]
     transports: dict[str, httpx.AsyncBaseTransport] = {}
-    for index, upstream in enumerate(upstreams):
-        faults = []
-        if index < cell.chain_index:
-            faults = ["http:500@start"]
-        elif index == cell.chain_index:
-            faults = [cell.fault]
-        plan = build_plan(
-            upstream.transcript, latency="const:ttfb=50,gap=10", faults=faults, seed=seed
-        )
+    for index, (upstream, faults) in enumerate(
+        zip(upstreams, cell_faults(cell, len(upstreams)), strict=True)
+    ):
+        plan = build_plan(upstream.transcript, latency=CHAOS_LATENCY, faults=faults, seed=seed)
         transports[_host(index)] = ReplayTransport([plan])
     request = LLMRequest(system="chaos", messages=[{"role": "user", "content": "hi"}])
     async with httpx.AsyncClient(transport=_Router(transports)) as http:
@@ -322,23 +359,23 @@ def load_factory(spec: str | None) -> ChainFactory:
         return LLMClient
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise SpecError(f"--sut {spec!r}: expected 'reference' or module:attr")
+        raise SpecError(f"chain {spec!r}: expected 'reference' or module:attr")
     try:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise SpecError(f"--sut {spec!r}: cannot load: {exc}") from None
+        raise SpecError(f"chain {spec!r}: cannot load: {exc}") from None
     if not callable(target):
-        raise SpecError(f"--sut {spec!r}: {attr} is not callable")
+        raise SpecError(f"chain {spec!r}: {attr} is not callable")
     return target
 
 
 def parse_providers(spec: str) -> list[str]:
     names = [p.strip() for p in spec.split(",") if p.strip()]
     if not names:
-        raise SpecError(f"--providers {spec!r}: name at least one provider")
+        raise SpecError(f"providers {spec!r}: name at least one provider")
     for name in names:
         if name not in KINDS:
-            raise SpecError(f"--providers {spec!r}: unknown {name!r} (known: {', '.join(KINDS)})")
+            raise SpecError(f"providers {spec!r}: unknown {name!r} (known: {', '.join(KINDS)})")
     return names
 
 
@@ -347,12 +384,14 @@ def run_chaos(
     factory: ChainFactory = LLMClient,
     seed: int = 0,
     progress: Callable[[CellResult], None] | None = None,
+    kinds: Sequence[str] = FAULT_KINDS,
 ) -> list[CellResult]:
-    """Run every cell (in virtual time: stalls and retry-after waits cost nothing)."""
+    """Run every cell of a provider-chain object (in virtual time: stalls and retry-after
+    waits cost nothing), graded by the registry's :data:`CONTRACT_RULES`."""
 
     async def run_all() -> list[CellResult]:
         results = []
-        for cell in cells(providers):
+        for cell in cells(providers, kinds):
             result = await run_cell(cell, providers, factory, seed)
             if progress is not None:
                 progress(result)
@@ -360,3 +399,102 @@ def run_chaos(
         return results
 
     return run_virtual(run_all())
+
+
+def parse_kinds(spec: str | None, known: Sequence[str] = FAULT_KINDS) -> tuple[str, ...]:
+    """``http,disconnect`` -> those fault kinds; None -> every one of ``known``."""
+    if spec is None:
+        return tuple(known)
+    names = tuple(k.strip() for k in spec.split(",") if k.strip())
+    for name in names:
+        if name not in known:
+            raise SpecError(f"kinds {spec!r}: unknown {name!r} (known: {', '.join(known)})")
+    if not names:
+        raise SpecError(f"kinds {spec!r}: name at least one fault kind")
+    return names
+
+
+def _with_chain(sut: str, providers: Sequence[str]) -> str:
+    """The reference plays the chain it is given: ``providers=`` set unless the spec has one."""
+    if sut != "reference" and not sut.startswith("reference:"):
+        return sut
+    if "providers=" in sut:
+        return sut
+    chain = "providers=" + "+".join(providers)
+    return f"reference:{chain}" if sut == "reference" else f"{sut},{chain}"
+
+
+def _write_cells(
+    folder: Path, found: Sequence[Cell], upstreams: Sequence[_Upstream]
+) -> list[tuple[Path, tuple[ChainStep, ...]]]:
+    """One chat case per cell, all on the chain's synthesized recordings."""
+    names = []
+    for index, upstream in enumerate(upstreams):
+        save(upstream.transcript, folder / f"upstream-{index}.yaml")
+        names.append(f"../upstream-{index}.yaml")
+    written = []
+    for number, cell in enumerate(found):
+        # no expect: the expected outcome comes from the recordings and the planned faults
+        case = {
+            "name": f"chaos-{number:03d}",
+            "mode": "chat",
+            "request": {"content": "Say something.", "context": {"expression": ""}},
+            "upstream": names,
+        }
+        path = folder / f"cell-{number:03d}" / "case.yaml"
+        path.parent.mkdir()
+        path.write_text(yaml.safe_dump(case, sort_keys=False), encoding="utf-8")
+        written.append((path, chain_steps(cell, upstreams)))
+    return written
+
+
+def run_sut_chaos(
+    sut: str = "reference",
+    providers: Sequence[str] = ("anthropic", "openai"),
+    *,
+    kinds: Sequence[str] = SUT_FAULT_KINDS,
+    sut_cmd: str | None = None,
+    replay_port: int = 0,
+    dialect: str = "streambench",
+    profile: str | None = None,
+    seed: int = 0,
+    timeouts: SutTimeouts | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[CellResult]:
+    """Every cell as one run of ``sut`` whose upstream calls get the cell's faults in order
+    (``providers``: the APIs of the SUT's chain, in the order it calls them), graded by every
+    rule of the ``profile`` file (default: all) with the cell's chain contract. HTTP SUTs run
+    in real time, so their stalls are short (300 ms); ``sut_cmd`` starts one, else it must be
+    running with its provider base URLs on the replay host's ``replay_port``."""
+    sut = _with_chain(sut, providers)
+    over_http = parse_sut(sut).over_http
+    found = cells(providers, kinds, stall_ms=300 if over_http else 3000)
+    upstreams = [_upstream(kind, i) for i, kind in enumerate(providers)]
+    with tempfile.TemporaryDirectory(prefix="streambench-chaos-") as tmp:
+        specs = [
+            RunSpec(
+                str(path),
+                sut,
+                dialect,
+                "events",
+                CHAOS_LATENCY,
+                seed=seed,
+                profile_path=profile,
+                timeouts=timeouts or SutTimeouts(),
+                chain_faults=cell_faults(cell, len(upstreams)),
+                chain=steps,
+            )
+            for cell, (path, steps) in zip(
+                found, _write_cells(Path(tmp), found, upstreams), strict=True
+            )
+        ]
+        frame = run_specs(specs, sut_cmd, replay_port, progress=progress, profile=profile)
+    rows = {row["case"]: row for row in frame.to_dict("records")}
+    results = []
+    for number, cell in enumerate(found):
+        row = rows[f"chaos-{number:03d}"]
+        violations = [(v["rule"], v["message"]) for v in row["violations"]]
+        results.append(
+            CellResult(cell, row["terminal"], row["provider"], row["streamed_text"], violations)
+        )
+    return results

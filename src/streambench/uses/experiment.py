@@ -2,7 +2,9 @@
 
 Every replay variant (case, dialect, chunking, latency, fault, seed) is run against both SUTs;
 the per-variant difference ``variant - baseline`` of each metric is what we summarise, with a
-seeded percentile-bootstrap confidence interval of its mean.
+seeded percentile-bootstrap confidence interval of its mean. When either SUT runs in real time
+(over HTTP, or ``clock=real``), the runs interleave A B B A A B ... so drifting machine load
+hits both sides alike; the pairs show the order each ran in (``order``: ``AB`` / ``BA``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pandas as pd
 from streambench._atomic import atomic_write_text
 from streambench.errors import ConfigError, OutputError
 from streambench.runner.executors import Executor, Progress
-from streambench.runner.matrix import Matrix, load_matrix, run_matrix
+from streambench.runner.matrix import Matrix, RunSpec, load_matrix, run_matrix, run_specs
+from streambench.suts import InProcessSut, parse_sut
 
 ORDER_BASELINE = "reference"
 ORDER_VARIANT = "reference:order=text_first"
@@ -34,6 +37,14 @@ METRICS: dict[str, bool] = {
     "total_ms": True,
     "useful_ms": True,
     "code_exact": False,
+}
+# What a side that never yields a metric never sent (the n=0 verdict).
+NEVER_SENT = {
+    "ttfc_ms": "changes",
+    "ttft_ms": "text",
+    "total_ms": "a response",
+    "useful_ms": "changes or text",
+    "code_exact": "code to compare",
 }
 
 
@@ -79,12 +90,19 @@ def pair_runs(results: pd.DataFrame, baseline: str, variant: str) -> pd.DataFram
             found = ", ".join(sorted(map(str, suts))) or "none"
             raise ConfigError(f"results: no rows for SUT {sut!r} (found: {found})")
     metrics = [m for m in METRICS if m in results.columns]
+    metrics += ["run_order"] if "run_order" in results.columns else []
     keys = list(PAIR_COLUMNS)
     side_a = results.loc[results["sut"] == baseline, keys + metrics]
     side_b = results.loc[results["sut"] == variant, keys + metrics]
     pairs = side_a.merge(side_b, on=keys, suffixes=("_a", "_b"), validate="one_to_one")
     if pairs.empty:
         raise ConfigError(f"results: {baseline!r} and {variant!r} share no replay variant")
+    if "run_order" in metrics:
+        metrics.remove("run_order")
+        first_a = pairs["run_order_a"] < pairs["run_order_b"]
+        pairs["order"] = first_a.map({True: "AB", False: "BA"}).where(
+            pairs["run_order_a"].notna() & pairs["run_order_b"].notna()
+        )
     for metric in metrics:
         a = pd.to_numeric(pairs[f"{metric}_a"], errors="coerce").astype(float)
         b = pd.to_numeric(pairs[f"{metric}_b"], errors="coerce").astype(float)
@@ -93,8 +111,12 @@ def pair_runs(results: pd.DataFrame, baseline: str, variant: str) -> pd.DataFram
     return pairs.sort_values(keys).reset_index(drop=True)
 
 
-def _verdict(metric: str, low: float, high: float) -> str:
-    """``B better`` / ``A better`` when the interval excludes 0, else ``no clear difference``."""
+def _verdict(metric: str, low: float, high: float, n_a: int = 1, n_b: int = 1) -> str:
+    """``B better`` / ``A better`` when the interval excludes 0, else ``no clear difference``;
+    ``A never sent changes (n=0)`` when a side has no value of the metric at all."""
+    never = [side for side, n in (("A", n_a), ("B", n_b)) if n == 0]
+    if never:
+        return f"{' and '.join(never)} never sent {NEVER_SENT.get(metric, metric)} (n=0)"
     if np.isnan(low) or (low <= 0.0 <= high):
         return "no clear difference"
     variant_higher = low > 0.0
@@ -130,7 +152,13 @@ def compare(
                 "mean_diff": float(diffs.mean()) if diffs.size else float("nan"),
                 "ci_low": low,
                 "ci_high": high,
-                "verdict": _verdict(metric, low, high),
+                "verdict": _verdict(
+                    metric,
+                    low,
+                    high,
+                    int(pairs[f"{metric}_a"].notna().sum()),
+                    int(pairs[f"{metric}_b"].notna().sum()),
+                ),
             }
         )
     return Comparison(baseline, variant, confidence, pd.DataFrame(rows), pairs)
@@ -163,20 +191,41 @@ def load_or_run(
     variant: str,
     executor: Executor | None = None,
     progress: Progress | None = None,
+    sut_cmd: str | None = None,
 ) -> pd.DataFrame:
     """The rows to compare, from result files / ``--out`` folders and matrix YAMLs (run here).
 
     A matrix naming its own ``sut`` runs as written (so each order can have its own
     recordings: one matrix per SUT); a matrix without one runs against both SUTs.
+    ``sut_cmd`` starts the http:// SUT (else the matrix file's ``sut_cmd``).
     """
     frames = []
     results = [p for p in inputs if p.suffix not in (".yaml", ".yml")]
     if results:
         frames.append(load_results(results))
     for path in (p for p in inputs if p.suffix in (".yaml", ".yml")):
-        frames.append(run_matrix_file(path, [baseline, variant], executor, progress))
+        frames.append(run_matrix_file(path, [baseline, variant], executor, progress, sut_cmd))
     frame = pd.concat(frames, ignore_index=True)
     return frame.drop_duplicates(subset=["sut", *PAIR_COLUMNS], keep="last")
+
+
+def real_time(sut: str) -> bool:
+    """Whether ``sut`` runs on the wall clock (over HTTP, or in process with ``clock=real``)."""
+    parsed = parse_sut(sut)
+    return parsed.over_http or (isinstance(parsed, InProcessSut) and parsed.clock == "real")
+
+
+def interleave(specs: Sequence[RunSpec]) -> list[RunSpec]:
+    """ABBA order: the runs of one replay variant side by side, the first SUT first in every
+    other variant (A B, B A, A B, ...), so a drift in machine load falls on both sides."""
+    groups: dict[tuple[object, ...], list[RunSpec]] = {}
+    for spec in specs:
+        key = (spec.case_path, spec.dialect, spec.chunking, spec.latency, spec.faults, spec.seed)
+        groups.setdefault(key, []).append(spec)
+    ordered: list[RunSpec] = []
+    for number, group in enumerate(groups.values()):
+        ordered += group if number % 2 == 0 else group[::-1]
+    return ordered
 
 
 def run_matrix_file(
@@ -184,14 +233,29 @@ def run_matrix_file(
     default_suts: list[str],
     executor: Executor | None = None,
     progress: Progress | None = None,
+    sut_cmd: str | None = None,
 ) -> pd.DataFrame:
-    """Run the matrix in ``path``; ``default_suts`` when it names none."""
+    """Run the matrix in ``path``; ``default_suts`` when it names none. Real-time SUTs run
+    interleaved (:func:`interleave`), with a ``run_order`` column."""
     axes = load_matrix(path)
     axes.pop("out", None)  # the experiment writes its own report
     if "cases" not in axes:
         raise ConfigError(f"{path}: an experiment matrix needs case: [...]")
     axes.setdefault("suts", default_suts)
-    return run_matrix(Matrix(**axes), executor=executor, progress=progress)
+    if sut_cmd:
+        axes["sut_cmd"] = sut_cmd
+    matrix = Matrix(**axes)
+    if not any(real_time(sut) for sut in matrix.suts):
+        return run_matrix(matrix, executor=executor, progress=progress)
+    specs = interleave(matrix.validate())
+    return run_specs(
+        specs,
+        matrix.sut_cmd,
+        matrix.replay_port,
+        progress=progress,
+        profile=matrix.profile,
+        in_order=True,
+    )
 
 
 def format_number(value: float) -> str:
@@ -217,7 +281,14 @@ def to_markdown(comparison: Comparison) -> str:
         ci = f"[{format_number(row.ci_low)}, {format_number(row.ci_high)}]"
         means = " | ".join(format_number(v) for v in (row.mean_a, row.mean_b, row.mean_diff))
         lines.append(f"| {row.metric} | {row.n} | {means} | {ci} | {row.verdict} |")
-    lines += ["", f"A = `{comparison.baseline}`, B = `{comparison.variant}`.", ""]
+    lines += ["", f"A = `{comparison.baseline}`, B = `{comparison.variant}`."]
+    if "order" in comparison.pairs.columns:
+        counts = comparison.pairs["order"].value_counts()
+        lines.append(
+            f"Runs interleaved (real time): {counts.get('AB', 0)} pairs ran A then B,"
+            f" {counts.get('BA', 0)} B then A (column `order` of pairs.csv)."
+        )
+    lines.append("")
     return "\n".join(lines)
 
 
