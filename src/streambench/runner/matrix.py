@@ -95,7 +95,7 @@ class Matrix:
     chunkings: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKINGS))
     latencies: list[str] = field(default_factory=lambda: [DEFAULT_LATENCY])
     faults: list[tuple[str, ...]] = field(default_factory=lambda: [()])
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
     profile: str | None = None
     sut_cmd: str | None = None
     replay_port: int = 0
