@@ -87,7 +87,7 @@ class RunSpec:
 @dataclass
 class Matrix:
     """The axes of a matrix of runs; every run is one combination (see :meth:`specs`). The
-    defaults are ``streambench run``'s: the cases in ``fixtures/`` under six chunkings."""
+    defaults are ``streambench run``'s: the cases in ``fixtures/``, six chunkings, two seeds."""
 
     cases: list[str] = field(default_factory=lambda: [DEFAULT_CASES])
     suts: list[str] = field(default_factory=lambda: ["reference"])
