@@ -15,7 +15,8 @@
    out of the score.
 
 Results go to ``--results`` as JSON lines, one per mutant, as they finish; ``--resume``
-continues a campaign that was stopped.
+continues a campaign that was stopped, keeping its killed and equivalent verdicts and judging
+the other mutants again (after a new fixture or rule).
 """
 
 from __future__ import annotations
@@ -207,6 +208,15 @@ def traced_lines(scratch: Path, env: dict[str, str]) -> set[tuple[str, int]]:
     return {(str(Path(name).relative_to(root)), line) for name, line in json.loads(out.read_text())}
 
 
+def _compiles(path: Path) -> bool:
+    """A mutant that does not compile fails every import, reached or not."""
+    try:
+        compile(path.read_text(), str(path), "exec")
+    except SyntaxError:
+        return False
+    return True
+
+
 def diff_of(scratch: Path, pristine: Path, module: str) -> str:
     result = subprocess.run(
         ["diff", "-U0", str(pristine / module), str(scratch / module)],
@@ -224,7 +234,9 @@ def campaign(args: argparse.Namespace) -> list[Outcome]:
     if args.resume and results.is_file():
         for line in results.read_text().splitlines():
             outcome = Outcome(**json.loads(line))
-            done[outcome.key] = outcome
+            # killed and equivalent verdicts stand; the rest are judged again
+            if outcome.status in ("killed", "equivalent"):
+                done[outcome.key] = outcome
     elif results.exists():
         results.unlink()
     equivalent = load_equivalent(Path(args.equivalent))
@@ -281,7 +293,7 @@ def judge(
         diff = diff_of(scratch, pristine, mutant.module)
         if mutant.key in equivalent:
             status, why = "equivalent", equivalent[mutant.key]
-        elif (mutant.module, mutant.line) not in executed:
+        elif (mutant.module, mutant.line) not in executed and _compiles(scratch / mutant.module):
             status, why = "unreached", "the main job never executes this line"
         else:
             passed, why = oracle(scratch, env, args.timeout_s)
