@@ -351,7 +351,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.report_only:
         rows = Path(args.results).read_text().splitlines()
-        outcomes = [Outcome(**json.loads(line)) for line in rows]
+        # a resumed campaign appends: the last verdict per mutant counts
+        latest = {o.key: o for o in (Outcome(**json.loads(line)) for line in rows)}
+        outcomes = list(latest.values())
+        equivalent = load_equivalent(Path(args.equivalent))
+        for outcome in outcomes:  # the list may have grown since the campaign
+            if outcome.status != "killed" and outcome.key in equivalent:
+                outcome.status, outcome.why = "equivalent", equivalent[outcome.key]
     else:
         outcomes = campaign(args)
     print(summary(outcomes))
