@@ -234,7 +234,7 @@ def test_cli_shrinks_the_first_failing_run(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--run", "no such run"], "--run 'no such run': no such row number or run id"),
+        (["--run", "no such run"], "--run: 'no such run': no such row number or run id"),
         (["--case", "chat-hello"], "no failing run in the results with case 'chat-hello'"),
         (["--run", "0", "--rule", "escape-leak"], "does not break 'escape-leak'"),
     ],
