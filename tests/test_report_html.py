@@ -160,3 +160,22 @@ def test_the_timeline_carries_what_the_player_needs(report: tuple[pd.DataFrame, 
         e["text"] for e in timeline if e["source"] == "client" and e["kind"] == "text"
     )
     assert client_text == row["streamed_text"]
+
+
+@needs_chromium
+def test_a_failing_run_links_its_shrunk_case(tmp_path: Path) -> None:
+    case = str(FIXTURES / "job-unicode-escaped")
+    frame = run_matrix(Matrix(cases=[case], suts=["reference", NAIVE], chunkings=["deltas:1"]))
+    failing = int(frame.index[frame["n_violations"] > 0][0])
+    assert frame.loc[failing, "sut"] == NAIVE
+    frame["shrunk_case"] = None
+    frame.loc[failing, "shrunk_case"] = "shrunk/job-unicode-escaped-escape-leak"
+    write_reports(frame, tmp_path)
+    with chromium_page(tmp_path / "report.html") as (page, errors):
+        card = page.locator(f"#run-{failing}")
+        card.locator("summary").click()
+        links = card.locator("a.shrunk")
+        assert links.count() == 1
+        assert links.get_attribute("href") == "shrunk/job-unicode-escaped-escape-leak"
+        assert page.locator("a.shrunk").count() == 1  # only the run that has one
+        assert errors == []

@@ -84,6 +84,8 @@ def _run_data(index: int, row: pd.Series) -> dict[str, Any]:
         "ev": _events(row),
         "expected": given(row.get("expected_text")),
         "final": given(row.get("final_text")),
+        # run --shrink: the folder of this failure's shrunk case, relative to the report
+        "shrunk": given(row.get("shrunk_case")),
     }
 
 

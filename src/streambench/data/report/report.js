@@ -242,6 +242,11 @@ function buildPlayer(card) {
   if (run.sut_error || (run.status !== null && run.status !== 200)) {
     list.append(el("li", {class: "bad"}, `SUT: ${run.status !== null && run.status !== 200 ? `HTTP ${run.status} ` : ""}${run.sut_error || ""}`));
   }
+  if (run.shrunk) {
+    const li = el("li");
+    li.append("minimal regression test: ", el("a", {href: run.shrunk, class: "shrunk"}, run.shrunk));
+    list.append(li);
+  }
   const finalText = stateAt(run, tmax).text;
   const expected = run.expected !== null ? run.expected : run.final;
   const compare = el("div", {class: "panel diff"});
