@@ -33,10 +33,10 @@ from typing import Any, TypeVar
 import yaml
 
 from streambench._atomic import atomic_write_text
-from streambench.answer import SHAPES, known_prefills
+from streambench.answer import SHAPES
 from streambench.errors import ConfigError, StreambenchError
+from streambench.grade.expect import recorded_answer
 from streambench.grade.rules import CROSS_RUN_RULES
-from streambench.reference.edits import resolve_code_edits
 from streambench.replay import build_plan, parse_chunking, parse_fault
 from streambench.replay.deltas import content_deltas, with_contents
 from streambench.replay.frames import frames_of
@@ -122,32 +122,17 @@ def _violated(row: dict[str, Any]) -> set[str]:
 # ------------------------------------------------------------------------- expected answer
 
 
-def _text_of(transcript: Transcript) -> str:
-    frames = frames_of(transcript.meta.api, transcript.response.body)
-    return "".join(text for f in frames for kind, text in f.content if kind == "text")
-
-
 def decoded_answer(case: Case, transcript: Transcript) -> dict[str, str | None] | None:
-    """The answer a correct SUT shows for ``transcript`` (text, and code or yaml), decoded as
-    the reference does; None when a structured answer is not valid JSON."""
-    text = _text_of(transcript)
-    if case.mode not in SHAPES:
-        return {"text": text}
-    for prefill in known_prefills(case.mode):
-        try:
-            answer = json.loads(prefill + text)
-        except ValueError:
-            continue
-        if isinstance(answer, dict) and isinstance(answer.get(SHAPES[case.mode].text_key), str):
-            break
-    else:
+    """The answer a correct SUT shows for ``transcript`` (text, and code or yaml), decoded by
+    the grader (:func:`~streambench.grade.expect.recorded_answer`); None when it cannot be."""
+    answer = recorded_answer(transcript, case.mode, case.expression)
+    if answer.text is None:
         return None
     if case.mode == "job_code":
-        expression = str((case.request.get("context") or {}).get("expression", ""))
-        code = resolve_code_edits(expression, answer.get("code_edits", [])).code
-        return {"text": answer["text_answer"], "code": code}
-    yaml_text = answer.get("yaml")
-    return {"text": answer["text"], "yaml": yaml_text if isinstance(yaml_text, str) else None}
+        return {"text": answer.text, "code": answer.code}
+    if case.mode == "workflow":
+        return {"text": answer.text, "yaml": answer.code}
+    return {"text": answer.text}
 
 
 def _case_expect(case: Case) -> dict[str, str | None]:
