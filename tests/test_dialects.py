@@ -5,7 +5,6 @@ its own event names graded through a dialect file."""
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import cli_exit_code
+from conftest import cli_exit_code, free_port
 from streambench.grade.dialects import (
     BUILTIN_DIALECTS,
     UIEvent,
@@ -285,17 +284,11 @@ def test_tool_backend_bugs_are_flagged(tool_case: Path, chunking: str) -> None:
     assert dropped["final_code"] is None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _verdicts_over_http_and_in_process(
     case: Path, app: str, dialect: str
 ) -> list[list[tuple[str, str, list[str]]]]:
     """(chunking, terminal, rules) of each run: over HTTP (uvicorn via --sut-cmd), in process."""
-    port = _free_port()
+    port = free_port()
     root = Path(__file__).resolve().parents[1]
     axes = {
         "cases": [str(case)],

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from tests.conftest import chromium_page, needs_chromium
+from tests.conftest import chromium_page, free_port, needs_chromium
 
 from streambench.cli import main
 from streambench.report.files import REPORT_FILES, load_results
@@ -165,14 +164,8 @@ def test_retrying_after_shown_text_is_a_duplicate_after_failover(tmp_path: Path)
     assert fell_through["violations"] == [] and fell_through["upstream_calls"] == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_an_http_sut_started_with_sut_cmd_gives_the_in_process_verdicts() -> None:
-    port = _free_port()
+    port = free_port()
     cases = [str(FIXTURES / "job-unicode-escaped"), str(FIXTURES / "job-text-first")]
     axes = {
         "cases": cases,

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import socketserver
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import free_port
 
 from streambench.errors import SpecError
 from streambench.grade.client import consume
@@ -188,12 +188,6 @@ def test_the_sdk_backends_show_the_recorded_text_of_every_plain_text_corpus_stre
     assert_clean(frame)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _http_cases(api: str, folder: Path) -> list[str]:
     """The chat fixtures for the anthropic backend; corpus streams for the others."""
     if api == "anthropic-messages":
@@ -216,7 +210,7 @@ def test_over_http_with_sut_cmd_the_sdk_backends_give_the_in_process_verdicts(
     sut: str, api: str, tmp_path: Path
 ) -> None:
     module, _, options = sut.partition(",")
-    port = _free_port()
+    port = free_port()
     uvicorn = shutil.which("uvicorn", path=str(Path(sys.executable).parent))
     assert uvicorn is not None
     axes = {
