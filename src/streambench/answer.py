@@ -59,6 +59,45 @@ EDIT_KEYS = ("action", "old_code", "new_code")
 MEMBER_KEYS: tuple[str, ...] = (*(k for s in SHAPES.values() for k in s.keys), *EDIT_KEYS)
 
 
+# How the structured part reaches the system: JSON continued from a prefill, or a tool call.
+Structured = Literal["prefill", "tool"]
+STRUCTURED: tuple[Structured, ...] = ("prefill", "tool")
+_MEMBER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "code_edits": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "action": {"type": "string", "enum": ["replace", "rewrite"]},
+                "old_code": {"type": "string"},
+                "new_code": {"type": "string"},
+            },
+            "required": ["action", "new_code"],
+        },
+    },
+    "yaml": {"type": "string"},
+    "text_answer": {"type": "string"},
+    "text": {"type": "string"},
+}
+
+
+def tool_input_keys(mode: str, order: Order) -> tuple[str, ...]:
+    """The members of the answer tool's input: changes first, the structured member then the
+    text; text first, only the structured member (the text is written before the call)."""
+    shape = SHAPES[mode]
+    return shape.keys if order == "changes_first" else (shape.structured_key,)
+
+
+def tool_input_schema(mode: str, order: Order) -> dict[str, Any]:
+    """The JSON schema of the answer tool's input (members in the order they are written)."""
+    keys = tool_input_keys(mode, order)
+    return {
+        "type": "object",
+        "properties": {key: _MEMBER_SCHEMAS[key] for key in keys},
+        "required": list(keys),
+    }
+
+
 def prefill_for(mode: str, order: Order = "changes_first") -> str:
     """The start of the answer the model is asked to continue ("" in chat mode)."""
     shape = SHAPES.get(mode)

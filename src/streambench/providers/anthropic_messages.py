@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from streambench.providers.base import (
@@ -13,11 +14,15 @@ from streambench.providers.base import (
     Frame,
     JsonEventsAPI,
     Path,
+    ToolCall,
+    ToolChoice,
+    ToolDefinition,
     digest,
     dumps,
     error_message,
     split_deltas,
     sse,
+    tool_choice,
 )
 from streambench.sse import SSEEvent
 
@@ -199,16 +204,52 @@ class AnthropicMessages(JsonEventsAPI):
         return frames
 
     def render_json(self, c: Content) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if c.deltas or not c.tool_calls:
+            content.append({"type": "text", "text": c.text})
+        for i, call in enumerate(c.tool_calls):
+            block = {"type": "tool_use", "id": c.call_id(i, "toolu_01"), "name": call.name}
+            content.append({**block, "input": json.loads(call.arguments)})
         return {
             "id": c.message_id,
             "type": "message",
             "role": "assistant",
             "model": c.model,
-            "content": [{"type": "text", "text": c.text}],
-            "stop_reason": "end_turn",
+            "content": content,
+            "stop_reason": "tool_use" if c.tool_calls else "end_turn",
             "stop_sequence": None,
             "usage": {"input_tokens": 25, "output_tokens": c.output_tokens},
         }
+
+    def tool_fields(self, tool: ToolDefinition, forced: bool) -> dict[str, Any]:
+        offered = {
+            "name": tool.name,
+            "description": tool.description,
+            "input_schema": tool.input_schema,
+        }
+        choice = {"type": "tool", "name": tool.name} if forced else {"type": "auto"}
+        return {"tools": [offered], "tool_choice": choice}
+
+    def read_tools(self, body: dict[str, Any]) -> ToolChoice:
+        tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+        offered = [
+            (str(t["name"]), t.get("input_schema"))
+            for t in tools
+            if isinstance(t, dict) and t.get("name")
+        ]
+        choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
+        forced = choice.get("name") if choice.get("type") == "tool" else None
+        if choice.get("type") == "any" and len(offered) == 1:
+            forced = offered[0][0]
+        return tool_choice(offered, None if forced is None else str(forced))
+
+    def response_tool_calls(self, body: Any) -> list[ToolCall]:
+        blocks = body.get("content") if isinstance(body, dict) else None
+        return [
+            ToolCall(str(b.get("name", "")), dumps(b.get("input") or {}), b.get("id"))
+            for b in blocks or []
+            if isinstance(b, dict) and b.get("type") == "tool_use"
+        ]
 
     def auth_headers(self, key: str) -> dict[str, str]:
         headers = {"anthropic-version": VERSION}

@@ -99,6 +99,40 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolDefinition:
+    """A tool a request offers the model; its input is a JSON object matching ``input_schema``."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """The tools a request offers (``names``), the one it forces the model to call first, and
+    the top-level input members (schema ``properties``) of the tool the model would call."""
+
+    names: tuple[str, ...] = ()
+    forced: str | None = None
+    input_keys: tuple[str, ...] = ()
+
+    @property
+    def called(self) -> str | None:
+        """The tool the model calls: the forced one, else the only or first one offered."""
+        return self.forced or (self.names[0] if self.names else None)
+
+
+def tool_choice(offered: list[tuple[str, Any]], forced: str | None) -> ToolChoice:
+    """A :class:`ToolChoice` from ``(name, input schema)`` pairs as a request lists them."""
+    names = tuple(name for name, _ in offered)
+    choice = ToolChoice(names, forced)
+    schema = dict(offered).get(choice.called or "")
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    keys = tuple(str(k) for k in properties) if isinstance(properties, dict) else ()
+    return ToolChoice(names, forced, keys)
+
+
+@dataclass(frozen=True)
 class Frame:
     """One SSE event of a rendered stream; ``tokens`` counts the content deltas it carries."""
 
@@ -304,6 +338,19 @@ class ProviderAPI:
         """The last user message and the prefill of a request body."""
         messages = body.get("messages")
         return last_user_and_prefill([m for m in messages or [] if isinstance(m, dict)], "content")
+
+    def tool_fields(self, tool: ToolDefinition, forced: bool) -> dict[str, Any]:
+        """The request-body fields offering ``tool``; ``forced``: the model must call it (and
+        so calls it before writing any text)."""
+        raise NotImplementedError(f"{self.name}: no tool calls")
+
+    def read_tools(self, body: dict[str, Any]) -> ToolChoice:
+        """The tools a request body offers, and the one it forces."""
+        return ToolChoice()
+
+    def response_tool_calls(self, body: Any) -> list[ToolCall]:
+        """The tool calls of a non-streaming response body, their input as JSON text."""
+        return []
 
     def is_streaming_request(self, path: str, body: dict[str, Any]) -> bool:
         return bool(body.get("stream"))

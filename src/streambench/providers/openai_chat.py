@@ -17,11 +17,15 @@ from streambench.providers.base import (
     Frame,
     JsonEventsAPI,
     Path,
+    ToolCall,
+    ToolChoice,
+    ToolDefinition,
     digest,
     dumps,
     error_message,
     split_deltas,
     sse,
+    tool_choice,
 )
 from streambench.sse import SSEEvent
 
@@ -285,14 +289,29 @@ class OpenAIChat(JsonEventsAPI):
         return frames
 
     def render_json(self, c: Content) -> dict[str, Any]:
-        message = {"role": "assistant", "content": c.text, "refusal": None, "annotations": []}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": c.text if c.deltas or not c.tool_calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if c.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": c.call_id(i, "call_"),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for i, call in enumerate(c.tool_calls)
+            ]
+        finish = "tool_calls" if c.tool_calls else "stop"
         return {
             "id": c.message_id,
             "object": "chat.completion",
             "created": CREATED,
             "model": c.model,
             "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
             ],
             "usage": {
                 "prompt_tokens": 25,
@@ -301,6 +320,42 @@ class OpenAIChat(JsonEventsAPI):
             },
             "service_tier": "default",
         }
+
+    def tool_fields(self, tool: ToolDefinition, forced: bool) -> dict[str, Any]:
+        function = {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.input_schema,
+        }
+        choice: Any = {"type": "function", "function": {"name": tool.name}} if forced else "auto"
+        return {"tools": [{"type": "function", "function": function}], "tool_choice": choice}
+
+    def read_tools(self, body: dict[str, Any]) -> ToolChoice:
+        tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+        functions = [t["function"] for t in tools if isinstance(t, dict) and "function" in t]
+        offered = [
+            (str(f["name"]), f.get("parameters"))
+            for f in functions
+            if isinstance(f, dict) and f.get("name")
+        ]
+        choice = body.get("tool_choice")
+        forced = None
+        if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+            forced = choice["function"].get("name")
+        elif choice == "required" and len(offered) == 1:
+            forced = offered[0][0]
+        return tool_choice(offered, None if forced is None else str(forced))
+
+    def response_tool_calls(self, body: Any) -> list[ToolCall]:
+        choices = body.get("choices") if isinstance(body, dict) else None
+        calls = []
+        for choice in choices or []:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            for call in (message or {}).get("tool_calls") or []:
+                function = call.get("function") or {}
+                name, arguments = str(function.get("name", "")), str(function.get("arguments", ""))
+                calls.append(ToolCall(name, arguments, call.get("id")))
+        return calls
 
 
 API = OpenAIChat()

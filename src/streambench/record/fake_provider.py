@@ -3,9 +3,13 @@
 module).
 
 Answers are deterministic: a script rule matching the request (last user message, mode,
-prefill) gives the text or JSON answer, else the last user message is echoed. Streams are
-rendered by :mod:`streambench.transcript.synth` and paced at ``rate`` tokens per second.
-Every streamed frame's send time (``time.monotonic()``) is logged in
+prefill) gives the text or JSON answer, else the last user message is echoed. A request that
+offers a tool whose input schema has the answer's structured member (``code_edits`` /
+``yaml``) gets its JSON answer as a call of that tool, in the API's own tool-call shape: the
+members the schema lists go into the tool input (in the schema's order), the text member when
+the schema lacks it is written as plain text before the call (a model told to explain first,
+then call the tool). Streams are rendered by :mod:`streambench.transcript.synth` and paced at
+``rate`` tokens per second. Every streamed frame's send time (``time.monotonic()``) is logged in
 :attr:`FakeProvider.sent` so tests can compare a recorder's arrival times against them.
 
 Faults for failover demos, by request header ``x-fake-fail`` or a rule's ``fail``, in the
@@ -21,7 +25,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from streambench._yaml import load_yaml
 from streambench.answer import SHAPES, mode_of_prefill
 from streambench.errors import ConfigError, SpecError
 from streambench.providers import registry
+from streambench.providers.base import ToolCall, ToolChoice
 from streambench.replay.faults import Fault, http_error, parse_fault
 from streambench.sse import encode
 from streambench.transcript import synth
@@ -87,9 +92,14 @@ class Prompt:
     prefill: str
     stream: bool
     model: str | None
+    tools: ToolChoice = field(default_factory=ToolChoice)
 
     @property
     def mode(self) -> str:
+        if not self.prefill:
+            for mode, shape in SHAPES.items():
+                if shape.structured_key in self.tools.input_keys:
+                    return mode
         return mode_of_prefill(self.prefill)
 
 
@@ -147,7 +157,8 @@ def read_prompt(api: str, body: dict[str, Any], path: str = "") -> Prompt:
     provider = registry.get(api)
     parts = provider.read_prompt(body)
     streaming = provider.is_streaming_request(path, body)
-    return Prompt(api, parts.user_text, parts.prefill, streaming, provider.model_of(path, body))
+    model = provider.model_of(path, body)
+    return Prompt(api, parts.user_text, parts.prefill, streaming, model, provider.read_tools(body))
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -177,10 +188,31 @@ class Answer:
     thinking: str = ""
     fault: Fault | None = None
     model: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+def tool_answer(
+    fields: dict[str, Any], tools: ToolChoice, text_key: str, ensure_ascii: bool = False
+) -> Answer:
+    """The answer as a call of the tool the request offers: the members its schema lists are
+    its input, in the schema's order; the text member, when not among them, is written as
+    plain text before the call."""
+    inside = [k for k in tools.input_keys if k in fields]
+    text = "" if text_key in inside else str(fields.get(text_key, ""))
+    arguments = json.dumps({k: fields[k] for k in inside}, ensure_ascii=ensure_ascii)
+    return Answer(text, tool_calls=(ToolCall(tools.called or "", arguments),))
+
+
+def _structured(prompt: Prompt, fields: dict[str, Any], ensure_ascii: bool = False) -> Answer:
+    """A structured answer: a tool call when the request offers one for it, else JSON text."""
+    if not prompt.prefill and prompt.tools.called and prompt.mode != "chat":
+        return tool_answer(fields, prompt.tools, SHAPES[prompt.mode].text_key, ensure_ascii)
+    return Answer(json_answer(fields, prompt.prefill, ensure_ascii))
 
 
 def answer_for(prompt: Prompt, rules: Sequence[Rule]) -> Answer:
-    """The first matching rule's answer (continuing the prefill), else the default echo."""
+    """The first matching rule's answer (continuing the prefill, or as a tool call), else the
+    default echo."""
     for rule in rules:
         if rule.match is not None and not rule.match.search(prompt.user_text):
             continue
@@ -189,19 +221,19 @@ def answer_for(prompt: Prompt, rules: Sequence[Rule]) -> Answer:
         if rule.prefill is not None and not prompt.prefill.startswith(rule.prefill):
             continue
         if rule.json is not None:
-            text = json_answer(rule.json, prompt.prefill, rule.ascii)
+            found = _structured(prompt, rule.json, rule.ascii)
         elif rule.text is not None:
-            text = rule.text
+            found = Answer(rule.text)
         else:
-            text = _default_answer(prompt)
-        return Answer(text, rule.thinking, rule.fail, rule.model)
-    return Answer(_default_answer(prompt))
+            found = _default_answer(prompt)
+        return replace(found, thinking=rule.thinking, fault=rule.fail, model=rule.model)
+    return _default_answer(prompt)
 
 
-def _default_answer(prompt: Prompt) -> str:
+def _default_answer(prompt: Prompt) -> Answer:
     if prompt.mode == "chat":
-        return f"Echo: {prompt.user_text}" if prompt.user_text else LOREM
-    return json_answer(_default_fields(prompt), prompt.prefill)
+        return Answer(f"Echo: {prompt.user_text}" if prompt.user_text else LOREM)
+    return _structured(prompt, _default_fields(prompt))
 
 
 # --- errors in each API's shape -------------------------------------------------------------
@@ -265,10 +297,14 @@ class FakeProvider:
                 return _error_response(api, fault.status)
             model = answer.model or prompt.model
             if not prompt.stream:  # non-streaming: the JSON body
-                payload = synth.render_json_response(api, answer.text, model)
+                payload = synth.render_json_response(api, answer.text, model, answer.tool_calls)
                 return Response(payload, media_type="application/json")
             frames = synth.render_frames(
-                api, text=answer.text, thinking=answer.thinking, model=model
+                api,
+                text=answer.text,
+                thinking=answer.thinking,
+                tool_calls=answer.tool_calls,
+                model=model,
             )
             return StreamingResponse(
                 self._paced(api, frames, fault),

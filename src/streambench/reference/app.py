@@ -175,15 +175,15 @@ class ReferenceService:
         yield "user", user_row
         request = AssistantRequest(
             content=message.content,
-            mode=message.mode,  # type: ignore[arg-type]  # validated by parse_message_request
+            mode=message.mode,  # validated by parse_message_request
             expression=message.expression,
-            order=message.order,  # type: ignore[arg-type]
+            order=message.order,
             seed=self.config.seed if message.seed is None else message.seed,
             history=history,
         )
         async with self.config.http_client() as http:
             llm = LLMClient(self.providers, http, self.config.max_retry_wait_s)
-            assistant = Assistant(llm, self.config.max_tokens)
+            assistant = Assistant(llm, self.config.max_tokens, self.config.structured)
             async with aclosing(assistant.reply_stream(request)) as replies:
                 async for event in replies:
                     if isinstance(event, Status):

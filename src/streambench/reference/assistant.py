@@ -25,7 +25,11 @@ from streambench.answer import (
     Mode,
     Order,
     StringDelta,
+    Structured,
+    tool_input_schema,
 )
+from streambench.providers.apis import ToolCallPiece
+from streambench.providers.base import ToolDefinition
 from streambench.reference.chain import (
     AllProvidersFailed,
     Chunk,
@@ -55,6 +59,31 @@ SYSTEM_PROMPTS: dict[Mode, str] = {
         "You write workflow YAML. Answer with one JSON object with two members, in the order "
         'the answer was started with: "yaml", the complete workflow YAML as a string; and '
         '"text", a short markdown explanation. Escape strings as JSON requires.'
+    ),
+}
+# The tool carrying the structured part (structured="tool"), and what it is told per order.
+TOOL_NAMES: dict[Mode, str] = {"job_code": "edit_job_code", "workflow": "write_workflow"}
+TOOL_PROMPTS: dict[tuple[Mode, Order], str] = {
+    ("job_code", "changes_first"): (
+        "You edit the user's job code. Call the edit_job_code tool at once: its code_edits "
+        '(each {"action": "replace", "old_code": exact text that occurs once, "new_code": ...} '
+        'or {"action": "rewrite", "new_code": the whole new code}), then its text_answer, a '
+        "short markdown explanation. Write nothing outside the tool call."
+    ),
+    ("job_code", "text_first"): (
+        "You edit the user's job code. First explain the change in a short markdown answer, "
+        "then call the edit_job_code tool with the code_edits (each "
+        '{"action": "replace", "old_code": exact text that occurs once, "new_code": ...} or '
+        '{"action": "rewrite", "new_code": the whole new code}).'
+    ),
+    ("workflow", "changes_first"): (
+        "You write workflow YAML. Call the write_workflow tool at once: its yaml, the complete "
+        "workflow YAML, then its text, a short markdown explanation. Write nothing outside the "
+        "tool call."
+    ),
+    ("workflow", "text_first"): (
+        "You write workflow YAML. First explain the workflow in a short markdown answer, then "
+        "call the write_workflow tool with the complete workflow YAML as its yaml."
     ),
 }
 
@@ -139,6 +168,7 @@ class _Shape:
 
 class _PlainAnswer:
     prefill = ""
+    tool: ToolDefinition | None = None
 
     def __init__(self) -> None:
         self._parts: list[str] = []
@@ -150,6 +180,9 @@ class _PlainAnswer:
     def feed(self, text: str) -> list[AssistantEvent]:
         self._parts.append(text)
         return [Text(text)]
+
+    def feed_tool(self, piece: ToolCallPiece) -> list[AssistantEvent]:
+        return []  # chat offers no tool: providers never yield tool pieces for it
 
     def finish(self) -> tuple[str, str | None, str | None]:
         return self.text, None, None
@@ -177,6 +210,8 @@ class _StructuredAnswer:
     _text_state: Literal["absent", "open", "done"] = "absent"
     code: str | None = None
     yaml: str | None = None
+
+    tool: ToolDefinition | None = None
 
     @property
     def prefill(self) -> str:
@@ -206,6 +241,9 @@ class _StructuredAnswer:
             out.append(Status(self.statuses.pick(WRITING_CODE)))
         self._apply(self._parser.feed(text), out, upstream=True)
         return out
+
+    def feed_tool(self, piece: ToolCallPiece) -> list[AssistantEvent]:
+        return []  # a prefilled answer offers no tool: providers never yield tool pieces
 
     def finish(self) -> tuple[str, str | None, str | None]:
         if self._undecided is not None:
@@ -255,6 +293,42 @@ class _StructuredAnswer:
         return [Changes(payload)]
 
 
+@dataclass
+class _ToolAnswer(_StructuredAnswer):
+    """The structured part as the input of a tool call, parsed as its pieces arrive; plain
+    text beside the call (before it, text first) streams out as it is."""
+
+    _call: str | None = None
+    _called: bool = False
+
+    @property
+    def prefill(self) -> str:
+        return ""
+
+    def feed(self, text: str) -> list[AssistantEvent]:
+        self._text_parts.append(text)
+        return [Text(text)]
+
+    def feed_tool(self, piece: ToolCallPiece) -> list[AssistantEvent]:
+        assert self.tool is not None
+        if piece.name is not None and not self._called:
+            if piece.name != self.tool.name:
+                return []
+            self._call, self._called = piece.call, True
+        elif not self._called or piece.call != self._call:
+            return []  # another tool's call (parallel calls are told apart by ``call``)
+        out: list[AssistantEvent] = []
+        self._apply(self._parser.feed(piece.arguments), out, upstream=True)
+        return out
+
+    def finish(self) -> tuple[str, str | None, str | None]:
+        if not self._called:
+            raise AnswerIncomplete(f"the model did not call {self.tool and self.tool.name}")
+        if not self._parser.ended:
+            raise AnswerIncomplete("the tool input ended before its closing brace")
+        return super().finish()
+
+
 def _echoes_prefill(answer: str, first_key: str) -> bool | None:
     """True when ``answer`` restarts the object (``{"<first_key>"``, maybe in a code fence),
     False when it continues the prefill, None while too little has arrived to tell."""
@@ -289,31 +363,53 @@ def user_prompt(request: AssistantRequest) -> str:
 
 
 class Assistant:
-    def __init__(self, llm: LLMClient, max_tokens: int = 4096) -> None:
+    """``structured``: how the structured part is asked for (a prefill, or a tool call)."""
+
+    def __init__(
+        self, llm: LLMClient, max_tokens: int = 4096, structured: Structured = "prefill"
+    ) -> None:
         self.llm = llm
         self.max_tokens = max_tokens
+        self.structured = structured
 
     async def reply_stream(self, request: AssistantRequest) -> AsyncIterator[AssistantEvent]:
         statuses = StatusPicker(request.seed)
         yield Status(THINKING)
         yield Status(statuses.pick(opening_pool(request.mode, bool(request.expression.strip()))))
         answer: _PlainAnswer | _StructuredAnswer
+        system = SYSTEM_PROMPTS[request.mode]
         if request.mode == "chat":
             answer = _PlainAnswer()
+        elif self.structured == "tool":
+            shape = _Shape(SHAPES[request.mode], request.order)
+            tool = ToolDefinition(
+                TOOL_NAMES[request.mode],
+                "Apply the answer to the user's editor.",
+                tool_input_schema(request.mode, request.order),
+            )
+            answer = _ToolAnswer(request.mode, shape, request.expression, statuses, tool=tool)
+            system = TOOL_PROMPTS[request.mode, request.order]
         else:
             shape = _Shape(SHAPES[request.mode], request.order)
             answer = _StructuredAnswer(request.mode, shape, request.expression, statuses)
         llm_request = LLMRequest(
-            system=SYSTEM_PROMPTS[request.mode],
+            system=system,
             messages=[*request.history, {"role": "user", "content": user_prompt(request)}],
             prefill=answer.prefill,
             max_tokens=self.max_tokens,
+            tool=answer.tool,
+            tool_forced=request.order == "changes_first",
         )
         try:
             async with aclosing(self.llm.generate_stream(llm_request)) as stream:
                 async for event in stream:
                     if isinstance(event, Chunk):
-                        for item in answer.feed(event.text):
+                        items = (
+                            answer.feed(event.text)
+                            if event.tool is None
+                            else answer.feed_tool(event.tool)
+                        )
+                        for item in items:
                             yield item
                     elif isinstance(event, StreamFailed):
                         yield Failure(answer.text, event.message)

@@ -1,10 +1,10 @@
 """The provider chain (skytwin #151): stream from the first provider that delivers.
 
 Failures before the first chunk fall through to the next provider (nothing was shown, a
-silent retry is safe). Once a provider yielded a chunk it is committed: a later failure ends
-the stream in :class:`StreamFailed` with the text already shown, never in a retry that would
-show the answer twice. When every provider fails before its first chunk,
-:class:`AllProvidersFailed` names each one's error.
+silent retry is safe). Once a provider yielded a chunk (text, or tool-call input) it is
+committed: a later failure ends the stream in :class:`StreamFailed` with the text already
+shown, never in a retry that would show the answer twice. When every provider fails before
+its first chunk, :class:`AllProvidersFailed` names each one's error.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from streambench.providers.apis import ToolCallPiece
 from streambench.reference.providers import LLMRequest, Provider, ProviderError
 
 RETRYABLE_STATUSES = (429, 529)
@@ -23,7 +24,10 @@ RETRYABLE_STATUSES = (429, 529)
 
 @dataclass(frozen=True)
 class Chunk:
+    """A text delta, or (``tool`` set, ``text`` empty) a piece of a tool call's input."""
+
     text: str
+    tool: ToolCallPiece | None = None
 
 
 @dataclass(frozen=True)
@@ -77,13 +81,20 @@ class LLMClient:
         for provider in self.providers:
             while True:
                 parts: list[str] = []
+                committed = False
                 try:
                     async with aclosing(provider.stream(self.http, request)) as deltas:
-                        async for text in deltas:
-                            parts.append(text)
-                            yield Chunk(text)
+                        async for delta in deltas:
+                            if isinstance(delta, str):
+                                parts.append(delta)
+                                committed = True
+                                yield Chunk(delta)
+                            else:
+                                # a call's name alone shows nothing yet: no commitment
+                                committed = committed or bool(delta.arguments)
+                                yield Chunk("", delta)
                 except ProviderError as exc:
-                    if parts:
+                    if committed:
                         yield StreamFailed("".join(parts), str(exc))
                         return
                     wait_s = exc.retry_after_s

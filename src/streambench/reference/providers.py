@@ -2,7 +2,9 @@
 
 ``anthropic`` (native SSE on ``/v1/messages``) and ``openai`` (native SSE on
 ``/chat/completions``) stream; ``anthropic-sync`` / ``openai-sync`` are the non-streaming
-fallback of skytwin #151: one JSON response emitted as a single chunk. Every failure — an HTTP
+fallback of skytwin #151: one JSON response emitted as a single chunk. A request that offers a
+tool also gets the tool call's input as :class:`ToolCallPiece` values, read by the API's module
+(:mod:`streambench.providers`). Every failure — an HTTP
 error status, a provider ``error`` event, malformed JSON, a stream that ends without its
 terminal event, a transport error — is raised as :class:`ProviderError`.
 """
@@ -12,11 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 
-from streambench.providers import anthropic_messages
+from streambench.providers import anthropic_messages, openai_chat
+from streambench.providers.apis import ToolCallPiece, event_tool_calls
+from streambench.providers.base import ProviderAPI, ToolDefinition
 from streambench.sse import SSEDecoder, SSEEvent
 
 ANTHROPIC_VERSION = anthropic_messages.VERSION
@@ -28,12 +32,19 @@ OPENAI_PREFILL_INSTRUCTION = (
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """What the assistant asks for: ``prefill`` is the start of the answer the model continues."""
+    """What the assistant asks for: ``prefill`` is the start of the answer the model continues;
+    ``tool``: a tool offered for the structured part (``tool_forced``: it must be called)."""
 
     system: str
     messages: list[dict[str, str]]
     prefill: str = ""
     max_tokens: int = 4096
+    tool: ToolDefinition | None = None
+    tool_forced: bool = False
+
+
+# What a provider streams: a text delta, or a piece of a tool call's input.
+Delta = str | ToolCallPiece
 
 
 class ProviderError(Exception):
@@ -51,8 +62,9 @@ class Provider(Protocol):
     name: str
     model: str
 
-    def stream(self, client: httpx.AsyncClient, request: LLMRequest) -> AsyncIterator[str]:
-        """Yield the answer's text deltas; raise :class:`ProviderError` on any failure."""
+    def stream(self, client: httpx.AsyncClient, request: LLMRequest) -> AsyncIterator[Delta]:
+        """Yield the answer's text deltas and tool-input pieces; raise :class:`ProviderError`
+        on any failure."""
         ...
 
 
@@ -69,6 +81,7 @@ class _HttpProvider:
 
     url_path = ""
     api = "generic-sse"  # the wire API it speaks (streambench.providers.registry)
+    wire: ClassVar[ProviderAPI]
 
     def _headers(self) -> dict[str, str]:
         raise NotImplementedError
@@ -83,8 +96,26 @@ class _HttpProvider:
     def _response_text(self, body: Any) -> str:
         raise NotImplementedError
 
-    async def stream(self, client: httpx.AsyncClient, request: LLMRequest) -> AsyncIterator[str]:
+    def _event_deltas(self, event: SSEEvent, tools: bool) -> list[Delta] | None:
+        text = self._event_text(event)
+        if text is None:
+            return None
+        found: list[Delta] = [text] if text else []
+        return found + event_tool_calls(self.api, event) if tools else found
+
+    def _response_deltas(self, body: Any, tools: bool) -> list[Delta]:
+        text = self._response_text(body)
+        found: list[Delta] = [text] if text else []
+        if tools:
+            for index, call in enumerate(self.wire.response_tool_calls(body)):
+                found.append(ToolCallPiece(str(index), call.name, call.arguments))
+        return found
+
+    async def stream(self, client: httpx.AsyncClient, request: LLMRequest) -> AsyncIterator[Delta]:
         body = {**self._body(request), "stream": self.streaming}
+        tools = request.tool is not None
+        if request.tool is not None:
+            body.update(self.wire.tool_fields(request.tool, request.tool_forced))
         headers = self._headers()
         if self.streaming:
             headers["accept"] = "text/event-stream"
@@ -98,16 +129,17 @@ class _HttpProvider:
                     raise _http_error(self.name, response)
                 if not self.streaming:
                     await response.aread()
-                    yield self._response_text(_json(self.name, response.text))
+                    for delta in self._response_deltas(_json(self.name, response.text), tools):
+                        yield delta
                     return
                 decoder = SSEDecoder()
                 async for data in response.aiter_bytes():
                     for event in decoder.feed(data):
-                        text = self._event_text(event)
-                        if text is None:
+                        deltas = self._event_deltas(event, tools)
+                        if deltas is None:
                             return
-                        if text:
-                            yield text
+                        for delta in deltas:
+                            yield delta
                 raise ProviderError(f"{self.name}: stream ended before its terminal event")
         except httpx.HTTPError as exc:
             raise ProviderError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
@@ -138,6 +170,7 @@ def _http_error(name: str, response: httpx.Response) -> ProviderError:
 class AnthropicMessages(_HttpProvider):
     url_path = anthropic_messages.API.path
     api = anthropic_messages.API.name
+    wire = anthropic_messages.API
 
     def _headers(self) -> dict[str, str]:
         return {"x-api-key": self.api_key, "anthropic-version": ANTHROPIC_VERSION}
@@ -174,7 +207,8 @@ class AnthropicMessages(_HttpProvider):
 
 class OpenAIChat(_HttpProvider):
     url_path = "/chat/completions"  # under an OpenAI-SDK style base URL (ending in /v1)
-    api = "openai-chat"
+    api = openai_chat.API.name
+    wire = openai_chat.API
 
     def _headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.api_key}"}

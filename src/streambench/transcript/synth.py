@@ -109,10 +109,13 @@ def render(
 # --- non-streaming JSON ---------------------------------------------------------------------
 
 
-def render_json_response(api: str, text: str, model: str | None = None) -> bytes:
-    """The non-streaming (``"stream": false``) response body carrying ``text``."""
+def render_json_response(
+    api: str, text: str, model: str | None = None, tool_calls: Sequence[ToolCall] = ()
+) -> bytes:
+    """The non-streaming (``"stream": false``) response body carrying ``text`` and
+    ``tool_calls``."""
     body: dict[str, Any] = registry.get(api).render_json(
-        _content(api, text, None, "", (), model, None, None)
+        _content(api, text, None, "", tool_calls, model, None, None)
     )
     return json.dumps(body, ensure_ascii=False, indent=2).encode()
 
