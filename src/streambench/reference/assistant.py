@@ -166,6 +166,13 @@ class _Shape:
         return self.members.prefill(self.order)
 
 
+def answer_tool(mode: Mode, order: Order) -> ToolDefinition:
+    """The tool the model is offered for the structured part (``structured="tool"``)."""
+    return ToolDefinition(
+        TOOL_NAMES[mode], "Apply the answer to the user's editor.", tool_input_schema(mode, order)
+    )
+
+
 class _PlainAnswer:
     prefill = ""
     tool: ToolDefinition | None = None
@@ -382,11 +389,7 @@ class Assistant:
             answer = _PlainAnswer()
         elif self.structured == "tool":
             shape = _Shape(SHAPES[request.mode], request.order)
-            tool = ToolDefinition(
-                TOOL_NAMES[request.mode],
-                "Apply the answer to the user's editor.",
-                tool_input_schema(request.mode, request.order),
-            )
+            tool = answer_tool(request.mode, request.order)
             answer = _ToolAnswer(request.mode, shape, request.expression, statuses, tool=tool)
             system = TOOL_PROMPTS[request.mode, request.order]
         else:
