@@ -215,6 +215,92 @@ def experiment_order(
             )
 
 
+@experiment_app.command("designs")
+def experiment_designs(
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Matrix YAMLs naming their own sut (run here) and/or result files; default:"
+            " the four reference designs under fixtures/experiments/"
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="The SUT the others are compared with (default: the first)")
+    ] = None,
+    metrics: Annotated[
+        str, typer.Option(help="Comma-separated metrics: ttfc_ms, ttft_ms, total_ms, ...")
+    ] = "ttfc_ms,ttft_ms",
+    out: Annotated[Path | None, typer.Option(help="Write designs.md/.csv here")] = None,
+    confidence: Annotated[float, typer.Option(help="Confidence level of the CIs")] = 0.95,
+    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 2000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
+    jobs: Annotated[int, typer.Option(min=1, help="Local processes for matrix runs")] = 1,
+    output_format: Annotated[str, typer.Option("--format", help="table, markdown or json")] = (
+        "table"
+    ),
+) -> None:
+    """Compare several designs, each on its own recordings, with one baseline: prefill vs tool
+    call, changes first vs text first. Paired differences of time-to-code (ttfc_ms) and
+    time-to-text (ttft_ms) with bootstrap confidence intervals, one row per design and metric."""
+    from streambench.runner.executors import LocalExecutor
+    from streambench.uses.experiment import (
+        DESIGN_MATRICES,
+        compare_designs,
+        designs_markdown,
+        load_designs,
+        write_designs,
+    )
+
+    _check_format(output_format, ("table", "markdown", "json"))
+    if not 0 < confidence < 1:
+        raise SpecError(f"--confidence {confidence}: must be between 0 and 1")
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    paths = inputs or [Path(p) for p in DESIGN_MATRICES]
+    with run_progress(
+        SpinnerColumn(), TextColumn("[bold]runs[/] {task.completed}"), TimeElapsedColumn()
+    ) as bar:
+        task = bar.add_task("runs", total=None)
+        results, suts = load_designs(paths, LocalExecutor(jobs), lambda n: bar.advance(task, n))
+    designs = compare_designs(
+        results,
+        suts,
+        baseline=baseline,
+        metrics=[m.strip() for m in metrics.split(",") if m.strip()],
+        confidence=confidence,
+        n_resamples=resamples,
+        seed=seed,
+    )
+    if out is not None:
+        for path in write_designs(designs, out):
+            err_console.print(f"wrote {path}", style="dim")
+    if output_format == "json":
+        typer.echo(designs.table.to_json(orient="records", indent=2))
+    elif output_format == "markdown":
+        typer.echo(designs_markdown(designs))
+    else:
+        from streambench.uses.experiment import format_number
+
+        pct = round(confidence * 100)
+        table = Table(title=f"A = {designs.baseline}")
+        for name in ("B", "metric", "n", "mean A", "mean B", "mean B-A", f"{pct}% CI", "verdict"):
+            justify = "left" if name in ("B", "metric", "verdict") else "right"
+            table.add_column(name, justify=justify, no_wrap=True)
+        for row in designs.table.itertuples():
+            style = "bold" if row.verdict.endswith("better") else "dim"
+            table.add_row(
+                row.variant,
+                row.metric,
+                str(row.n),
+                format_number(row.mean_a),
+                format_number(row.mean_b),
+                format_number(row.mean_diff),
+                f"[{format_number(row.ci_low)}, {format_number(row.ci_high)}]",
+                f"[{style}]{row.verdict}[/]",
+            )
+        console.print(table)
+
+
 def _experiment_table(comparison: Comparison) -> Table:
     from streambench.uses.experiment import format_number
 

@@ -56,7 +56,7 @@ class MessageRequest:
     seed: int | None
 
 
-def parse_message_request(body: Any) -> MessageRequest:
+def parse_message_request(body: Any, default_order: str = "changes_first") -> MessageRequest:
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     content = body.get("content")
@@ -65,7 +65,7 @@ def parse_message_request(body: Any) -> MessageRequest:
     mode = body.get("mode") or "chat"
     if mode not in MODES:
         raise BadRequest(f"mode: {mode!r} is not one of {', '.join(MODES)}")
-    order = body.get("order") or "changes_first"
+    order = body.get("order") or default_order
     if order not in ORDERS:
         raise BadRequest(f"order: {order!r} is not one of {', '.join(ORDERS)}")
     context = body.get("context") or {}
@@ -133,7 +133,7 @@ class ReferenceService:
         except RecursionError:
             return JSONResponse({"error": "request body is nested too deeply"}, status_code=400)
         try:
-            message = parse_message_request(body)
+            message = parse_message_request(body, self.config.default_order)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         if message.thread_id is not None and not self.store.thread_exists(message.thread_id):

@@ -12,7 +12,7 @@ from typing import TypeVar
 import certifi
 import httpx
 
-from streambench.answer import STRUCTURED, Structured
+from streambench.answer import ORDERS, STRUCTURED, Order, Structured
 from streambench.errors import ConfigError
 from streambench.reference.providers import KINDS, AnthropicMessages, OpenAIChat
 from streambench.reference.store import Store
@@ -42,10 +42,16 @@ class ReferenceConfig:
     max_tokens: int = 4096
     timeout_s: float = 60.0
     structured: Structured = "prefill"  # how the structured part is asked for: prefill | tool
+    # the order for requests that name none: a deployment whose own design is text first
+    default_order: Order = "changes_first"
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)
     store: Store | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.default_order not in ORDERS:
+            raise ConfigError(
+                f"STREAMBENCH_ORDER: {self.default_order!r} is not one of {', '.join(ORDERS)}"
+            )
         if self.structured not in STRUCTURED:
             raise ConfigError(
                 f"STREAMBENCH_STRUCTURED: {self.structured!r} is not one of {', '.join(STRUCTURED)}"
@@ -61,7 +67,8 @@ class ReferenceConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReferenceConfig:
         """Read ANTHROPIC_BASE_URL, OPENAI_BASE_URL, *_API_KEY, STREAMBENCH_PROVIDERS,
         STREAMBENCH_ANTHROPIC_MODEL, STREAMBENCH_OPENAI_MODEL, STREAMBENCH_DB, STREAMBENCH_SEED,
-        STREAMBENCH_MAX_RETRY_WAIT_S, STREAMBENCH_STRUCTURED; unset ones keep their defaults."""
+        STREAMBENCH_MAX_RETRY_WAIT_S, STREAMBENCH_STRUCTURED, STREAMBENCH_ORDER; unset ones keep
+        their defaults."""
         env = os.environ if env is None else env
         defaults = cls()
         providers = env.get("STREAMBENCH_PROVIDERS")
@@ -79,6 +86,7 @@ class ReferenceConfig:
             openai_model=env.get("STREAMBENCH_OPENAI_MODEL", defaults.openai_model),
             db_path=env.get("STREAMBENCH_DB", defaults.db_path),
             structured=env.get("STREAMBENCH_STRUCTURED", defaults.structured),  # type: ignore[arg-type]
+            default_order=env.get("STREAMBENCH_ORDER", defaults.default_order),  # type: ignore[arg-type]
             seed=_number(env, "STREAMBENCH_SEED", int, defaults.seed),
             max_retry_wait_s=_number(
                 env, "STREAMBENCH_MAX_RETRY_WAIT_S", float, defaults.max_retry_wait_s

@@ -26,6 +26,13 @@ from streambench.suts import InProcessSut, parse_sut
 
 ORDER_BASELINE = "reference"
 ORDER_VARIANT = "reference:order=text_first"
+# The matrices of the reference's four designs (prefill or tool call x changes or text first)
+# in a checkout, each naming its SUT and its recordings; the first is the baseline.
+DESIGN_MATRICES = tuple(
+    f"fixtures/experiments/{name}.yaml"
+    for name in ("changes_first", "text_first", "tool_changes_first", "tool_text_first")
+)
+DESIGN_METRICS = ("ttfc_ms", "ttft_ms")
 
 # Columns that identify one replay variant apart from the SUT: the pairing key.
 PAIR_COLUMNS = ("case", "dialect", "chunking", "latency", "fault", "seed")
@@ -424,4 +431,112 @@ def write_report(comparison: Comparison, out: Path) -> list[Path]:
     atomic_write_text(written[0], to_markdown(comparison))
     atomic_write_text(written[1], to_html(comparison))
     atomic_write_text(written[2], comparison.pairs.to_csv(index=False))
+    return written
+
+
+# --------------------------------------------------------------------------- several designs
+
+
+@dataclass(frozen=True)
+class DesignComparison:
+    """Every design against one baseline: :attr:`table` has one row per (variant, metric), the
+    columns of :attr:`Comparison.table` plus ``variant``."""
+
+    baseline: str
+    comparisons: list[Comparison]
+    table: pd.DataFrame
+
+
+def load_designs(
+    inputs: Sequence[Path],
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    sut_cmd: str | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of every input (result files, or matrix YAMLs naming their own ``sut``, run
+    here) and the SUTs they hold, in the order the inputs name them."""
+    frames, suts = [], []
+    for path in inputs:
+        if path.suffix in (".yaml", ".yml"):
+            if "suts" not in load_matrix(path):
+                raise ConfigError(f"{path}: a design's matrix names its sut (sut: ...)")
+            frame = run_matrix_file(path, [], executor, progress, sut_cmd)
+        else:
+            frame = load_results([path])
+        frames.append(frame)
+        suts += [sut for sut in dict.fromkeys(frame["sut"].astype(str)) if sut not in suts]
+    if len(suts) < 2:
+        raise ConfigError(f"inputs hold {len(suts)} SUT(s); a design comparison needs two or more")
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.drop_duplicates(subset=["sut", *PAIR_COLUMNS], keep="last"), suts
+
+
+def compare_designs(
+    results: pd.DataFrame,
+    suts: Sequence[str],
+    *,
+    baseline: str | None = None,
+    metrics: Sequence[str] = DESIGN_METRICS,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> DesignComparison:
+    """Each of ``suts`` against ``baseline`` (default: the first) on the replay variants they
+    share (:func:`compare`), keeping ``metrics``."""
+    baseline = baseline or suts[0]
+    if baseline not in suts:
+        raise ConfigError(f"baseline {baseline!r} is not one of the SUTs: {', '.join(suts)}")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"metrics: unknown {unknown[0]!r} (known: {', '.join(METRICS)})")
+    comparisons = [
+        compare(
+            results,
+            baseline,
+            variant,
+            confidence=confidence,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        for variant in suts
+        if variant != baseline
+    ]
+    rows = [
+        c.table.loc[c.table["metric"].isin(metrics)].assign(variant=c.variant) for c in comparisons
+    ]
+    table = pd.concat(rows, ignore_index=True)
+    return DesignComparison(baseline, comparisons, table[["variant", *rows[0].columns[:-1]]])
+
+
+def designs_markdown(designs: DesignComparison) -> str:
+    """The designs' verdict table as GitHub-flavoured markdown."""
+    pct = round(designs.comparisons[0].confidence * 100)
+    lines = [
+        f"# Designs compared with A = `{designs.baseline}`",
+        "",
+        f"Paired differences (B - A) per replay variant; {pct}% bootstrap confidence interval"
+        " of the mean difference.",
+        "",
+        f"| B | metric | n | mean A | mean B | mean B-A | {pct}% CI | verdict |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for row in designs.table.itertuples():
+        ci = f"[{format_number(row.ci_low)}, {format_number(row.ci_high)}]"
+        means = " | ".join(format_number(v) for v in (row.mean_a, row.mean_b, row.mean_diff))
+        lines.append(
+            f"| `{row.variant}` | {row.metric} | {row.n} | {means} | {ci} | {row.verdict} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_designs(designs: DesignComparison, out: Path) -> list[Path]:
+    """Write designs.md and designs.csv (the table) into ``out``; returns the paths."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    written = [out / "designs.md", out / "designs.csv"]
+    atomic_write_text(written[0], designs_markdown(designs))
+    atomic_write_text(written[1], designs.table.to_csv(index=False))
     return written
