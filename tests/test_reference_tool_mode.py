@@ -27,6 +27,7 @@ from streambench.reference.store import Store
 from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, RunSpec, run_matrix, run_one
 from streambench.sse import decode_all
 from streambench.transcript import save, synth
+from streambench.uses.chaos import run_sut_chaos
 from streambench.uses.experiment import DESIGN_MATRICES, compare_designs, load_designs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,3 +289,25 @@ def test_the_four_designs_experiment_shows_changes_first_designs_send_code_earli
     # within tool calls too: changes first shows the code earlier than text first
     assert tool.loc[("reference:structured=tool", "ttfc_ms"), "ci_high"] < 0
     assert tool.loc[("reference:structured=tool", "ttfc_ms"), "verdict"] == "B better"
+
+
+# ------------------------------------------------------------------- the failover contract
+
+
+@pytest.mark.parametrize("chain", [("anthropic", "openai"), ("openai", "anthropic")])
+def test_reference_tool_mode_keeps_the_failover_contract_on_tool_call_streams(
+    chain: tuple[str, str],
+) -> None:
+    results = run_sut_chaos(TOOL_SUT, chain, answer="tool")
+    assert len(results) > 20 and all(r.passed for r in results), [
+        (r.cell, r.violations) for r in results if not r.passed
+    ]
+    by_cell = {(r.cell.position, r.cell.chain_index, r.cell.kind): r for r in results}
+    # nothing of the tool input had arrived: the next provider answers, shown once
+    fell = by_cell[("before-first-chunk", 0, "disconnect")]
+    assert (fell.outcome, fell.shown) == (
+        "done",
+        f"[1:{chain[1]}] the answer, in 6 deltas of text.",
+    )
+    # the input had started: committed, an error, never a second answer after the first
+    assert by_cell[("mid-text", 0, "disconnect")].outcome == "error"

@@ -75,6 +75,13 @@ def chaos(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Replay seed")] = 0,
+    answer: Annotated[
+        str,
+        typer.Option(
+            help="How the upstreams answer: 'text' (chat cells) or 'tool' (job_code cells whose"
+            " upstreams call the answer tool; the reference runs with structured=tool)"
+        ),
+    ] = "text",
     output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Every fault kind x position x place in the upstream chain: each cell one run of the SUT
@@ -92,6 +99,8 @@ def chaos(
 
     _check_format(output_format, ("table", "json"))
     chain_of = parse_providers(providers)
+    if chain is not None and answer != "text":
+        raise SpecError("--answer tool grades a SUT (--sut), not a --chain")
     if chain is not None:
         results = run_chaos(chain_of, load_factory(chain), seed, kinds=parse_kinds(kinds))
     else:
@@ -104,6 +113,7 @@ def chaos(
             dialect=dialect,
             profile=None if profile is None else str(profile),
             seed=seed,
+            answer=answer,
         )
     if output_format == "json":
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))

@@ -171,7 +171,7 @@ def _content_before(plan: ReplayPlan, origin: str) -> bool:
     for entry in plan.timeline:
         if entry.frame.origin == origin:
             return False
-        if entry.frame.content:
+        if any(text for _, text in entry.frame.content):
             return True
     return False
 
@@ -182,7 +182,8 @@ def upstream_fate(transcript: Transcript, plan: ReplayPlan | None = None) -> Ups
     faults = [parse_fault(str(s)) for s in plan.spec.get("faults", ())] if plan else []  # type: ignore[attr-defined]
     summary = summarize(transcript.meta.api, decode_all(transcript.response.body))
     recorded = bool(summary.text or summary.tool_json or summary.thinking)
-    shown = bool(plan.content_timeline) if plan else recorded
+    # an empty delta (the "" that opens a tool's input) commits no chain: it shows nothing
+    shown = any(text for _, _, text in plan.content_timeline) if plan else recorded
     status = plan.status if plan else transcript.response.status
     if status != 200:
         return UpstreamFate(

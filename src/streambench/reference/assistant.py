@@ -307,6 +307,7 @@ class _ToolAnswer(_StructuredAnswer):
 
     _call: str | None = None
     _called: bool = False
+    _fed: bool = False  # some of the call's input arrived
 
     @property
     def prefill(self) -> str:
@@ -318,12 +319,14 @@ class _ToolAnswer(_StructuredAnswer):
 
     def feed_tool(self, piece: ToolCallPiece) -> list[AssistantEvent]:
         assert self.tool is not None
-        if piece.name is not None and not self._called:
+        if piece.name is not None and not self._fed:
+            # our call starts (again, when a provider failed over before sending any input)
             if piece.name != self.tool.name:
                 return []
             self._call, self._called = piece.call, True
         elif not self._called or piece.call != self._call:
             return []  # another tool's call (parallel calls are told apart by ``call``)
+        self._fed = self._fed or bool(piece.arguments)
         out: list[AssistantEvent] = []
         self._apply(self._parser.feed(piece.arguments), out, upstream=True)
         return out

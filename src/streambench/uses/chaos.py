@@ -13,6 +13,10 @@ saw can be traced back to who sent it. Two ways to run a cell:
 * :func:`run_chaos`: a provider-chain object of the reference's own API (``LLMClient``-like),
   in process, without an app around it.
 
+Cells are chat requests answered in text; with ``answer="tool"`` (SUT mode) they are job_code
+requests whose upstreams call the answer tool (edits, then the text in its ``text_answer``), so
+a tool-call design is held to the same contract on its own streams.
+
 Both are graded by the one rule registry (grade/rules.py) with the cell's chain contract in
 :attr:`RunContext.chain`: ``terminal-count``, ``duplicate-after-failover``,
 ``partial-mismatch`` and ``no-fallthrough`` carry the failover contract (skytwin #151).
@@ -21,6 +25,7 @@ Both are graded by the one rule registry (grade/rules.py) with the cell's chain 
 from __future__ import annotations
 
 import importlib
+import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +40,7 @@ from streambench.grade.client import consume
 from streambench.grade.dialects import UIEvent
 from streambench.grade.rules import ChainStep, RunContext, check_rules
 from streambench.providers.apis import event_content
+from streambench.reference.assistant import TOOL_NAMES
 from streambench.reference.chain import (
     AllProvidersFailed,
     Chunk,
@@ -47,7 +53,7 @@ from streambench.reference.providers import KINDS, LLMRequest, Provider
 from streambench.replay import ReplayTransport, build_plan, run_virtual
 from streambench.replay.faults import TRANSPORT_FAULT_KINDS
 from streambench.runner.matrix import RunSpec, run_specs
-from streambench.sse import decode_all
+from streambench.sse import SSEEvent, decode_all
 from streambench.suts import SutTimeouts, parse_sut
 from streambench.transcript import Transcript, save, synth
 
@@ -91,6 +97,7 @@ SUT_FAULT_KINDS = tuple(kind for kind in FAULT_KINDS if kind != "rate-limit")
 CHAOS_LATENCY = "const:ttfb=50,gap=10"
 DEFAULT_PROVIDERS = ("anthropic", "openai", "anthropic-sync")
 _N_DELTAS = 6
+ANSWERS = ("text", "tool")  # how each upstream answers a cell: plain text, or the answer tool
 
 
 class ChainFactory(Protocol):
@@ -160,7 +167,7 @@ def _host(index: int) -> str:
     return f"provider-{index}.chaos.invalid"
 
 
-def _upstream(kind: str, index: int) -> _Upstream:
+def _upstream(kind: str, index: int, answer: str = "text") -> _Upstream:
     api = KINDS[kind][0].api
     name = f"{index}:{kind}"
     text = f"[{name}] the answer, in {_N_DELTAS} deltas of text."
@@ -169,14 +176,33 @@ def _upstream(kind: str, index: int) -> _Upstream:
         for i in range(_N_DELTAS)
     ]
     streaming = KINDS[kind][1]
-    body = synth.render(api, deltas=deltas) if streaming else synth.render_json_response(api, text)
+    if answer == "tool":
+        edits = [{"action": "rewrite", "new_code": f"// written by {name}\n"}]
+        arguments = json.dumps({"code_edits": edits, "text_answer": text})
+        calls = (synth.ToolCall(TOOL_NAMES["job_code"], arguments),)
+        body = (
+            synth.render(api, deltas=[], tool_calls=calls)
+            if streaming
+            else synth.render_json_response(api, "", tool_calls=calls)
+        )
+    else:
+        body = (
+            synth.render(api, deltas=deltas) if streaming else synth.render_json_response(api, text)
+        )
     transcript = synth.make_transcript(api, body, request_body={"stream": streaming})
     events = decode_all(body) if streaming else []
+    return _Upstream(kind, name, text, transcript, *_carrying(api, events))
+
+
+def _carrying(api: str, events: Sequence[SSEEvent]) -> tuple[int, int, int]:
+    """The first and last events carrying answer content (text or tool input), and the last."""
     carrying = [
-        i for i, ev in enumerate(events) if any(k == "text" for k, _ in event_content(api, ev))
+        i
+        for i, ev in enumerate(events)
+        if any(k in ("text", "tool_json") and piece for k, piece in event_content(api, ev))
     ]
     first, last = (carrying[0], carrying[-1]) if carrying else (0, 0)
-    return _Upstream(kind, name, text, transcript, first, last, max(len(events) - 1, 0))
+    return first, last, max(len(events) - 1, 0)
 
 
 def _fault_spec(kind: str, position: str, upstream: _Upstream, stall_ms: int) -> str | None:
@@ -206,13 +232,8 @@ def _fault_spec(kind: str, position: str, upstream: _Upstream, stall_ms: int) ->
 def transcript_faults(transcript: Transcript) -> dict[tuple[str, str], str]:
     """The chaos matrix's faults (kind x position -> spec) placed on a recorded stream, for
     ``streambench run --fault`` (event positions count the recorded events: events chunking)."""
-    api = transcript.meta.api
     events = decode_all(transcript.response.body)
-    carrying = [
-        i for i, ev in enumerate(events) if any(k == "text" for k, _ in event_content(api, ev))
-    ]
-    first, last = (carrying[0], carrying[-1]) if carrying else (0, 0)
-    upstream = _Upstream("anthropic", "", "", transcript, first, last, max(len(events) - 1, 0))
+    upstream = _Upstream("anthropic", "", "", transcript, *_carrying(transcript.meta.api, events))
     found = {}
     for position in POSITIONS:
         for kind in FAULT_KINDS:
@@ -223,10 +244,14 @@ def transcript_faults(transcript: Transcript) -> dict[tuple[str, str], str]:
 
 
 def cells(
-    providers: Sequence[str], kinds: Sequence[str] = FAULT_KINDS, stall_ms: int = 3000
+    providers: Sequence[str],
+    kinds: Sequence[str] = FAULT_KINDS,
+    stall_ms: int = 3000,
+    answer: str = "text",
 ) -> list[Cell]:
     """Every meaningful cell for a chain of ``providers`` (kinds of :data:`KINDS`)."""
-    upstreams = [_upstream(kind, i) for i, kind in enumerate(parse_providers(",".join(providers)))]
+    chain = parse_providers(",".join(providers))
+    upstreams = [_upstream(kind, i, answer) for i, kind in enumerate(chain)]
     found = []
     for index, upstream in enumerate(upstreams):
         for position in POSITIONS:
@@ -414,20 +439,24 @@ def parse_kinds(spec: str | None, known: Sequence[str] = FAULT_KINDS) -> tuple[s
     return names
 
 
-def _with_chain(sut: str, providers: Sequence[str]) -> str:
-    """The reference plays the chain it is given: ``providers=`` set unless the spec has one."""
+def _with_chain(sut: str, providers: Sequence[str], answer: str = "text") -> str:
+    """The reference plays the chain it is given: ``providers=`` set unless the spec has one
+    (and ``structured=tool`` for tool answers)."""
     if sut != "reference" and not sut.startswith("reference:"):
         return sut
-    if "providers=" in sut:
+    options = [] if "providers=" in sut else ["providers=" + "+".join(providers)]
+    if answer == "tool" and "structured=" not in sut:
+        options.append("structured=tool")
+    if not options:
         return sut
-    chain = "providers=" + "+".join(providers)
-    return f"reference:{chain}" if sut == "reference" else f"{sut},{chain}"
+    return f"reference:{','.join(options)}" if sut == "reference" else f"{sut},{','.join(options)}"
 
 
 def _write_cells(
-    folder: Path, found: Sequence[Cell], upstreams: Sequence[_Upstream]
+    folder: Path, found: Sequence[Cell], upstreams: Sequence[_Upstream], answer: str = "text"
 ) -> list[tuple[Path, tuple[ChainStep, ...]]]:
-    """One chat case per cell, all on the chain's synthesized recordings."""
+    """One case per cell (chat; job_code for tool answers), all on the chain's synthesized
+    recordings."""
     names = []
     for index, upstream in enumerate(upstreams):
         save(upstream.transcript, folder / f"upstream-{index}.yaml")
@@ -437,7 +466,7 @@ def _write_cells(
         # no expect: the expected outcome comes from the recordings and the planned faults
         case = {
             "name": f"chaos-{number:03d}",
-            "mode": "chat",
+            "mode": "job_code" if answer == "tool" else "chat",
             "request": {"content": "Say something.", "context": {"expression": ""}},
             "upstream": names,
         }
@@ -460,16 +489,20 @@ def run_sut_chaos(
     seed: int = 0,
     timeouts: SutTimeouts | None = None,
     progress: Callable[[int], None] | None = None,
+    answer: str = "text",
 ) -> list[CellResult]:
     """Every cell as one run of ``sut`` whose upstream calls get the cell's faults in order
     (``providers``: the APIs of the SUT's chain, in the order it calls them), graded by every
     rule of the ``profile`` file (default: all) with the cell's chain contract. HTTP SUTs run
     in real time, so their stalls are short (300 ms); ``sut_cmd`` starts one, else it must be
-    running with its provider base URLs on the replay host's ``replay_port``."""
-    sut = _with_chain(sut, providers)
+    running with its provider base URLs on the replay host's ``replay_port``. ``answer``:
+    ``text`` (chat cells) or ``tool`` (job_code cells answered by the answer tool)."""
+    if answer not in ANSWERS:
+        raise SpecError(f"answer {answer!r}: expected one of {', '.join(ANSWERS)}")
+    sut = _with_chain(sut, providers, answer)
     over_http = parse_sut(sut).over_http
-    found = cells(providers, kinds, stall_ms=300 if over_http else 3000)
-    upstreams = [_upstream(kind, i) for i, kind in enumerate(providers)]
+    found = cells(providers, kinds, stall_ms=300 if over_http else 3000, answer=answer)
+    upstreams = [_upstream(kind, i, answer) for i, kind in enumerate(providers)]
     with tempfile.TemporaryDirectory(prefix="streambench-chaos-") as tmp:
         specs = [
             RunSpec(
@@ -485,7 +518,7 @@ def run_sut_chaos(
                 chain=steps,
             )
             for cell, (path, steps) in zip(
-                found, _write_cells(Path(tmp), found, upstreams), strict=True
+                found, _write_cells(Path(tmp), found, upstreams, answer), strict=True
             )
         ]
         frame = run_specs(specs, sut_cmd, replay_port, progress=progress, profile=profile)
