@@ -15,6 +15,8 @@ from streambench.cli import app, err_console, run_progress
 from streambench.errors import SpecError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from streambench.uses.chaos import CellResult
     from streambench.uses.experiment import Comparison
 
@@ -289,39 +291,29 @@ def experiment_designs(
     elif output_format == "markdown":
         typer.echo(designs_markdown(designs))
     else:
-        from streambench.uses.experiment import format_number
-
-        pct = round(confidence * 100)
-        table = Table(title=f"A = {designs.baseline}")
-        for name in ("B", "metric", "n", "mean A", "mean B", "mean B-A", f"{pct}% CI", "verdict"):
-            justify = "left" if name in ("B", "metric", "verdict") else "right"
-            table.add_column(name, justify=justify, no_wrap=True)
-        for row in designs.table.itertuples():
-            style = "bold" if row.verdict.endswith("better") else "dim"
-            table.add_row(
-                row.variant,
-                row.metric,
-                str(row.n),
-                format_number(row.mean_a),
-                format_number(row.mean_b),
-                format_number(row.mean_diff),
-                f"[{format_number(row.ci_low)}, {format_number(row.ci_high)}]",
-                f"[{style}]{row.verdict}[/]",
-            )
-        console.print(table)
+        console.print(_verdict_table(f"A = {designs.baseline}", designs.table, confidence))
 
 
 def _experiment_table(comparison: Comparison) -> Table:
+    title = f"B = {comparison.variant}  vs  A = {comparison.baseline}"
+    return _verdict_table(title, comparison.table, comparison.confidence)
+
+
+def _verdict_table(title: str, frame: pd.DataFrame, confidence: float) -> Table:
+    """Verdict rows (metric, n, means, CI, verdict), led by the design B when ``frame`` has
+    several (a ``variant`` column)."""
     from streambench.uses.experiment import format_number
 
-    pct = round(comparison.confidence * 100)
-    table = Table(title=f"B = {comparison.variant}  vs  A = {comparison.baseline}")
-    for name in ("metric", "n", "mean A", "mean B", "mean B-A", f"{pct}% CI", "verdict"):
-        justify = "left" if name in ("metric", "verdict") else "right"
+    pct = round(confidence * 100)
+    lead = ["B"] if "variant" in frame.columns else []
+    table = Table(title=title)
+    for name in (*lead, "metric", "n", "mean A", "mean B", "mean B-A", f"{pct}% CI", "verdict"):
+        justify = "left" if name in ("B", "metric", "verdict") else "right"
         table.add_column(name, justify=justify, no_wrap=True)
-    for row in comparison.table.itertuples():
+    for row in frame.itertuples():
         style = "bold" if row.verdict.endswith("better") else "dim"
         table.add_row(
+            *([row.variant] if lead else []),
             row.metric,
             str(row.n),
             format_number(row.mean_a),

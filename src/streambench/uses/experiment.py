@@ -284,10 +284,7 @@ def to_markdown(comparison: Comparison) -> str:
         f"| metric | n | mean A | mean B | mean B-A | {pct}% CI | verdict |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
-    for row in comparison.table.itertuples():
-        ci = f"[{format_number(row.ci_low)}, {format_number(row.ci_high)}]"
-        means = " | ".join(format_number(v) for v in (row.mean_a, row.mean_b, row.mean_diff))
-        lines.append(f"| {row.metric} | {row.n} | {means} | {ci} | {row.verdict} |")
+    lines += _markdown_rows(comparison.table)
     lines += ["", f"A = `{comparison.baseline}`, B = `{comparison.variant}`."]
     if "order" in comparison.pairs.columns:
         counts = comparison.pairs["order"].value_counts()
@@ -297,6 +294,17 @@ def to_markdown(comparison: Comparison) -> str:
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def _markdown_rows(table: pd.DataFrame) -> list[str]:
+    """One markdown table row per verdict row, led by its design when ``table`` has several."""
+    rows = []
+    for row in table.itertuples():
+        ci = f"[{format_number(row.ci_low)}, {format_number(row.ci_high)}]"
+        means = " | ".join(format_number(v) for v in (row.mean_a, row.mean_b, row.mean_diff))
+        lead = f"| `{row.variant}` " if "variant" in table.columns else ""
+        rows.append(f"{lead}| {row.metric} | {row.n} | {means} | {ci} | {row.verdict} |")
+    return rows
 
 
 def _unit(metric: str) -> str:
@@ -520,13 +528,7 @@ def designs_markdown(designs: DesignComparison) -> str:
         f"| B | metric | n | mean A | mean B | mean B-A | {pct}% CI | verdict |",
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
-    for row in designs.table.itertuples():
-        ci = f"[{format_number(row.ci_low)}, {format_number(row.ci_high)}]"
-        means = " | ".join(format_number(v) for v in (row.mean_a, row.mean_b, row.mean_diff))
-        lines.append(
-            f"| `{row.variant}` | {row.metric} | {row.n} | {means} | {ci} | {row.verdict} |"
-        )
-    lines.append("")
+    lines += [*_markdown_rows(designs.table), ""]
     return "\n".join(lines)
 
 
