@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from streambench._server import running_server
+from streambench.cli import main
 from streambench.providers import registry
 from streambench.providers.base import ToolCall
 from streambench.record.fake_provider import FakeProvider, Rule
@@ -311,3 +312,16 @@ def test_reference_tool_mode_keeps_the_failover_contract_on_tool_call_streams(
     )
     # the input had started: committed, an error, never a second answer after the first
     assert by_cell[("mid-text", 0, "disconnect")].outcome == "error"
+
+
+def test_bad_design_options_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    case = str(ROOT / "fixtures" / "job-basic-replace")
+    for argv, expected in (
+        (["run", "--case", case, "--sut", "reference:structured=json"], "structured"),
+        (["experiment", "designs", str(EXPERIMENTS / "changes_first.yaml")], "1 SUT(s)"),
+        (["experiment", "designs", "--metrics", "ttfc"], "'ttfc'"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and expected in err and "Traceback" not in err, err

@@ -257,6 +257,7 @@ def experiment_designs(
     from streambench.runner.executors import LocalExecutor
     from streambench.uses.experiment import (
         DESIGN_MATRICES,
+        check_metrics,
         compare_designs,
         designs_markdown,
         load_designs,
@@ -268,6 +269,8 @@ def experiment_designs(
         raise SpecError(f"--confidence {confidence}: must be between 0 and 1")
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+    check_metrics(chosen)
     paths = inputs or [Path(p) for p in DESIGN_MATRICES]
     with run_progress(
         SpinnerColumn(), TextColumn("[bold]runs[/] {task.completed}"), TimeElapsedColumn()
@@ -278,7 +281,7 @@ def experiment_designs(
         results,
         suts,
         baseline=baseline,
-        metrics=[m.strip() for m in metrics.split(",") if m.strip()],
+        metrics=chosen,
         confidence=confidence,
         n_resamples=resamples,
         seed=seed,

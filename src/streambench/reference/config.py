@@ -50,11 +50,13 @@ class ReferenceConfig:
     def __post_init__(self) -> None:
         if self.default_order not in ORDERS:
             raise ConfigError(
-                f"STREAMBENCH_ORDER: {self.default_order!r} is not one of {', '.join(ORDERS)}"
+                f"default_order (STREAMBENCH_ORDER): {self.default_order!r} is not one of"
+                f" {', '.join(ORDERS)}"
             )
         if self.structured not in STRUCTURED:
             raise ConfigError(
-                f"STREAMBENCH_STRUCTURED: {self.structured!r} is not one of {', '.join(STRUCTURED)}"
+                f"structured (STREAMBENCH_STRUCTURED): {self.structured!r} is not one of"
+                f" {', '.join(STRUCTURED)}"
             )
         for kind in self.providers:
             if kind not in KINDS:

@@ -455,6 +455,14 @@ class DesignComparison:
     table: pd.DataFrame
 
 
+def check_metrics(metrics: Sequence[str]) -> None:
+    """Raise a one-line ConfigError for a metric the experiment does not compare."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        found = repr(unknown[0]) if unknown else "none"
+        raise ConfigError(f"metrics: unknown {found} (known: {', '.join(METRICS)})")
+
+
 def load_designs(
     inputs: Sequence[Path],
     executor: Executor | None = None,
@@ -494,9 +502,7 @@ def compare_designs(
     baseline = baseline or suts[0]
     if baseline not in suts:
         raise ConfigError(f"baseline {baseline!r} is not one of the SUTs: {', '.join(suts)}")
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise ConfigError(f"metrics: unknown {unknown[0]!r} (known: {', '.join(METRICS)})")
+    check_metrics(metrics)
     comparisons = [
         compare(
             results,
