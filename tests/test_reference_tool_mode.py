@@ -41,6 +41,8 @@ EDITS = [
 NEW_CODE = 'fn(state => {\n  log("a\\"b");\n  return state;\n});\n'
 TEXT = 'I log "a\\"b" first.\nThen the state.'
 FIELDS = {"code_edits": EDITS, "text_answer": TEXT}
+WORKFLOW = 'name: "sync \\"all\\""\njobs:\n  fetch:\n    adaptor: http\n'
+
 RECORDER_NAMES = {"anthropic-messages": "anthropic", "openai-chat": "openai-chat"}
 
 
@@ -48,10 +50,10 @@ def slugs(row: dict[str, Any]) -> list[str]:
     return sorted({v["rule"] for v in row["violations"]})
 
 
-def tool_kwargs(api: str, order: str) -> dict[str, Any]:
+def tool_kwargs(api: str, order: str, mode: str = "job_code") -> dict[str, Any]:
     """The ``tools`` / ``tool_choice`` the reference sends in ``order``, in ``api``'s shape."""
     return registry.get(api).tool_fields(
-        answer_tool("job_code", order),  # type: ignore[arg-type]
+        answer_tool(mode, order),  # type: ignore[arg-type]
         forced=order == "changes_first",
     )
 
@@ -162,14 +164,17 @@ def test_reference_tool_mode_sends_the_prefill_modes_events(kind: str, order: st
 # ------------------------------------------------- clean over every chunking, bugs flagged
 
 
-def _write_case(folder: Path, transcript: Any, code: str, text: str) -> Path:
+def _write_case(folder: Path, transcript: Any, text: str, code: str | None = NEW_CODE) -> Path:
+    """A job_code case expecting ``code``, or (``code`` None) a workflow case expecting
+    :data:`WORKFLOW`."""
     save(transcript, folder / "upstream.yaml")
+    expect = {"text": text, **({"code": code} if code else {"yaml": WORKFLOW})}
     case = {
         "name": folder.name,
-        "mode": "job_code",
-        "request": {"content": "log it", "context": {"expression": ORIGINAL}},
+        "mode": "job_code" if code else "workflow",
+        "request": {"content": "log it", "context": {"expression": ORIGINAL if code else ""}},
         "upstream": ["upstream.yaml"],
-        "expect": {"text": text, "code": code},
+        "expect": expect,
     }
     (folder / "case.yaml").write_text(yaml.safe_dump(case, sort_keys=False), encoding="utf-8")
     return folder
@@ -179,47 +184,55 @@ def _recorded(folder: Path, api: str, fields: dict[str, Any], ascii_only: bool =
     """A changes-first tool case recorded from the fake provider on a loopback server."""
     folder.mkdir(parents=True)
     wire = registry.get(api)
-    body = {**wire.build_body(None, "log it", None), **tool_kwargs(api, "changes_first")}
+    mode = "workflow" if "yaml" in fields else "job_code"
+    body = {**wire.build_body(None, "log it", None), **tool_kwargs(api, "changes_first", mode)}
     provider = FakeProvider(rules=[Rule(json=fields, ascii=ascii_only)], rate=400.0)
     with running_server(provider.app()) as url:
         out = folder / "upstream.yaml"
         transcript = record(
             url + wire.routes[0], body, out=out, provider=RECORDER_NAMES[api], api=api
         )
-    return _write_case(folder, transcript, NEW_CODE, fields["text_answer"])
+    if mode == "workflow":
+        return _write_case(folder, transcript, fields["text"], None)
+    return _write_case(folder, transcript, fields["text_answer"])
 
 
 @pytest.fixture(scope="module")
 def tool_cases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Beyond the experiment's recordings: the openai-chat shape; escapes of every kind (in
-    ASCII, so surrogate pairs and \\uXXXX cross the cuts); a parallel call to another tool."""
+    ASCII, so surrogate pairs and \\uXXXX cross the cuts); workflow mode; a parallel call to
+    another tool in both APIs' shapes."""
     root = tmp_path_factory.mktemp("tool-cases")
     escapes = {"code_edits": EDITS, "text_answer": 'Tabs\t, CRLF\r\n, "quotes", \\ and 😀 é 𝄞'}
+    flow = {"yaml": WORKFLOW, "text": 'A workflow with a "quoted" name.'}
     parallel = (
         ToolCall("lookup_docs", json.dumps({"q": "log"})),
         ToolCall("edit_job_code", json.dumps(FIELDS)),
     )
-    body = synth.render("anthropic-messages", tool_calls=parallel)
-    times = [400.0 + 20.0 * i for i in range(len(synth.event_spans(body)))]
-    transcript = synth.make_transcript(
-        "anthropic-messages", body, request_body={}, chunk_times_ms=times
-    )
-    (root / "parallel").mkdir()
-    return [
+    cases = [
         _recorded(root / "openai-chat", "openai-chat", FIELDS),
         _recorded(root / "escapes", "anthropic-messages", escapes, ascii_only=True),
-        _write_case(root / "parallel", transcript, NEW_CODE, TEXT),
+        _recorded(root / "workflow", "anthropic-messages", flow),
+        _recorded(root / "workflow-openai", "openai-chat", flow, ascii_only=True),
     ]
+    for api in ("anthropic-messages", "openai-chat"):
+        body = synth.render(api, tool_calls=parallel)
+        times = [400.0 + 20.0 * i for i in range(len(synth.event_spans(body)))]
+        transcript = synth.make_transcript(api, body, request_body={}, chunk_times_ms=times)
+        (root / f"parallel-{api}").mkdir()
+        cases.append(_write_case(root / f"parallel-{api}", transcript, TEXT))
+    return cases
 
 
 def test_tool_changes_first_is_clean_over_every_default_chunking(tool_cases: list[Path]) -> None:
     cases = [str(EXPERIMENTS / "tool_changes_first"), *map(str, tool_cases)]
     frame = run_matrix(Matrix(cases=cases, suts=[TOOL_SUT], chunkings=list(DEFAULT_CHUNKINGS)))
-    assert len(frame) == 9 * len(DEFAULT_CHUNKINGS)
+    assert len(frame) == 12 * len(DEFAULT_CHUNKINGS)
     for row in frame.to_dict("records"):
         where = (row["case"], row["chunking"])
         assert row["terminal"] == "done" and slugs(row) == [], (where, row["violations"])
-        assert row["code_exact"] and row["final_text"] == row["expected_text"], where
+        assert row["final_text"] == row["expected_text"], where
+        assert row["code_exact"], where  # the code, or the workflow YAML
         # the changes left the moment the tool input's code_edits completed upstream
         assert abs(row["changes_lag_ms"]) < 1.0, where
         assert row["ttfc_ms"] < row["ttft_ms"], where
