@@ -68,6 +68,7 @@ def _root(
 
 # Command modules register on ``app`` when imported.
 from streambench.cli import (  # noqa: E402
+    cases,
     evaluate,
     record,
     reference,
@@ -79,6 +80,7 @@ from streambench.cli import (  # noqa: E402
 
 __all__ = [
     "app",
+    "cases",
     "evaluate",
     "main",
     "record",

@@ -14,16 +14,22 @@ content and the mode, its recorded answer the expectation.
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from streambench._atomic import replace_folder
 from streambench._yaml import check_json, load_yaml
-from streambench.answer import MODES
+from streambench.answer import MODES, SHAPES
 from streambench.errors import ConfigError, StreambenchError
-from streambench.grade.expect import recorded_mode
-from streambench.transcript import is_cassette, load_inputs
+from streambench.grade.expect import recorded_answer, recorded_mode, served_upstream, upstream_fate
+from streambench.providers import registry
+from streambench.transcript import Transcript, is_cassette, load_inputs
 
 TERMINALS = ("done", "error")
 
@@ -72,31 +78,59 @@ def _is_transcript(path: Path, data: Any) -> bool:
     )
 
 
+# Where a recorded prompt carries the user's code: the reference's own prompt
+# (reference/assistant.py user_prompt), or a trailing "Code:" / "YAML:" section.
+_CONTEXT_PROMPTS = (
+    re.compile(
+        r"\AMy current (?:job code|workflow YAML):\n```[^\n]*\n(?P<code>.*?)\n```\n\n"
+        r"(?P<content>.*)\Z",
+        re.S,
+    ),
+    re.compile(
+        r"\A(?P<content>.*?)\n\n(?:code|job code|workflow|yaml|workflow yaml):[ \t]*\n+"
+        r"(?P<code>.*)\Z",
+        re.S | re.I,
+    ),
+)
+_FENCE = re.compile(r"\A```[^\n]*\n(?P<code>.*?)\n?```\s*\Z", re.S)
+
+
+def split_context(prompt: str) -> tuple[str, str]:
+    """(content, code) of a recorded user message that embeds the user's code or workflow
+    YAML; ``(prompt, "")`` when it embeds none."""
+    for pattern in _CONTEXT_PROMPTS:
+        found = pattern.match(prompt)
+        if found and found["content"].strip() and found["code"].strip():
+            code = found["code"]
+            fenced = _FENCE.match(code.strip())
+            return found["content"].strip(), fenced["code"] if fenced else code
+    return prompt, ""
+
+
+def recorded_request(transcript: Transcript, mode: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(mode, request) a recorded upstream request implies: its last user message is the
+    content (with the code context split off in job_code / workflow), its prefill the mode and
+    order; ``mode`` overrides the recorded one."""
+    body = transcript.request.body if isinstance(transcript.request.body, dict) else {}
+    prompt = registry.lookup(transcript.meta.api).read_prompt(body).user_text
+    recorded, order = recorded_mode(body)
+    mode = mode or recorded
+    content, expression = split_context(prompt) if mode in SHAPES else (prompt, "")
+    request: dict[str, Any] = {"content": content or "Hello", "context": {"expression": expression}}
+    if mode == recorded and order != "changes_first":
+        request["order"] = order
+    return mode, request
+
+
 def transcript_case(path: Path) -> Case:
-    """A transcript (or cassette) as a case: the recorded request's last user message is the
-    content, its prefill (if any) the mode and order; nothing is expected beyond the recording."""
+    """A transcript (or cassette) as a case (:func:`recorded_request`); nothing is expected
+    beyond the recording."""
     try:
         transcript = load_inputs([path])[0]
     except (StreambenchError, IndexError) as exc:
         raise ConfigError(f"{path}: not a case.yaml and not a usable transcript: {exc}") from None
-    body = transcript.request.body if isinstance(transcript.request.body, dict) else {}
-    users = [
-        m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"
-    ]
-    content = _message_text(users[-1].get("content")) if users else ""
-    request: dict[str, Any] = {"content": content or "Hello", "context": {"expression": ""}}
-    mode, order = recorded_mode(body)
-    if order != "changes_first":
-        request["order"] = order
+    mode, request = recorded_request(transcript)
     return Case(name=path.stem, mode=mode, request=request, upstream=[path], path=path)
-
-
-def _message_text(content: Any) -> str:
-    """A chat message's text: a string, or the text parts of a content list."""
-    if isinstance(content, str):
-        return content
-    parts = content if isinstance(content, list) else []
-    return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
 
 
 def load_case(path: str | Path) -> Case:
@@ -178,3 +212,118 @@ def case_files(paths: Iterable[str | Path]) -> list[Path]:
 def load_cases(paths: Iterable[str | Path]) -> list[Case]:
     """Cases from case files or folders (see :func:`case_files`)."""
     return [load_case(file) for file in case_files(paths)]
+
+
+# ---------------------------------------------------------------------------- new cases
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings as ``|`` blocks, so the written expectation reads as it shows."""
+
+
+def _represent_block(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_block)
+_WIDE = 1 << 16  # one line per sentence: an expectation is edited, not read on a terminal
+
+
+def _yaml_entry(key: str, value: Any, comment: str, indent: str = "") -> str:
+    """``key: value`` as YAML under a ``# comment`` line; exact (checked by loading it back:
+    a block scalar that would not load back is written quoted)."""
+    entry = {key: value}
+    text = yaml.dump(entry, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False, width=_WIDE)
+    if yaml.safe_load(text) != entry:
+        text = yaml.safe_dump(entry, allow_unicode=True, sort_keys=False, width=_WIDE)
+    lines = [f"# {line}" for line in comment.split("\n")] + text.rstrip("\n").split("\n")
+    return "".join(f"{indent}{line}\n" if line else "\n" for line in lines)
+
+
+def _case_text(
+    source: Path, upstream: str, mode: str, request: dict[str, Any], expect: dict[str, str]
+) -> str:
+    """The commented case.yaml of :func:`write_case`."""
+    parts = [
+        f"# A streambench case written by `streambench case new` from {source.name}.\n"
+        "# Edit any key (docs/cases.md has them all); `streambench run --case FOLDER` grades it.\n",
+        _yaml_entry("name", source.stem, "the case's id in reports"),
+        _yaml_entry("mode", mode, "chat | job_code | workflow: how the answer is read and checked"),
+        _yaml_entry(
+            "request",
+            request,
+            "POSTed as JSON to the SUT (mode added when absent): content is the user's message,\n"
+            "context.expression the code / YAML it edits",
+        ),
+        _yaml_entry(
+            "upstream",
+            [upstream],
+            "the recordings answering the SUT's upstream calls, in order (relative to this file)",
+        ),
+    ]
+    if not expect:
+        parts.append(
+            "# expect: the recording's answer could not be decoded; without expect a run expects"
+            " the answer\n# of the recording that serves it. State text / code / yaml here.\n"
+        )
+        return "\n".join(parts)
+    notes = {
+        "text": "the answer text the user must see (decoded from the recording)",
+        "code": "the code the user must end with: the recorded code_edits applied to\n"
+        "request.context.expression",
+        "yaml": "the workflow YAML the user must end with (decoded from the recording)",
+    }
+    body = "".join(_yaml_entry(k, v, notes[k], indent="  ") for k, v in expect.items())
+    parts.append(
+        "# what the user must end up with; a key left out expects the recording's answer\n"
+        "# (terminal: done | error states the end of runs without faults; default: derived)\n"
+        f"expect:\n{body}"
+    )
+    return "\n".join(parts)
+
+
+def write_case(source: str | Path, out: str | Path, mode: str | None = None) -> Path:
+    """Write a case folder ``out`` from the recording ``source`` (a transcript or cassette):
+    ``case.yaml`` whose request (:func:`recorded_request`) and expectation (the recorded
+    answer's text and code / YAML) come from the recording, next to a byte-exact copy of it.
+
+    ``mode`` overrides the recorded mode. The folder appears whole or not at all; a missing or
+    unreadable recording, a folder ``out`` that is not empty, or a ``mode`` the recorded answer
+    does not read as, raise a one-line :class:`ConfigError` naming the parameter."""
+    source, out = Path(source), Path(out)
+    if not source.is_file():
+        problem = "is a folder, not a recording" if source.is_dir() else "no such file"
+        raise ConfigError(f"{source}: {problem}", param="source")
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"{mode!r} is not one of {', '.join(MODES)}", param="mode")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        problem = "is a file" if not out.is_dir() else "exists and is not empty"
+        raise ConfigError(f"{out}: {problem}; name a new folder", param="out")
+    try:
+        transcripts = load_inputs([source])
+    except StreambenchError as exc:
+        raise ConfigError(f"not a transcript or cassette: {exc}", param="source") from None
+    if not transcripts:
+        raise ConfigError(f"{source}: no streamed interaction in it", param="source")
+    recorded, _ = recorded_request(transcripts[0])
+    mode, request = recorded_request(transcripts[0], mode)
+    served = transcripts[served_upstream([upstream_fate(t) for t in transcripts])]
+    answer = recorded_answer(served, mode, request["context"]["expression"])
+    if answer.text is None and mode != recorded and served.response.status == 200:
+        raise ConfigError(
+            f"{source}: the recorded answer does not read as a {mode} answer"
+            f" (the recording's mode: {recorded})",
+            param="mode",
+        )
+    expect = {} if answer.text is None else {"text": answer.text}
+    if answer.code is not None:
+        expect["yaml" if mode == "workflow" else "code"] = answer.code
+    upstream = "upstream.yaml" if source.name == "case.yaml" else source.name
+    text = _case_text(source, upstream, mode, request, expect)
+
+    def write(folder: Path) -> None:
+        shutil.copyfile(source, folder / upstream)
+        (folder / "case.yaml").write_text(text, encoding="utf-8")
+
+    return replace_folder(out, write)

@@ -1,0 +1,211 @@
+"""``streambench case new --from RECORDING -o DIR``: a case folder from a recording that runs
+clean as written, whose expectation is really compared, and bad input that says what is wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import cli_exit_code, corpus_files
+from streambench.runner.cases import load_case, split_context, write_case
+from streambench.transcript import load_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDINGS = sorted((ROOT / "recordings").glob("*.yaml"))
+FULL = os.environ.get("STREAMBENCH_FULL") == "1"
+# The APIs the reference (the default SUT) calls; a recording of another API gets wrong-upstream.
+REFERENCE_APIS = ("anthropic-messages", "openai-chat")
+# Known failures of the reference itself, not of the case: the run of the bare transcript fails too.
+REFERENCE_FAILS = {
+    "test_mistral_model_thinking_part_iter-0-b140a49e": "the reference's openai provider"
+    " crashes on Mistral's list-of-parts deltas (sut-failure on the transcript itself)",
+}
+
+
+def run_rows(capsys: pytest.CaptureFixture[str], case: Path | str, *extra: str) -> list[Any]:
+    """``streambench run --case CASE`` as a user types it; its rows (``--format json``)."""
+    capsys.readouterr()
+    argv = ["run", "--case", str(case), "--format", "json", "--out", str(Path(case).parent)]
+    assert cli_exit_code([*argv, *extra]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def new_case(capsys: pytest.CaptureFixture[str], recording: Path, out: Path, *extra: str) -> str:
+    assert cli_exit_code(["case", "new", "--from", str(recording), "-o", str(out), *extra]) == 0
+    return capsys.readouterr().err
+
+
+def verdicts(rows: list[Any]) -> list[tuple[str, str, str, list[str]]]:
+    return [
+        (
+            r["chunking"],
+            r["terminal"],
+            r["streamed_text"],
+            sorted(v["rule"] for v in r["violations"]),
+        )
+        for r in rows
+    ]
+
+
+def api_of(recording: Path) -> str:
+    return load_inputs([recording])[0].meta.api
+
+
+@pytest.mark.parametrize("recording", RECORDINGS, ids=[p.stem for p in RECORDINGS])
+def test_a_case_from_every_bundled_recording_runs_clean(
+    recording: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = tmp_path / "c"
+    said = new_case(capsys, recording, case)
+    assert f"streambench run --case {case}" in said
+    written = load_case(case)
+    assert written.expect_text  # the expectation is written down, not left to the recording
+    assert (case / recording.name).read_bytes() == recording.read_bytes()
+    rows = run_rows(capsys, case)
+    assert len(rows) == 6
+    if api_of(recording) not in REFERENCE_APIS:
+        # the default SUT cannot call this API: the case grades exactly as the transcript does
+        assert all("wrong-upstream" in rules for *_, rules in verdicts(rows))
+        assert verdicts(rows) == verdicts(run_rows(capsys, recording))
+        return
+    for row in rows:
+        assert row["terminal"] == "done" and row["violations"] == [], row["chunking"]
+        assert row["streamed_text"] == written.expect_text
+        if written.expect_code is not None:
+            assert row["final_code"] == written.expect_code
+
+
+def test_the_job_code_case_carries_the_code_context_and_expects_the_edited_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new_case(capsys, ROOT / "recordings" / "anthropic-job-code-text-first.yaml", tmp_path / "c")
+    case = load_case(tmp_path / "c")
+    assert (case.mode, case.request["order"]) == ("job_code", "text_first")
+    assert case.request["content"] == "Add a function that counts the items."
+    assert case.expression == "fn(state => state);"
+    assert case.expect_code is not None and "state.total = state.items.length" in case.expect_code
+    text = (tmp_path / "c" / "case.yaml").read_text()
+    for key in ("name:", "mode:", "request:", "upstream:", "expect:", "  text:", "  code:"):
+        before = text.split(f"\n{key}", 1)[0].rstrip("\n").rsplit("\n", 1)[-1]
+        assert before.lstrip().startswith("# "), f"no comment above {key}"
+
+
+def test_split_context_reads_the_prompt_shapes_that_carry_code() -> None:
+    reference = "My current job code:\n```\nfn(s => s);\n```\n\nAdd a step"
+    assert split_context(reference) == ("Add a step", "fn(s => s);")
+    trailing = "Fix it.\n\nYAML:\n```yaml\njobs: {}\n```\n"
+    assert split_context(trailing) == ("Fix it.", "jobs: {}")
+    assert split_context("Explain this:\n\nhello") == ("Explain this:\n\nhello", "")
+
+
+def corpus_sample() -> list[Path]:
+    """Corpus cassettes of the APIs the reference calls (every third one in the short form)."""
+    spoken = [p for p in corpus_files() if api_of(p) in REFERENCE_APIS]
+    return spoken if FULL else spoken[::3]
+
+
+@pytest.mark.skipif(not corpus_files(), reason="../shared/corpus is absent")
+def test_cases_from_corpus_cassettes_run_clean_and_grade_as_the_cassette(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = corpus_sample()
+    assert len(sample) >= 10
+    for cassette in sample:
+        new_case(capsys, cassette, tmp_path / cassette.stem)
+    chunkings = [] if FULL else ["--chunking", "events"]
+    rows = run_rows(capsys, tmp_path, *chunkings)
+    direct = {r["case"]: r for r in run_rows(capsys, sample[0].parent, *chunkings)}
+    assert len(rows) == len(sample) * (6 if FULL else 1)
+    for row in rows:
+        rules = sorted(v["rule"] for v in row["violations"])
+        bare = direct[row["case"]]
+        assert (row["terminal"], row["streamed_text"]) == (bare["terminal"], bare["streamed_text"])
+        if row["case"] in REFERENCE_FAILS:
+            assert bare["sut_error"], REFERENCE_FAILS[row["case"]]
+            continue
+        assert rules == [], (row["case"], row["chunking"], rules)
+
+
+@pytest.mark.parametrize(
+    ("recording", "key", "rule"),
+    [
+        ("anthropic-chat.yaml", "text", "wrong-text"),
+        ("anthropic-job-code-changes-first.yaml", "code", "wrong-code"),
+        ("anthropic-workflow.yaml", "yaml", "wrong-code"),
+    ],
+)
+def test_an_edited_wrong_expectation_is_flagged(
+    recording: str, key: str, rule: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = tmp_path / "c"
+    new_case(capsys, ROOT / "recordings" / recording, case)
+    data = yaml.safe_load((case / "case.yaml").read_text())
+    data["expect"][key] = data["expect"][key].replace("e", "E", 1)
+    (case / "case.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    rows = run_rows(capsys, case, "--chunking", "events", "--chunking", "bytes:16")
+    assert [sorted({v["rule"] for v in r["violations"]}) for r in rows] == [[rule], [rule]]
+
+
+def test_the_mode_option_overrides_the_recorded_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a job_code answer read as chat: the JSON after the prefill is the text the user must see
+    recording = ROOT / "recordings" / "anthropic-job-code-changes-first.yaml"
+    new_case(capsys, recording, tmp_path / "c", "--mode", "chat")
+    case = load_case(tmp_path / "c")
+    assert case.mode == "chat" and case.expect_code is None
+    assert case.expect_text is not None and '"action": "replace"' in case.expect_text
+
+
+BAD_INPUT = [
+    (
+        ["--from", "{tmp}/nowhere.yaml", "-o", "{tmp}/out"],
+        "--from: {tmp}/nowhere.yaml: no such file",
+    ),
+    (["--from", "{tmp}", "-o", "{tmp}/out"], "--from: {tmp}: is a folder, not a recording"),
+    (["--from", "{root}/README.md", "-o", "{tmp}/out"], "--from: not a transcript or cassette"),
+    (
+        ["--from", "{root}/fixtures/chat-hello/case.yaml", "-o", "{tmp}/out"],
+        "not a streambench transcript",
+    ),
+    (["--from", "{rec}", "-o", "{tmp}/full"], "--out: {tmp}/full: exists and is not empty"),
+    (["--from", "{rec}", "-o", "{tmp}/full/x"], "--out: {tmp}/full/x: is a file"),
+    (["--from", "{rec}", "-o", "{tmp}/out", "--mode", "code"], "--mode: 'code' is not one of"),
+    (
+        ["--from", "{rec}", "-o", "{tmp}/out", "--mode", "workflow"],
+        "--mode: {rec}: the recorded answer does not read as a workflow answer",
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_INPUT)
+def test_bad_input_is_one_line_naming_the_option_and_writes_nothing(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("mine")
+    names = {"tmp": tmp_path, "root": ROOT, "rec": ROOT / "recordings" / "anthropic-chat.yaml"}
+    assert cli_exit_code(["case", "new", *(a.format(**names) for a in argv)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert message.format(**names) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+    assert (tmp_path / "full" / "x").read_text() == "mine"
+
+
+def test_a_failure_while_writing_leaves_no_half_written_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_case(ROOT / "recordings" / "anthropic-chat.yaml", tmp_path / "c")
+    assert list(tmp_path.iterdir()) == []
