@@ -4,9 +4,11 @@ HTTP, the broken backends the upstream rules must flag, and hostile HTTP SUTs.""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
+import socket
 import socketserver
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import threading
 import typing
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -401,3 +404,56 @@ def test_the_upstream_rules_judge_what_the_replay_saw() -> None:
     assert _upstream_slugs([right, cycled]) == []
     generic = UpstreamCall("POST", "/x", "generic-sse", "generic-sse", "POST /x")
     assert _upstream_slugs([generic]) == []
+
+
+# ---------------------------------------------------------------------------- aiohttp
+
+
+@contextlib.contextmanager
+def off_loopback_connects() -> Iterator[list[str]]:
+    """Every socket connect or name lookup to a host off loopback, while the block runs."""
+    seen: list[str] = []
+    connect, lookup = socket.socket.connect, socket.getaddrinfo
+    loopback = ("127.0.0.1", "::1", "localhost")
+
+    def guarded_connect(self: socket.socket, address: typing.Any) -> typing.Any:
+        if isinstance(address, tuple) and address[0] not in loopback:
+            seen.append(f"connect {address[0]}")
+        return connect(self, address)
+
+    def guarded_lookup(host: typing.Any, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        if host not in loopback and host is not None:
+            seen.append(f"lookup {host}")
+        return lookup(host, *args, **kwargs)
+
+    with (
+        mock.patch.object(socket.socket, "connect", guarded_connect),
+        mock.patch.object(socket, "getaddrinfo", guarded_lookup),
+    ):
+        yield seen
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
+def test_with_aiohttp_installed_google_genai_is_answered_in_process_and_nothing_leaves(
+    tmp_path: Path,
+) -> None:
+    # google-genai sends through aiohttp whenever it is importable (the test extra installs it)
+    assert importlib.util.find_spec("aiohttp") is not None
+    (stream, text), *_ = plain_text_streams("google-generate")
+    case = str(corpus_case(tmp_path / "g", stream, text))
+    with off_loopback_connects() as seen:
+        frame = run_matrix(Matrix(cases=[case], suts=[GOOGLE_SUT], chunkings=["events"]))
+    assert_clean(frame)
+    assert list(frame["upstream_calls"]) == [1]
+    assert seen == []
+
+
+def test_an_aiohttp_call_in_process_is_stopped_before_it_leaves_with_a_line_saying_why() -> None:
+    with off_loopback_connects() as seen:
+        row = run_one(RunSpec(str(FIXTURES / "chat-hello"), sut="tests.suts.aiohttp_client:app"))
+    assert seen == []
+    assert row["terminal"] == "error" and "no-upstream-call" in [
+        v["rule"] for v in row["violations"]
+    ]
+    assert "aiohttp requests are not answered by the replay" in row["error_message"]
+    assert "--sut-cmd" in row["error_message"]

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -239,6 +239,46 @@ def _patch_httpx2(transport: ReplayTransport, base_url: str | None) -> Iterator[
         yield
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@contextmanager
+def _patch_aiohttp() -> Iterator[None]:
+    """google-genai sends through aiohttp when it is installed, which neither respx nor the
+    httpx2 patch sees: its clients take their httpx path instead (answered by the replay), and
+    any other aiohttp request to a host off loopback is stopped with an error saying why,
+    instead of leaving the machine."""
+    try:
+        import aiohttp
+    except ImportError:
+        yield
+        return
+    send = aiohttp.ClientSession._request
+
+    async def loopback_only(
+        self: aiohttp.ClientSession, method: str, url: Any, *args: Any, **kwargs: Any
+    ) -> aiohttp.ClientResponse:
+        host = httpx.URL(str(url)).host
+        if host not in LOOPBACK_HOSTS:
+            raise aiohttp.ClientConnectionError(
+                f"streambench: {method} {url}: aiohttp requests are not answered by the replay"
+                " in process (httpx and httpx2 are); run this app over HTTP with --sut-cmd"
+            )
+        return await send(self, method, url, *args, **kwargs)
+
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.object(aiohttp.ClientSession, "_request", loopback_only))
+        try:
+            from google.genai import _api_client as genai_client
+        except ImportError:
+            pass
+        else:
+            stack.enter_context(
+                mock.patch.object(genai_client.BaseApiClient, "_use_aiohttp", lambda _: False)
+            )
+        yield
+
+
 @contextmanager
 def mock_upstream(
     plans: Sequence[ReplayPlan | Transcript] | ReplayPlan | Transcript,
@@ -248,11 +288,16 @@ def mock_upstream(
     clock: Callable[[], float] = time.perf_counter,
 ) -> Iterator[ReplayTransport]:
     """Every httpx and httpx2 request in the process (to ``base_url``, or anywhere) gets the
-    replay: httpx via respx (google-genai's client included), httpx2 (the anthropic and openai
-    SDKs' client) by patching its default transports. ``clock`` stamps each request's arrival.
+    replay: httpx via respx, httpx2 (the anthropic, openai and google-genai SDKs' client) by
+    patching its default transports; google-genai is kept off aiohttp, and other aiohttp
+    requests off loopback fail. ``clock`` stamps each request's arrival.
     Yields the :class:`ReplayTransport` (``.requests``; ``.router.calls`` is respx's)."""
     transport = ReplayTransport(plans, cycle=cycle, speed=speed, clock=clock)
-    with respx.mock(assert_all_called=False) as router, _patch_httpx2(transport, base_url):
+    with (
+        respx.mock(assert_all_called=False) as router,
+        _patch_httpx2(transport, base_url),
+        _patch_aiohttp(),
+    ):
         route = router.route(url__startswith=base_url) if base_url else router.route()
         route.mock(side_effect=transport.respond)
         transport.router = router
