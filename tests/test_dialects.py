@@ -249,6 +249,7 @@ def test_code_only_in_the_closing_event_is_missing_changes(apollo_case: Path) ->
 # ------------------------------------------------- a tool-call backend with its own events
 
 TOOL_DIALECT = str(SUTS / "tool_backend.dialect.yaml")
+TOOL_SUT = f"tests.suts.tool_backend:app,body={SUTS / 'tool_backend-body.yaml'},path=/v1/edit"
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +266,7 @@ def tool_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("chunking", CHUNKINGS)
 def test_tool_backend_is_clean_through_its_dialect_file(tool_case: Path, chunking: str) -> None:
-    row = run_one(RunSpec(str(tool_case), "tests.suts.tool_backend:app", TOOL_DIALECT, chunking))
+    row = run_one(RunSpec(str(tool_case), TOOL_SUT, TOOL_DIALECT, chunking))
     assert row["terminal"] == "done" and slugs(row) == []
     assert row["streamed_text"] == TEXT and row["final_code"] == NEW_CODE
     assert row["unknown_events"] == 0
@@ -274,11 +275,9 @@ def test_tool_backend_is_clean_through_its_dialect_file(tool_case: Path, chunkin
 
 @pytest.mark.parametrize("chunking", CHUNKINGS)
 def test_tool_backend_bugs_are_flagged(tool_case: Path, chunking: str) -> None:
-    sut = "tests.suts.tool_backend:leaky_app"
-    leaky = run_one(RunSpec(str(tool_case), sut, TOOL_DIALECT, chunking))
+    leaky = run_one(RunSpec(str(tool_case), f"{TOOL_SUT}?fast=1", TOOL_DIALECT, chunking))
     assert "escape-leak" in slugs(leaky)
-    sut = "tests.suts.tool_backend:dropped_code_app"
-    dropped = run_one(RunSpec(str(tool_case), sut, TOOL_DIALECT, chunking))
+    dropped = run_one(RunSpec(str(tool_case), f"{TOOL_SUT}?schema=v1", TOOL_DIALECT, chunking))
     # no changes event, and the user ends without the code the answer carried
     assert sorted(slugs(dropped)) == ["missing-changes", "wrong-code"]
     assert dropped["final_code"] is None
@@ -307,21 +306,18 @@ def _verdicts_over_http_and_in_process(
     ]
 
 
+# The tool backend over HTTP, with its route, body and flags: tests/test_backends.py.
 @pytest.mark.parametrize(
     ("app", "rule"),
     [
-        ("tests.suts.tool_backend:app", None),
-        ("tests.suts.tool_backend:leaky_app", "escape-leak"),
         ("tests.suts.apollo_style:app", None),
         ("tests.suts.apollo_style:text_first_app", "text-before-changes"),
     ],
 )
-def test_example_backends_over_http_give_the_in_process_verdicts(
-    tool_case: Path, apollo_case: Path, app: str, rule: str | None
+def test_the_apollo_style_backend_over_http_gives_the_in_process_verdicts(
+    apollo_case: Path, app: str, rule: str | None
 ) -> None:
-    apollo = "apollo_style" in app
-    case, dialect = (apollo_case, "apollo") if apollo else (tool_case, TOOL_DIALECT)
-    over_http, in_process = _verdicts_over_http_and_in_process(case, app, dialect)
+    over_http, in_process = _verdicts_over_http_and_in_process(apollo_case, app, "apollo")
     assert over_http == in_process
     assert all(terminal == "done" for _, terminal, _ in over_http)
     assert all((rule in rules) if rule else rules == [] for _, _, rules in over_http)

@@ -40,6 +40,12 @@ FULL = os.environ.get("STREAMBENCH_FULL") == "1"
 ANTHROPIC_SUT = "tests.suts.sdk_anthropic:app,path=/v1/chat,body=tests/suts/anthropic-body.yaml"
 OPENAI_SUT = "tests.suts.sdk_openai:app,path=/api/ask,body.prompt.text=${content}"
 GOOGLE_SUT = "tests.suts.sdk_google:app,path=/gemini,body.question=${content}"
+# each backend's own event names, read through its dialect file (google: the wire format)
+DIALECTS = {
+    ANTHROPIC_SUT: "tests/suts/sdk_anthropic.dialect.yaml",
+    OPENAI_SUT: "tests/suts/sdk_openai.dialect.yaml",
+    GOOGLE_SUT: "streambench",
+}
 CHAT_FIXTURES = [
     "chat-hello",
     "chat-unicode-json-looking",
@@ -159,6 +165,7 @@ def test_the_sdk_backends_show_the_recorded_text_on_the_chat_fixtures() -> None:
         Matrix(
             cases=[str(FIXTURES / c) for c in CHAT_FIXTURES],
             suts=[ANTHROPIC_SUT],
+            dialects=[DIALECTS[ANTHROPIC_SUT]],
             chunkings=chunkings,
         )
     )
@@ -186,7 +193,9 @@ def test_the_sdk_backends_show_the_recorded_text_of_every_plain_text_corpus_stre
     assert len(streams) >= 4
     chosen = streams if FULL else streams[:3]
     cases = [str(corpus_case(tmp_path / str(i), p, t)) for i, (p, t) in enumerate(chosen)]
-    frame = run_matrix(Matrix(cases=cases, suts=[sut], chunkings=CHUNKINGS))
+    frame = run_matrix(
+        Matrix(cases=cases, suts=[sut], dialects=[DIALECTS[sut]], chunkings=CHUNKINGS)
+    )
     assert len(frame) == len(chosen) * len(CHUNKINGS)
     assert_clean(frame)
 
@@ -220,6 +229,7 @@ def test_over_http_with_sut_cmd_the_sdk_backends_give_the_in_process_verdicts(
         "cases": _http_cases(api, tmp_path),
         "chunkings": CHUNKINGS if FULL else ["events"],
         "latencies": ["scale:0.05"],
+        "dialects": [DIALECTS[sut]],
     }
     over_http = run_matrix(
         Matrix(

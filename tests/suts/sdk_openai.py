@@ -1,6 +1,12 @@
 """A chat backend on the official ``openai.AsyncOpenAI`` client: ``POST /api/ask`` with
-``{"prompt": {"text": ...}, "conversation": [...]}``, answered in the streambench wire format.
-Over HTTP the SDK reads ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` (``--sut-cmd`` sets them)."""
+``{"prompt": {"text": ...}, "conversation": [...]}``, answered with its own events
+(``answer.delta``, ``answer.done``, ``answer.error``, nested JSON; ``sdk_openai.dialect.yaml``
+reads them). Over HTTP the SDK reads ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` (``--sut-cmd``
+sets them).
+
+The bug, switched on with ``?escape_newlines=1`` on the route: newlines are escaped by hand
+(``\\n``) "so a line-based client cannot split an SSE line", but the client shows the data as
+it is: the user reads a backslash and an ``n`` (``escape-leak``)."""
 
 from __future__ import annotations
 
@@ -12,9 +18,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from tests.suts.sse_events import chunk, done, error
+
+from ._starlette import sse
 
 MODEL = "gpt-4o"
+DIALECT = __file__.removesuffix(".py") + ".dialect.yaml"
 
 
 def _text(content: Any) -> str:
@@ -24,7 +32,12 @@ def _text(content: Any) -> str:
     return content or ""
 
 
-async def reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
+def _delta(text: str, escape_newlines: bool) -> bytes:
+    shown = text.replace("\n", "\\n") if escape_newlines else text
+    return sse("answer.delta", {"content": {"text": shown}})
+
+
+async def reply(body: dict[str, Any], escape_newlines: bool) -> AsyncIterator[bytes]:
     messages = [*body.get("conversation", []), {"role": "user", "content": body["prompt"]["text"]}]
     shown: list[str] = []
     try:
@@ -35,11 +48,11 @@ async def reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
             text = _text(part.choices[0].delta.content) if part.choices else ""
             if text:
                 shown.append(text)
-                yield chunk(text)
+                yield _delta(text, escape_newlines)
     except openai.APIError as exc:
-        yield error("".join(shown), str(exc))
+        yield sse("answer.error", {"error": {"message": str(exc), "partial": "".join(shown)}})
         return
-    yield done("".join(shown), "openai")
+    yield sse("answer.done", {"content": {"text": "".join(shown)}, "model": MODEL})
 
 
 async def ask(request: Request) -> Response:
@@ -47,7 +60,8 @@ async def ask(request: Request) -> Response:
     prompt = body.get("prompt") if isinstance(body, dict) else None
     if not isinstance(prompt, dict) or not isinstance(prompt.get("text"), str):
         return JSONResponse({"detail": "prompt.text: a string is required"}, status_code=422)
-    return StreamingResponse(reply(body), media_type="text/event-stream")
+    escape_newlines = request.query_params.get("escape_newlines") == "1"
+    return StreamingResponse(reply(body, escape_newlines), media_type="text/event-stream")
 
 
 app = Starlette(routes=[Route("/api/ask", ask, methods=["POST"])])
