@@ -242,13 +242,18 @@ def _yaml_entry(key: str, value: Any, comment: str, indent: str = "") -> str:
 
 
 def _case_text(
-    source: Path, upstream: str, mode: str, request: dict[str, Any], expect: dict[str, str]
+    source: Path,
+    name: str,
+    upstream: str,
+    mode: str,
+    request: dict[str, Any],
+    expect: dict[str, str],
 ) -> str:
     """The commented case.yaml of :func:`write_case`."""
     parts = [
         f"# A streambench case written by `streambench case new` from {source.name}.\n"
         "# Edit any key (docs/cases.md has them all); `streambench run --case FOLDER` grades it.\n",
-        _yaml_entry("name", source.stem, "the case's id in reports"),
+        _yaml_entry("name", name, "the case's id in reports"),
         _yaml_entry("mode", mode, "chat | job_code | workflow: how the answer is read and checked"),
         _yaml_entry(
             "request",
@@ -285,8 +290,9 @@ def _case_text(
 
 def write_case(source: str | Path, out: str | Path, mode: str | None = None) -> Path:
     """Write a case folder ``out`` from the recording ``source`` (a transcript or cassette):
-    ``case.yaml`` whose request (:func:`recorded_request`) and expectation (the recorded
-    answer's text and code / YAML) come from the recording, next to a byte-exact copy of it.
+    ``case.yaml`` (named as the folder) whose request (:func:`recorded_request`) and
+    expectation (the recorded answer's text and code / YAML) come from the recording, next to a
+    byte-exact copy of it.
 
     ``mode`` overrides the recorded mode. The folder appears whole or not at all; a missing or
     unreadable recording, a folder ``out`` that is not empty, or a ``mode`` the recorded answer
@@ -320,7 +326,7 @@ def write_case(source: str | Path, out: str | Path, mode: str | None = None) -> 
     if answer.code is not None:
         expect["yaml" if mode == "workflow" else "code"] = answer.code
     upstream = "upstream.yaml" if source.name == "case.yaml" else source.name
-    text = _case_text(source, upstream, mode, request, expect)
+    text = _case_text(source, out.resolve().name, upstream, mode, request, expect)
 
     def write(folder: Path) -> None:
         shutil.copyfile(source, folder / upstream)
