@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -135,6 +136,29 @@ def cli_exit_code(argv: list[str]) -> int:
     with pytest.raises(SystemExit) as exited:
         main(argv)
     return int(exited.value.code or 0)
+
+
+def run_rows(capsys: pytest.CaptureFixture[str], out: Path, *argv: str) -> list[dict[str, Any]]:
+    """``streambench run ARGV`` as typed, in process, its reports in ``out``: the rows it
+    printed (``--format json``)."""
+    capsys.readouterr()
+    assert cli_exit_code(["run", *argv, "--format", "json", "--out", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
+    return list(json.loads(capsys.readouterr().out))
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, list[str]]]:
+    """What a user is told of each run: chunking, terminal, the text shown, the rules."""
+    return [
+        (
+            r["chunking"],
+            r["terminal"],
+            r["streamed_text"],
+            sorted(v["rule"] for v in r["violations"]),
+        )
+        for r in rows
+    ]
 
 
 def free_port() -> int:

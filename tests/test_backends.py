@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from conftest import cli_exit_code, free_port
+from conftest import cli_exit_code, free_port, run_rows, verdicts
 from streambench.transcript import synth
 from test_dialects import TEXT, edit_call, make_case
 
@@ -55,36 +54,14 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("anthropic-chat", "openai-chat"):
         recording = ROOT / "recordings" / f"{name}.yaml"
         argv = ["case", "new", "--from", str(recording), "-o", str(folder / name)]
-        with pytest.raises(SystemExit) as exited:
-            from streambench.cli import main
-
-            main(argv)
-        assert exited.value.code in (0, None)
+        assert cli_exit_code(argv) == 0
         chats[name] = folder / name
     return {"anthropic-tool": anthropic_tool, "openai-tools": openai_tools, **chats}
 
 
-def grade(
-    capsys: pytest.CaptureFixture[str], case: Path, sut: str, dialect: str, *extra: str
-) -> list[dict[str, Any]]:
-    """``streambench run --case CASE --sut SUT --dialect FILE ...`` (in this process); rows."""
-    capsys.readouterr()
-    argv = ["run", "--case", str(case), "--sut", sut, "--dialect", dialect, *AXES, *extra]
-    argv += ["--format", "json", "--out", str(case.parent / "reports")]
-    assert cli_exit_code(argv) == 0, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out)
-
-
-def verdicts(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, list[str]]]:
-    return [
-        (
-            r["chunking"],
-            r["terminal"],
-            r["streamed_text"],
-            sorted(v["rule"] for v in r["violations"]),
-        )
-        for r in rows
-    ]
+def grade(case: Path, sut: str, dialect: str, *extra: str) -> list[str]:
+    """The arguments of ``streambench run --case CASE --sut SUT --dialect FILE ...``."""
+    return ["--case", str(case), "--sut", sut, "--dialect", dialect, *AXES, *extra]
 
 
 GRADED = [
@@ -113,14 +90,17 @@ def test_each_backend_is_graded_in_process_and_over_http_with_the_same_verdicts(
     cases: dict[str, Path],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.chdir(ROOT)  # module:attr and the template paths are the user's, from the repo
     module, path, body = backend
-    in_process = grade(capsys, cases[case], f"{module},path={path}{flag},{body}", DIALECT[backend])
+    spec = f"{module},path={path}{flag},{body}"
+    in_process = run_rows(capsys, tmp_path / "a", *grade(cases[case], spec, DIALECT[backend]))
     port = free_port()
     uvicorn = f"{sys.executable} -m uvicorn {module} --port {port} --log-level warning"
     sut = f"http://127.0.0.1:{port}{path}{flag},{body}"
-    over_http = grade(capsys, cases[case], sut, DIALECT[backend], "--sut-cmd", uvicorn)
+    argv = grade(cases[case], sut, DIALECT[backend], "--sut-cmd", uvicorn)
+    over_http = run_rows(capsys, tmp_path / "b", *argv)
     assert verdicts(over_http) == verdicts(in_process)
     for row in in_process:
         where = (case, flag, row["chunking"])

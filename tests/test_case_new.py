@@ -3,16 +3,14 @@ clean as written, whose expectation is really compared, and bad input that says 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from conftest import cli_exit_code, corpus_files
+from conftest import cli_exit_code, corpus_files, run_rows, verdicts
 from streambench.runner.cases import load_case, split_context, write_case
 from streambench.transcript import load_inputs
 
@@ -28,29 +26,9 @@ REFERENCE_FAILS = {
 }
 
 
-def run_rows(capsys: pytest.CaptureFixture[str], case: Path | str, *extra: str) -> list[Any]:
-    """``streambench run --case CASE`` as a user types it; its rows (``--format json``)."""
-    capsys.readouterr()
-    argv = ["run", "--case", str(case), "--format", "json", "--out", str(Path(case).parent)]
-    assert cli_exit_code([*argv, *extra]) == 0, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out)
-
-
 def new_case(capsys: pytest.CaptureFixture[str], recording: Path, out: Path, *extra: str) -> str:
     assert cli_exit_code(["case", "new", "--from", str(recording), "-o", str(out), *extra]) == 0
     return capsys.readouterr().err
-
-
-def verdicts(rows: list[Any]) -> list[tuple[str, str, str, list[str]]]:
-    return [
-        (
-            r["chunking"],
-            r["terminal"],
-            r["streamed_text"],
-            sorted(v["rule"] for v in r["violations"]),
-        )
-        for r in rows
-    ]
 
 
 def api_of(recording: Path) -> str:
@@ -67,12 +45,14 @@ def test_a_case_from_every_bundled_recording_runs_clean(
     written = load_case(case)
     assert written.expect_text  # the expectation is written down, not left to the recording
     assert (case / recording.name).read_bytes() == recording.read_bytes()
-    rows = run_rows(capsys, case)
+    rows = run_rows(capsys, tmp_path / "reports", "--case", str(case))
     assert len(rows) == 6
     if api_of(recording) not in REFERENCE_APIS:
         # the default SUT cannot call this API: the case grades exactly as the transcript does
         assert all("wrong-upstream" in rules for *_, rules in verdicts(rows))
-        assert verdicts(rows) == verdicts(run_rows(capsys, recording))
+        assert verdicts(rows) == verdicts(
+            run_rows(capsys, tmp_path / "direct", "--case", str(recording))
+        )
         return
     for row in rows:
         assert row["terminal"] == "done" and row["violations"] == [], row["chunking"]
@@ -117,10 +97,11 @@ def test_cases_from_corpus_cassettes_run_clean_and_grade_as_the_cassette(
     sample = corpus_sample()
     assert len(sample) >= 10
     for cassette in sample:
-        new_case(capsys, cassette, tmp_path / cassette.stem)
+        new_case(capsys, cassette, tmp_path / "cases" / cassette.stem)
     chunkings = [] if FULL else ["--chunking", "events"]
-    rows = run_rows(capsys, tmp_path, *chunkings)
-    direct = {r["case"]: r for r in run_rows(capsys, sample[0].parent, *chunkings)}
+    rows = run_rows(capsys, tmp_path / "reports", "--case", str(tmp_path / "cases"), *chunkings)
+    bare = [arg for cassette in sample for arg in ("--case", str(cassette))]
+    direct = {r["case"]: r for r in run_rows(capsys, tmp_path / "direct", *bare, *chunkings)}
     assert len(rows) == len(sample) * (6 if FULL else 1)
     for row in rows:
         rules = sorted(v["rule"] for v in row["violations"])
@@ -148,7 +129,8 @@ def test_an_edited_wrong_expectation_is_flagged(
     data = yaml.safe_load((case / "case.yaml").read_text())
     data["expect"][key] = data["expect"][key].replace("e", "E", 1)
     (case / "case.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
-    rows = run_rows(capsys, case, "--chunking", "events", "--chunking", "bytes:16")
+    axes = ["--chunking", "events", "--chunking", "bytes:16"]
+    rows = run_rows(capsys, tmp_path / "reports", "--case", str(case), *axes)
     assert [sorted({v["rule"] for v in r["violations"]}) for r in rows] == [[rule], [rule]]
 
 
