@@ -37,13 +37,16 @@ def new_command(
     mode: Annotated[
         str | None,
         typer.Option(
-            help="chat, job_code or workflow [default: the recording's, from its prefill]",
+            help="chat, job_code or workflow (default: the recording's mode, from its prefill).",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Write a case folder whose request and expectation come from a recording: case.yaml
-    (commented) and a copy of the recording. Edit it, then `streambench run --case FOLDER`."""
+    """Write a case folder from a recording: its request and expected answer, ready to edit.
+
+    OUT gets a commented case.yaml and a copy of the recording; grade it with
+    `streambench run --case OUT`.
+    """
     from streambench.runner.cases import load_case, write_case
 
     try:
