@@ -12,7 +12,7 @@ import yaml
 
 from conftest import cli_exit_code, corpus_files, run_rows, verdicts
 from streambench.runner.cases import load_case, split_context, write_case
-from streambench.transcript import load_inputs
+from streambench.transcript import load_inputs, save, synth
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDINGS = sorted((ROOT / "recordings").glob("*.yaml"))
@@ -191,3 +191,23 @@ def test_a_failure_while_writing_leaves_no_half_written_folder(
     with pytest.raises(OSError, match="No space left"):
         write_case(ROOT / "recordings" / "anthropic-chat.yaml", tmp_path / "c")
     assert list(tmp_path.iterdir()) == []
+
+
+TRICKY_TEXTS = [
+    "  leading spaces\nand a trailing one \n",
+    "tabs\there\n\n\nblank lines, # not a comment, key: value",
+    "line\u2028separator and \u0085 next-line, \r\n CRLF",
+    '{"looks": "like JSON"}\n- a list item?\n',
+    "no newline at all",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+def test_the_written_expectation_loads_back_exactly(text: str, tmp_path: Path) -> None:
+    body = synth.render("anthropic-messages", text=text)
+    request = {"messages": [{"role": "user", "content": "Say it\n\nexactly: " + text}]}
+    transcript = synth.make_transcript("anthropic-messages", body, request_body=request)
+    save(transcript, tmp_path / "rec.yaml")
+    case = load_case(write_case(tmp_path / "rec.yaml", tmp_path / "c"))
+    assert case.expect_text == text
+    assert case.request["content"] == "Say it\n\nexactly: " + text
