@@ -247,32 +247,28 @@ def _patch_aiohttp() -> Iterator[None]:
     """google-genai sends through aiohttp when it is installed, which neither respx nor the
     httpx2 patch sees: its clients take their httpx path instead (answered by the replay), and
     any other aiohttp request to a host off loopback is stopped with an error saying why,
-    instead of leaving the machine."""
-    try:
-        import aiohttp
-    except ImportError:
+    instead of leaving the machine. Only modules already imported (by the app, when it was
+    loaded) are patched: importing them here would cost every run a second."""
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
         yield
         return
     send = aiohttp.ClientSession._request
 
-    async def loopback_only(
-        self: aiohttp.ClientSession, method: str, url: Any, *args: Any, **kwargs: Any
-    ) -> aiohttp.ClientResponse:
-        host = httpx.URL(str(url)).host
-        if host not in LOOPBACK_HOSTS:
+    async def loopback_only(self: Any, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:
+        build = getattr(self, "_build_url", None)  # a relative URL joins the session's base_url
+        target = str(build(url) if build else url)
+        if httpx.URL(target).host not in LOOPBACK_HOSTS:
             raise aiohttp.ClientConnectionError(
-                f"streambench: {method} {url}: aiohttp requests are not answered by the replay"
+                f"streambench: {method} {target}: aiohttp requests are not answered by the replay"
                 " in process (httpx and httpx2 are); run this app over HTTP with --sut-cmd"
             )
         return await send(self, method, url, *args, **kwargs)
 
     with ExitStack() as stack:
         stack.enter_context(mock.patch.object(aiohttp.ClientSession, "_request", loopback_only))
-        try:
-            from google.genai import _api_client as genai_client
-        except ImportError:
-            pass
-        else:
+        genai_client = sys.modules.get("google.genai._api_client")
+        if genai_client is not None:
             stack.enter_context(
                 mock.patch.object(genai_client.BaseApiClient, "_use_aiohttp", lambda _: False)
             )
