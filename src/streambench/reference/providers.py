@@ -232,12 +232,24 @@ class OpenAIChat(_HttpProvider):
         if "error" in data:
             raise ProviderError(f"{self.name}: error event: {data['error']}")
         return "".join(
-            choice.get("delta", {}).get("content") or "" for choice in data.get("choices", [])
+            _chat_text(choice.get("delta", {}).get("content")) for choice in data.get("choices", [])
         )
 
     def _response_text(self, body: Any) -> str:
         choices = body.get("choices", []) if isinstance(body, dict) else []
-        return "".join(c.get("message", {}).get("content") or "" for c in choices)
+        return "".join(_chat_text(c.get("message", {}).get("content")) for c in choices)
+
+
+def _chat_text(content: Any) -> str:
+    """A chat message's text: a string, or (Mistral) a list of parts whose thinking is not
+    the answer."""
+    if isinstance(content, list):
+        return "".join(
+            part.get("text") or ""
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return content or ""
 
 
 # Provider kinds accepted in STREAMBENCH_PROVIDERS: (class, streaming).
