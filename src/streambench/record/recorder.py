@@ -163,17 +163,22 @@ class Timeouts:
         return httpx.Timeout(self.read_s, connect=self.connect_s)
 
 
-def check_url(url: str, what: str = "--base-url") -> str:
-    """``url`` when it is an http(s) URL with a host and a valid port, else one clear error."""
+def check_url(url: str, param: str = "base_url") -> str:
+    """``url`` when it is an http(s) URL with a host and a valid port, else one clear error
+    about the parameter ``param``."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"{what} {Redactor().url(url)!r}: not a valid URL ({exc})") from None
+        raise ConfigError(
+            f"{Redactor().url(url)!r}: not a valid URL ({exc})", param=param
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} {Redactor().url(url)!r}: expected an http:// or https:// URL")
+        raise ConfigError(
+            f"{Redactor().url(url)!r}: expected an http:// or https:// URL", param=param
+        )
     if port is not None and not 0 < port <= 65535:
-        raise ConfigError(f"{what}: port {port} is out of range (1-65535)")
+        raise ConfigError(f"port {port} is out of range (1-65535)", param=param)
     return url
 
 

@@ -720,7 +720,8 @@ def _case_path(row: dict[str, Any], cases: Path) -> str:
             return str(file)
     raise ConfigError(
         f"run {run_id(row)!r}: case {row['case']!r} not found (no case_path in the results "
-        f"and none of that name under {cases}/): pass --cases FOLDER"
+        f"and none of that name under {cases}/): name the cases folder",
+        param="cases",
     )
 
 
