@@ -225,7 +225,7 @@ def sut_timeouts(
 
 def parse_by(value: str | None) -> list[str] | None:
     """``--by``: id columns to group the summary by (None: the default grouping)."""
-    from streambench.runner.matrix import ID_COLUMNS
+    from streambench.runner.row import ID_COLUMNS
 
     if value is None:
         return None

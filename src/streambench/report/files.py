@@ -16,7 +16,7 @@ from streambench._atomic import atomic_write, replace_folder
 from streambench.errors import ConfigError
 from streambench.report.html import report_html
 from streambench.report.text import as_seen, excerpt, given, variant
-from streambench.runner.matrix import ID_COLUMNS
+from streambench.runner.row import ID_COLUMNS
 
 REPORT_FILES = ("results.parquet", "results.csv", "summary.md", "junit.xml", "report.html")
 SUMMARY_METRICS = ("ttfb_ms", "ttfc_ms", "ttft_ms", "total_ms", "changes_lag_ms", "text_lag_p95_ms")
@@ -236,8 +236,10 @@ def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
     return [out / name for name in REPORT_FILES]
 
 
-def load_results(path: str | Path) -> pd.DataFrame:
-    """Results from an ``--out`` folder or a .parquet / .csv / .json / .jsonl file."""
+def load_results(path: str | Path, required: Sequence[str] = ("violations",)) -> pd.DataFrame:
+    """Results from an ``--out`` folder or a .parquet / .csv / .json / .jsonl file, which must
+    have the ``required`` columns. An empty CSV cell is NA; any text (``NA``, ``None``) stays
+    text."""
     path = Path(path)
     if path.is_dir():
         path = path / "results.parquet"
@@ -247,17 +249,20 @@ def load_results(path: str | Path) -> pd.DataFrame:
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
         elif path.suffix == ".csv":
-            frame = pd.read_csv(path, keep_default_na=True)
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
         elif path.suffix in (".json", ".jsonl"):
             frame = pd.read_json(path, lines=path.suffix == ".jsonl")
         else:
             raise ConfigError(f"{path}: expected a report folder or .parquet/.csv/.json/.jsonl")
     except (ValueError, KeyError, OSError) as exc:
         raise ConfigError(f"{path}: cannot read results: {exc}") from None
-    if "violations" not in frame:
-        raise ConfigError(f"{path}: not a streambench results file (no violations column)")
-    frame["violations"] = [_violations(v, f"{path}: row {i + 1}") for i, v in
-                           enumerate(frame["violations"])]  # fmt: skip
+    missing = [c for c in required if c not in frame]
+    if missing:
+        raise ConfigError(f"{path}: not a streambench results file: no column {', '.join(missing)}")
+    if "violations" in frame:
+        frame["violations"] = [
+            _violations(v, f"{path}: row {i + 1}") for i, v in enumerate(frame["violations"])
+        ]
     return frame
 
 

@@ -41,6 +41,7 @@ from streambench.replay.specs import split_composed
 from streambench.runner.cache import cached_case, cached_inputs
 from streambench.runner.cases import Case, case_files
 from streambench.runner.executors import Executor, LocalExecutor, Progress
+from streambench.runner.row import ID_COLUMNS, Row, RunId
 from streambench.sse import SSEDecoder
 from streambench.suts import (
     ReplayHost,
@@ -52,7 +53,6 @@ from streambench.suts import (
 )
 from streambench.transcript import Transcript
 
-ID_COLUMNS = ("case", "sut", "dialect", "chunking", "latency", "fault", "seed")
 # The bundled cases, looked up in the current folder (a checkout of streambench), and where
 # reports go when no other folder is named.
 DEFAULT_CASES = "fixtures"
@@ -284,8 +284,8 @@ def _retry_after_s(plans: Sequence[ReplayPlan]) -> float | None:
         return None
 
 
-def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
-    """One run's result row (see docs/evaluation.md for the columns)."""
+def run_one(spec: RunSpec, host: ReplayHost | None = None) -> Row:
+    """One run's result row (:class:`~streambench.runner.row.Row` has every column)."""
     case = cached_case(spec.case_path)
     transcripts = cached_inputs(case.upstream)
     latency = None if spec.latency == DEFAULT_LATENCY else spec.latency
@@ -331,17 +331,9 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
     violations, not_checked = judge(ctx, load_profile(spec.profile_path))
     expected = outcomes[0]
     terminal = state.terminal
-    row: dict[str, Any] = {
-        "case": case.name,
-        "sut": spec.sut,
-        "dialect": spec.dialect,
+    row: Row = {
+        **run_id(spec, case.name),
         "dialect_used": dialect_used,
-        "chunking": spec.chunking,
-        "latency": spec.latency,
-        "fault": " | ".join(";".join(f) or "none" for f in spec.chain_faults)
-        if spec.chain_faults
-        else ";".join(spec.faults),
-        "seed": spec.seed,
         "case_path": spec.case_path,
         **compute_metrics(response.chunks, state, upstream),
         "terminal": state.terminal_kind,
@@ -371,6 +363,21 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         ),
     }
     return row
+
+
+def run_id(spec: RunSpec, case_name: str) -> RunId:
+    """The id columns of ``spec``'s row (a chaos cell's faults per upstream call, `` | ``
+    apart)."""
+    chain = " | ".join(";".join(f) or "none" for f in spec.chain_faults)
+    return {
+        "case": case_name,
+        "sut": spec.sut,
+        "dialect": spec.dialect,
+        "chunking": spec.chunking,
+        "latency": spec.latency,
+        "fault": chain if spec.chain_faults else ";".join(spec.faults),
+        "seed": spec.seed,
+    }
 
 
 def _upstream_calls(response: SutResponse, transcripts: Sequence[Transcript]) -> list[UpstreamCall]:
