@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from functools import partial
@@ -445,7 +445,9 @@ def run_matrix(
     """Every run of ``matrix`` as one DataFrame, rows sorted by the id columns.
 
     HTTP SUTs run here, one after another, against one loopback replay host (``on_host`` gets
-    its URL); ``sut_cmd`` starts the SUT first and stops it afterwards.
+    its URL); ``sut_cmd`` starts the SUT first and stops it afterwards. A matrix too large to
+    hold in memory streams its rows to disk instead (:func:`iter_matrix`,
+    :func:`streambench.report.files.write_streamed`).
     """
     return run_specs(
         matrix.validate(),
@@ -456,6 +458,53 @@ def run_matrix(
         on_host,
         profile=matrix.profile,
     )
+
+
+def iter_matrix(
+    matrix: Matrix,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    on_host: Callable[[str], None] | None = None,
+) -> Iterator[Row]:
+    """:func:`run_matrix`'s rows one at a time as runs finish, before the cross-run rules
+    (:func:`add_cross_run_violations`) and unsorted: nothing is held here."""
+    return iter_specs(
+        matrix.validate(), matrix.sut_cmd, matrix.replay_port, executor, progress, on_host
+    )
+
+
+def iter_specs(
+    specs: Sequence[RunSpec],
+    sut_cmd: str | None = None,
+    replay_port: int = 0,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    on_host: Callable[[str], None] | None = None,
+    *,
+    in_order: bool = False,
+) -> Iterator[Row]:
+    """The rows of ``specs`` as :func:`run_specs` runs them, one at a time as runs finish:
+    in-process SUTs on ``executor``, then HTTP ones (or, ``in_order``, every spec) one after
+    another against one replay host, numbered in ``run_order`` when ``in_order``."""
+    http = [s for s in specs if parse_sut(s.sut).over_http]
+    local = [] if in_order else [s for s in specs if s not in http]
+    if local:
+        yield from (executor or LocalExecutor()).map(run_one, local, progress)
+    if not (http or in_order):
+        return
+    with replay_host(replay_port) as host:
+        if on_host is not None:
+            on_host(host.url)
+        urls = sorted({str(parse_sut(s.sut).address) for s in http})
+        if sut_cmd and len(urls) != 1:
+            raise ConfigError("starts one SUT: give exactly one http:// SUT", param="sut_cmd")
+        with sut_process(sut_cmd, urls[0], host.url) if sut_cmd else nullcontext():
+            ordered = specs if in_order else http
+            rows = LocalExecutor(1).map(partial(run_one, host=host), ordered, progress)
+            for number, row in enumerate(rows):
+                if in_order:
+                    row["run_order"] = number
+                yield row
 
 
 def run_specs(
@@ -474,22 +523,9 @@ def run_specs(
     every spec one at a time in the order given (in-process ones too) and numbers the rows in
     a ``run_order`` column: what an experiment interleaving real-time SUTs needs. ``profile``
     selects the cross-run rules (the per-run ones follow each spec's profile)."""
-    http = [s for s in specs if parse_sut(s.sut).over_http]
-    local = [] if in_order else [s for s in specs if s not in http]
-    rows = (executor or LocalExecutor()).map(run_one, local, progress) if local else []
-    if http or in_order:
-        with replay_host(replay_port) as host:
-            if on_host is not None:
-                on_host(host.url)
-            urls = sorted({str(parse_sut(s.sut).address) for s in http})
-            if sut_cmd and len(urls) != 1:
-                raise ConfigError("starts one SUT: give exactly one http:// SUT", param="sut_cmd")
-            with sut_process(sut_cmd, urls[0], host.url) if sut_cmd else nullcontext():
-                ordered = specs if in_order else http
-                rows += LocalExecutor(1).map(partial(run_one, host=host), ordered, progress)
-    if in_order:
-        for number, row in enumerate(rows):
-            row["run_order"] = number
+    rows = list(
+        iter_specs(specs, sut_cmd, replay_port, executor, progress, on_host, in_order=in_order)
+    )
     rows = add_cross_run_violations(rows, load_profile(profile))
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -498,10 +534,10 @@ def run_specs(
 
 
 def add_cross_run_violations(
-    rows: list[dict[str, Any]], selected: dict[str, dict[str, Any]]
-) -> list[dict[str, Any]]:
+    rows: Sequence[Row], selected: dict[str, dict[str, Any]]
+) -> Sequence[Row]:
     """The rows with the cross-run rules' violations (split-variance, ...) added."""
-    found = cross_run_violations(rows, selected)
+    found = cross_run_violations(rows, selected)  # type: ignore[arg-type]
     for index, violations in found.items():
         row = rows[index]
         row["violations"] = [*row["violations"], *(v.as_dict() for v in violations)]
