@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,14 +52,20 @@ class ProviderSpec:
         return self.wire.key_env
 
 
-# ``--provider`` names: the vendor for its main API, the API name where a vendor has several.
-PROVIDERS: dict[str, ProviderSpec] = {
-    "anthropic": ProviderSpec("anthropic-messages"),
-    "openai-chat": ProviderSpec("openai-chat"),
-    "openai-responses": ProviderSpec("openai-responses"),
-    "google": ProviderSpec("google-generate"),
-    "url": ProviderSpec("generic-sse"),
-}
+def _provider_names() -> dict[str, ProviderSpec]:
+    """``--provider`` names, one per registered API: the vendor when it has one API, the API's
+    name where a vendor has several, ``url`` for any other SSE endpoint (generic-sse)."""
+    names = registry.api_names()
+    vendors = Counter(registry.get(name).provider for name in names)
+    specs = {}
+    for name in names:
+        vendor = registry.get(name).provider
+        key = "url" if name == "generic-sse" else vendor if vendors[vendor] == 1 else name
+        specs[key] = ProviderSpec(name)
+    return specs
+
+
+PROVIDERS: dict[str, ProviderSpec] = _provider_names()
 
 
 def _spec(provider: str) -> ProviderSpec:

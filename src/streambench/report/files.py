@@ -446,12 +446,8 @@ class ResultsSpool:
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise OutputError(f"{self.out}: cannot write: is a file, not a folder")
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            self.path = self.out / SPOOL_NAME
-            self._file = self.path.open("wb")
-        except OSError as exc:
-            raise OutputError(f"{self.out}: cannot write: {exc.strerror or exc}") from None
+        self.path = self.out / SPOOL_NAME
+        self._file: typing.BinaryIO | None = None  # opened with the first row: no run, no file
         self._places: list[tuple[tuple[Any, ...], int, int]] = []
         self._compared: list[tuple[Any, ...]] = []  # (run index, *_COMPARED values)
         self._interned: dict[Any, Any] = {}
@@ -464,6 +460,12 @@ class ResultsSpool:
     def add(self, row: Row) -> None:
         """Append one finished run's row."""
         line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+        if self._file is None:
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("wb")
+            except OSError as exc:
+                raise OutputError(f"{self.out}: cannot write: {exc.strerror or exc}") from None
         offset = self._file.tell()
         self._file.write(line)
         self._file.flush()  # a kill now loses at most the run being written
@@ -492,6 +494,8 @@ class ResultsSpool:
 
     def rows(self, only_failing: bool = False) -> Iterator[tuple[int, Row]]:
         """(run index, row) in the id columns' order, cross-run violations added."""
+        if not self._places:
+            return
         order = sorted(range(len(self._places)), key=lambda i: self._places[i][0])
         with self.path.open("rb") as spool:
             for index in order:
@@ -521,7 +525,7 @@ class ResultsSpool:
 
     def write_reports(self) -> Written:
         """The five report files in ``out`` from the spooled rows (which then go)."""
-        self._file.close()
+        self.close()
         schema = None
         if self._places:
             _, first = next(self.rows())
@@ -529,7 +533,8 @@ class ResultsSpool:
         return _write_folder(self.out, self.chunks(), schema, self.path)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def write_streamed(
