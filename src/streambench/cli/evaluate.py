@@ -409,12 +409,12 @@ def gate_command(
     baseline: Annotated[Path | None, typer.Option(help="Baseline results to compare with.")] = None,
 ) -> None:
     """Check results against thresholds: exit 0 pass, 1 fail, 2 misuse."""
-    from streambench.report.files import load_results
+    from streambench.report.files import BULKY_COLUMNS, load_results
     from streambench.report.gate import DEFAULT_THRESHOLDS, evaluate_gate, load_thresholds
 
     limits = load_thresholds(thresholds) if thresholds else DEFAULT_THRESHOLDS
-    frame = load_results(results)
-    before = load_results(baseline) if baseline else None
+    frame = load_results(results, skip=BULKY_COLUMNS)
+    before = load_results(baseline, skip=BULKY_COLUMNS) if baseline else None
     if limits.get("baseline") and before is None:
         err_console.print("gate: thresholds have a baseline section but no --baseline was given")
     findings = evaluate_gate(frame, limits, before)

@@ -269,6 +269,17 @@ class Written:
     n_violations: int
 
 
+# The texts of a row: what a check over metrics and rule counts (the gate) never reads.
+BULKY_COLUMNS = (
+    "timeline_json",
+    "streamed_text",
+    "final_text",
+    "expected_text",
+    "provisional_code",
+    "final_code",
+    "expected_code",
+    "upstream_requests",
+)
 # Rows converted and written at once: the writers' memory is this many rows, whatever the runs.
 CHUNK_ROWS = 256
 # summary.md lists at most this many violations one by one (the results files hold them all).
@@ -553,10 +564,13 @@ def write_streamed(
     return spool
 
 
-def load_results(path: str | Path, required: Sequence[str] = ("violations",)) -> pd.DataFrame:
+def load_results(
+    path: str | Path, required: Sequence[str] = ("violations",), skip: Sequence[str] = ()
+) -> pd.DataFrame:
     """Results from an ``--out`` folder or a .parquet / .csv / .json / .jsonl file, which must
     have the ``required`` columns. An empty CSV cell is NA; any text (``NA``, ``None``) stays
-    text."""
+    text. ``skip`` leaves columns out (of parquet, unread: :data:`BULKY_COLUMNS` are most of
+    a large run's bytes)."""
     path = Path(path)
     if path.is_dir():  # an interrupted run left only the rows of its finished runs
         spool = path / SPOOL_NAME
@@ -569,7 +583,8 @@ def load_results(path: str | Path, required: Sequence[str] = ("violations",)) ->
         raise ConfigError(f"{path}: no such results file")
     try:
         if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
+            names = pq.read_schema(path).names
+            frame = pd.read_parquet(path, columns=[c for c in names if c not in skip])
         elif path.suffix == ".csv":
             frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
         elif path.suffix == ".jsonl":
@@ -580,6 +595,7 @@ def load_results(path: str | Path, required: Sequence[str] = ("violations",)) ->
             raise ConfigError(f"{path}: expected a report folder or .parquet/.csv/.json/.jsonl")
     except (ValueError, KeyError, OSError) as exc:
         raise ConfigError(f"{path}: cannot read results: {exc}") from None
+    frame = frame.drop(columns=[c for c in skip if c in frame])
     missing = [c for c in required if c not in frame]
     if missing:
         raise ConfigError(f"{path}: not a streambench results file: no column {', '.join(missing)}")
