@@ -32,12 +32,12 @@ MISUSES: list[tuple[list[str], str]] = [
     (["run", "--case", CASE, "--format", "xml"], "--format 'xml'"),
     (["run", "BAD"], "not valid YAML"),
     (["gate", str(REPO), "--thresholds", MISSING], "cannot read thresholds"),
-    (["chaos", "--providers", "nope"], "providers 'nope': unknown"),
+    (["chaos", "--providers", "nope"], "--providers: 'nope': unknown"),
     (["experiment", "order", MISSING], f"{MISSING}: cannot read matrix"),
     (["record", "--provider", "nope", "--prompt", "hi", "-o", "OUT"], "--provider 'nope'"),
-    (["proxy", "--upstream", "notaurl", "-o", "OUT"], "--upstream 'notaurl'"),
+    (["proxy", "--upstream", "notaurl", "-o", "OUT"], "--upstream: 'notaurl'"),
     (["fake-provider", "--script", MISSING], f"{MISSING}: cannot read script"),
-    (["reference-server", "--port", "99999"], "--port 99999"),
+    (["reference-server", "--port", "99999"], "--port: 99999"),
     (["scan", MISSING], f"{MISSING}: no such file or folder"),
 ]
 
@@ -206,7 +206,7 @@ HOSTILE: list[tuple[list[str], str]] = [
     (["fake-provider", "--script", "IN/script-types.yaml"], "prefill must be a string"),
     (["proxy", "--upstream", "http://127.0.0.1:99999", "-o", "OUT"], "Port out of range"),
     (["run", "--case", CASE, "--sut", "http://127.0.0.1:1/", "--replay-port", "99999"],
-     "--replay-port 99999"),
+     "--replay-port: 99999"),
 ]  # fmt: skip
 
 

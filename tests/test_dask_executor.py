@@ -51,7 +51,7 @@ def test_jobs_1_jobs_2_and_dask_give_identical_rows(
 
 def test_dask_executor_keeps_spec_order_and_reports_progress(scheduler: str) -> None:
     ticks: list[int] = []
-    rows = DaskExecutor(scheduler).map(_square_row, list(range(12)), ticks.append)
+    rows = list(DaskExecutor(scheduler).map(_square_row, list(range(12)), ticks.append))
     assert [row["n"] for row in rows] == [n * n for n in range(12)]
     assert sum(ticks) == 12
 
@@ -71,4 +71,4 @@ def test_make_executor_choices() -> None:
 
 def test_unreachable_scheduler_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="cannot connect"):
-        DaskExecutor("tcp://127.0.0.1:9", connect_timeout_s=0.5).map(_square_row, [1])
+        list(DaskExecutor("tcp://127.0.0.1:9", connect_timeout_s=0.5).map(_square_row, [1]))

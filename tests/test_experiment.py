@@ -12,13 +12,13 @@ from tests.conftest import chromium_page, free_port, needs_chromium, uvicorn_com
 
 from streambench.cli import main
 from streambench.errors import ConfigError
+from streambench.report.files import load_results
 from streambench.uses.experiment import (
     ORDER_BASELINE,
     ORDER_VARIANT,
     bootstrap_ci,
     compare,
     load_or_run,
-    load_results,
     to_markdown,
     write_report,
 )
@@ -97,7 +97,7 @@ def test_unknown_sut_is_a_config_error(results: pd.DataFrame) -> None:
 
 def test_reports_round_trip_through_files(results: pd.DataFrame, tmp_path: Path) -> None:
     results.to_csv(tmp_path / "results.csv", index=False)
-    loaded = load_results([tmp_path / "results.csv"])
+    loaded = load_results(tmp_path / "results.csv", required=("sut",))
     comparison = compare(loaded)
     assert "| ttfc_ms | 12 |" in to_markdown(comparison)
     md, page, pairs = write_report(comparison, tmp_path / "out")
@@ -105,9 +105,11 @@ def test_reports_round_trip_through_files(results: pd.DataFrame, tmp_path: Path)
     assert md.read_text().startswith("# Experiment")
     assert len(pd.read_csv(pairs)) == 12
     with pytest.raises(ConfigError, match="no such results file"):
-        load_results([tmp_path / "missing.parquet"])
-    with pytest.raises(ConfigError, match=r"pairs\.csv: not a results file: no column sut"):
-        load_results([pairs])
+        load_results(tmp_path / "missing.parquet")
+    with pytest.raises(
+        ConfigError, match=r"pairs\.csv: not a streambench results file: no column sut"
+    ):
+        load_results(pairs, required=("sut",))
 
 
 @pytest.mark.chromium

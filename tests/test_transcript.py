@@ -240,6 +240,28 @@ def test_cassette_gives_one_transcript_per_streamed_interaction(tmp_path: Path) 
     assert (binary.meta.provider, binary.meta.api) == ("anthropic", "anthropic-messages")
 
 
+def test_cassettes_sharing_a_stem_import_to_distinct_names(tmp_path: Path) -> None:
+    """``a/chat.yaml`` and ``b/chat.yaml`` (and ``b/chat.yml``) each keep their transcripts."""
+    sources = [tmp_path / "in" / name for name in ("a/chat.yaml", "b/chat.yaml", "b/chat.yml")]
+    for number, source in enumerate(sources):
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(CASSETTE.replace("[DONE]", f"[DONE{number}]"))
+    out = tmp_path / "out"
+    files, saved, skipped = transcript.import_cassettes([tmp_path / "in"], out, lambda t: t)
+    assert len(files) == 3 and len(saved) == 6 and skipped == 3
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        f"{stem}-{index}.yaml"
+        for stem in ("a-chat", "b-chat-yaml", "b-chat-yml")
+        for index in (0, 2)
+    )
+    bodies = {load(p).response.body for p in out.glob("*-0.yaml")}
+    assert len(bodies) == 3  # none overwrote another
+    # a stem no other cassette shares keeps its plain name
+    transcript.import_cassettes([sources[0]], tmp_path / "one", lambda t: t)
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["chat-0.yaml", "chat-2.yaml"]
+
+
 def test_folders_load_recursively_in_sorted_order(tmp_path: Path) -> None:
     for name in ("b/2.yml", "a.yaml", "b/1.yaml"):
         save(make(name.encode()), tmp_path / name)

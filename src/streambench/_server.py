@@ -93,13 +93,13 @@ def warn_if_exposed(host: str, exposes: str) -> None:
 
 
 def bind_socket(
-    host: str = LOOPBACK, port: int = 0, option: str = "--port", exposes: str | None = None
+    host: str = LOOPBACK, port: int = 0, param: str = "port", exposes: str | None = None
 ) -> socket.socket:
     """Bind before starting the server so the real port is known (``port=0`` picks a free one).
-    ``option`` names the port in errors; ``exposes`` (what a non-loopback bind lets anyone
-    do) turns on :func:`warn_if_exposed`."""
+    ``param`` names the port's parameter in errors; ``exposes`` (what a non-loopback bind lets
+    anyone do) turns on :func:`warn_if_exposed`."""
     if not 0 <= port <= 65535:
-        raise ConfigError(f"{option} {port}: must be 0 (any free port) to 65535")
+        raise ConfigError(f"{port}: must be 0 (any free port) to 65535", param=param)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -158,11 +158,11 @@ def serve_forever(
 
 @contextmanager
 def running_server(
-    app: ASGIApp, host: str = LOOPBACK, port: int = 0, loop: str = "auto", option: str = "--port"
+    app: ASGIApp, host: str = LOOPBACK, port: int = 0, loop: str = "auto", param: str = "port"
 ) -> Iterator[str]:
-    """Serve ``app`` from a background thread; yields the base URL, stops on exit. ``option``
-    names the port in errors."""
-    sock = bind_socket(host, port, option)
+    """Serve ``app`` from a background thread; yields the base URL, stops on exit. ``param``
+    names the port's parameter in errors."""
+    sock = bind_socket(host, port, param)
     server = _server(app, loop)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -14,12 +14,14 @@ class StreambenchError(Exception):
         super().__init__(f"{param}: {detail}" if param else detail)
         self.detail = detail
         self.param = param
+        # The CLI option that set ``param``, when it is not ``--<param>`` (cli.options_named).
+        self.option: str | None = None
 
     def for_cli(self) -> str:
         """The message as the command line says it: the option instead of the parameter."""
         if self.param is None:
             return str(self)
-        return f"--{self.param.replace('_', '-')}: {self.detail}"
+        return f"{self.option or '--' + self.param.replace('_', '-')}: {self.detail}"
 
 
 class SpecError(StreambenchError, ValueError):

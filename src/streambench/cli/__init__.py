@@ -6,6 +6,8 @@ Each command lives in a module of this package that registers itself on :data:`a
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -35,6 +37,18 @@ def run_progress(*columns: ProgressColumn | str) -> Progress:
     return Progress(
         *columns, console=err_console, transient=True, disable=not err_console.is_terminal
     )
+
+
+@contextmanager
+def options_named(**options: str) -> Iterator[None]:
+    """Library errors about a parameter name the option that set it (``headers="--redact-header"``)
+    when the option is not simply ``--<parameter>``."""
+    try:
+        yield
+    except StreambenchError as exc:
+        if exc.param in options:
+            exc.option = options[exc.param]
+        raise
 
 
 def main(argv: list[str] | None = None) -> None:

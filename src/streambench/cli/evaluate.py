@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
+    from streambench.report.files import ResultsSpool, Written
     from streambench.suts import SutTimeouts
 
 
@@ -59,7 +60,12 @@ def run_command(
         Path | None, typer.Option(help="Report folder [default: reports, or the matrix's out]")
     ] = None,
     format: Annotated[
-        str, typer.Option("--format", help="table (a summary), json or jsonl (one row per run)")
+        str,
+        typer.Option(
+            "--format",
+            help="What stdout gets: table (a summary), json or jsonl (one row per run). The"
+            " report files in --out are written whatever the format.",
+        ),
     ] = "table",
     by: Annotated[
         str | None,
@@ -110,9 +116,9 @@ def run_command(
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from streambench.grade.profile import load_profile
-    from streambench.report.files import write_reports
+    from streambench.report.files import write_streamed
     from streambench.runner.dask_executor import make_executor
-    from streambench.runner.matrix import build_matrix, parse_faults, run_matrix
+    from streambench.runner.matrix import build_matrix, iter_matrix, parse_faults
 
     options = {
         "cases": case,
@@ -136,25 +142,47 @@ def run_command(
         TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     ) as bar:
         task = bar.add_task("runs", total=len(specs))
-        frame = run_matrix(
-            matrix,
-            make_executor(executor, jobs, scheduler),
-            progress=lambda n: bar.advance(task, n),
-            on_host=lambda url: err_console.print(f"replay host: {url}"),
+        # rows go to OUT/results.partial.jsonl as runs finish; the parent never holds them all
+        spool = write_streamed(
+            iter_matrix(
+                matrix,
+                make_executor(executor, jobs, scheduler),
+                progress=lambda n: bar.advance(task, n),
+                on_host=lambda url: err_console.print(f"replay host: {url}"),
+            ),
+            out_dir,
+            matrix.profile,
         )
-    if shrink and len(frame):
-        frame = _shrink_failures(frame, Path(out_dir), shrink_budget_s)
+    if shrink and len(spool):
+        spool.set_column("shrunk_case", _shrink_failures(spool, Path(out_dir), shrink_budget_s))
     elapsed_s = time.perf_counter() - started
-    paths = write_reports(frame, out_dir)
-    if format == "json":
-        sys.stdout.write(frame.to_json(orient="records") + "\n")
-    elif format == "jsonl":
-        sys.stdout.write(frame.to_json(orient="records", lines=True))
-    elif len(frame):
-        _print_summary(frame, group_by, Path(out_dir) / "summary.md")
-    err_console.print(closing_line(frame, elapsed_s, paths), markup=False)
-    for line in dialect_lines(frame):
+    if format in ("json", "jsonl"):
+        _print_rows(spool, lines=format == "jsonl")
+    written = spool.write_reports()
+    overview = written.overview
+    if format == "table" and len(overview):
+        _print_summary(written, group_by, Path(out_dir) / "summary.md")
+    err_console.print(closing_line(overview, elapsed_s, written.paths), markup=False)
+    for line in dialect_lines(overview):
         err_console.print(line, markup=False)
+
+
+def _print_rows(spool: ResultsSpool, lines: bool) -> None:
+    """Every row on stdout as ``--format json`` (one list) or ``jsonl`` (a row per line),
+    written a chunk at a time."""
+    first = True
+    if not lines:
+        sys.stdout.write("[")
+    for chunk in spool.chunks():
+        if not len(chunk):
+            continue
+        if lines:
+            sys.stdout.write(chunk.to_json(orient="records", lines=True))
+            continue
+        sys.stdout.write(("" if first else ",") + chunk.to_json(orient="records")[1:-1])
+        first = False
+    if not lines:
+        sys.stdout.write("]\n")
 
 
 def dialect_lines(frame: pd.DataFrame) -> list[str]:
@@ -183,16 +211,17 @@ def dialect_lines(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.DataFrame:
-    """Shrink each distinct failure; each failing row links its shrunk case (``shrunk_case``,
-    relative to ``out_dir``) for its first violated per-run rule."""
+def _shrink_failures(spool: ResultsSpool, out_dir: Path, budget_s: float) -> dict[int, str]:
+    """Shrink each distinct failure; each failing run links its shrunk case (``shrunk_case``,
+    relative to ``out_dir``) for its first violated per-run rule: run index -> link."""
     from rich.progress import TextColumn, TimeElapsedColumn
 
     from streambench.cli.shrink import print_result
     from streambench.grade.rules import CROSS_RUN_RULES
     from streambench.uses.shrink import shrink_failures
 
-    rows = frame.to_dict(orient="records")
+    failing = list(spool.rows(only_failing=True))
+    rows = [row for _, row in failing]
     with run_progress(TextColumn("{task.description}"), TimeElapsedColumn()) as bar:
         task = bar.add_task("shrinking")
         shrunk = shrink_failures(
@@ -205,12 +234,13 @@ def _shrink_failures(frame: pd.DataFrame, out_dir: Path, budget_s: float) -> pd.
         )
     for result in shrunk.values():
         print_result(result)
-    links: list[str | None] = []
-    for row in rows:
+    links: dict[int, str] = {}
+    for index, row in failing:
         rules = [v["rule"] for v in row["violations"] if v["rule"] not in CROSS_RUN_RULES]
         hit = shrunk.get((row["case"], row["sut"], rules[0])) if rules else None
-        links.append(str(hit.case_dir.relative_to(out_dir)) if hit else None)
-    return frame.assign(shrunk_case=links)
+        if hit:
+            links[index] = str(hit.case_dir.relative_to(out_dir))
+    return links
 
 
 def sut_timeouts(
@@ -225,7 +255,7 @@ def sut_timeouts(
 
 def parse_by(value: str | None) -> list[str] | None:
     """``--by``: id columns to group the summary by (None: the default grouping)."""
-    from streambench.runner.matrix import ID_COLUMNS
+    from streambench.runner.row import ID_COLUMNS
 
     if value is None:
         return None
@@ -286,7 +316,10 @@ def summary_table(frame: pd.DataFrame, by: list[str], title: str) -> Table:
 
 
 def violations_table(
-    frame: pd.DataFrame, limit: int = MAX_VIOLATION_ROWS, more_in: str | Path = "summary.md"
+    frame: pd.DataFrame | list[dict[str, Any]],
+    limit: int = MAX_VIOLATION_ROWS,
+    more_in: str | Path = "summary.md",
+    total: int | None = None,
 ) -> Table:
     """The first ``limit`` violations, one row each: the run (case, then sut · chunking ·
     fault, the SUT's HTTP status and error when it had one), the rule, when (ms since the
@@ -299,10 +332,11 @@ def violations_table(
     from streambench.report.files import violation_rows
     from streambench.report.text import as_seen
 
-    rows = violation_rows(frame)
-    caption = f"{len(rows) - limit} more in {more_in}" if len(rows) > limit else None
+    rows = violation_rows(frame) if isinstance(frame, pd.DataFrame) else frame
+    total = len(rows) if total is None else total
+    caption = f"{total - limit} more in {more_in}" if total > limit else None
     table = Table(
-        title=f"violations ({len(rows)})", caption=caption, box=box.SIMPLE_HEAD, pad_edge=False
+        title=f"violations ({total})", caption=caption, box=box.SIMPLE_HEAD, pad_edge=False
     )
     table.add_column("run (case, sut · chunking · fault)", overflow="fold", ratio=2)
     table.add_column("rule", no_wrap=True)
@@ -349,16 +383,18 @@ def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> st
     )
 
 
-def _print_summary(frame: pd.DataFrame, by: list[str] | None, summary: Path) -> None:
+def _print_summary(written: Written, by: list[str] | None, summary: Path) -> None:
     console = Console(highlight=False)
-    for table in summary_tables(frame, by):
+    for table in summary_tables(written.overview, by):
         natural = console.measure(table, options=console.options.update_width(10_000))
         if natural.maximum > console.width:
             # Narrow terminal: the terminal counts wrap ("2 done," / "1 error") before names fold.
             next(c for c in table.columns if c.header == "terminal").max_width = 8
         console.print(table)
-    if int(frame["n_violations"].sum()):
-        console.print(violations_table(frame, more_in=summary))
+    if written.n_violations:
+        console.print(
+            violations_table(written.violations, more_in=summary, total=written.n_violations)
+        )
 
 
 @app.command("gate")
@@ -373,12 +409,12 @@ def gate_command(
     baseline: Annotated[Path | None, typer.Option(help="Baseline results to compare with.")] = None,
 ) -> None:
     """Check results against thresholds: exit 0 pass, 1 fail, 2 misuse."""
-    from streambench.report.files import load_results
+    from streambench.report.files import BULKY_COLUMNS, load_results
     from streambench.report.gate import DEFAULT_THRESHOLDS, evaluate_gate, load_thresholds
 
     limits = load_thresholds(thresholds) if thresholds else DEFAULT_THRESHOLDS
-    frame = load_results(results)
-    before = load_results(baseline) if baseline else None
+    frame = load_results(results, skip=BULKY_COLUMNS)
+    before = load_results(baseline, skip=BULKY_COLUMNS) if baseline else None
     if limits.get("baseline") and before is None:
         err_console.print("gate: thresholds have a baseline section but no --baseline was given")
     findings = evaluate_gate(frame, limits, before)

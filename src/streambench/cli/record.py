@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from streambench import _server
-from streambench.cli import app, err_console
+from streambench.cli import app, err_console, options_named
 from streambench.errors import ConfigError
 from streambench.record.recorder import PROVIDERS
 
@@ -43,7 +43,10 @@ def redactor_of(
     """The redactor of the ``--redact-*`` options (shared by record, proxy and import)."""
     from streambench.record.redact import Redactor, load_config, make_config
 
-    config = make_config(headers, query, paths, patterns)
+    with options_named(
+        headers="--redact-header", query_params="--redact-query", patterns="--redact-pattern"
+    ):
+        config = make_config(headers, query, paths, patterns)
     if cfg is not None:
         config = config.merged(load_config(cfg))
     return Redactor(config)
@@ -201,7 +204,7 @@ def proxy_command(
     from streambench.record.recorder import Timeouts, check_url
 
     redactor = redactor_of(redact_header, redact_query, redact_path, redact_pattern, redact_config)
-    check_url(upstream, "--upstream")
+    check_url(upstream, "upstream")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder")
     timeouts = Timeouts(connect_timeout, read_timeout, total_timeout)
@@ -226,7 +229,8 @@ def scan_command(
     """Find secrets (provider keys, bearer tokens, key headers / query parameters)."""
     from streambench.record.redact import load_config, make_config, scan
 
-    extra = make_config(patterns=pattern, where="--pattern")
+    with options_named(patterns="--pattern"):
+        extra = make_config(patterns=pattern)
     if config is not None:
         extra = extra.merged(load_config(config))
     findings = scan(paths, extra.patterns)

@@ -51,23 +51,18 @@ def import_command(
 ) -> None:
     """Turn each streamed interaction of the cassettes into a transcript file (redacted as
     ``record`` redacts: headers, URL, request and response bodies)."""
-    from streambench.transcript import expand_paths, import_cassette
+    from streambench.transcript import import_cassettes
 
     redactor = redactor_of(redact_header, redact_query, redact_path, redact_pattern, redact_config)
-    files = expand_paths(cassettes)
-    written = skipped = 0
-    for path in files:
-        transcripts, file_skipped = import_cassette(path, out, redactor.transcript)
-        skipped += file_skipped
-        for t in transcripts:
-            written += 1
-            console.print(
-                f"{t.path}  {t.meta.provider}/{t.meta.api}  {len(t.response.body):,} bytes",
-                markup=False,
-            )
+    files, transcripts, skipped = import_cassettes(cassettes, out, redactor.transcript)
+    for t in transcripts:
+        console.print(
+            f"{t.path}  {t.meta.provider}/{t.meta.api}  {len(t.response.body):,} bytes",
+            markup=False,
+        )
     console.print(
-        f"imported {written} streamed interaction(s) from {len(files)} cassette(s) into {out}"
-        f" ({skipped} not streamed, skipped)",
+        f"imported {len(transcripts)} streamed interaction(s) from {len(files)} cassette(s)"
+        f" into {out} ({skipped} not streamed, skipped)",
         markup=False,
     )
 

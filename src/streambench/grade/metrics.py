@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated, TypedDict
 
 import numpy as np
 
@@ -14,34 +15,48 @@ from streambench.grade.client import ClientState
 from streambench.grade.upstream import UpstreamContent
 
 NAN = math.nan
-SMOOTHNESS_COLUMNS = (
-    "paint_rate_cps",
-    "jump_chars_max",
-    "jump_share_max",
-    "midword_paint_share",
-    "stall_count",
-    "stall_ms_max",
-    "second_paint_ms",
-    "itl_per_chunk_ms",
-    "itl_per_token_ms",
-)
-METRIC_COLUMNS = (
-    "ttfb_ms",
-    "ttfs_ms",
-    "ttfc_ms",
-    "ttft_ms",
-    "total_ms",
-    "changes_lag_ms",
-    "text_lag_p50_ms",
-    "text_lag_p95_ms",
-    "chunk_chars_p50",
-    "chunk_chars_max",
-    "gap_ms_p50",
-    "gap_ms_p95",
-    "n_text_chunks",
-    "useful_ms",
-    *SMOOTHNESS_COLUMNS,
-)
+
+
+class Smoothness(TypedDict):
+    """How the text arrived on screen (docs/evaluation.md, "Perceived smoothness"); NaN
+    without paints."""
+
+    paint_rate_cps: Annotated[float, "characters shown per second between first and last paint"]
+    jump_chars_max: Annotated[float, "characters of the largest single paint"]
+    jump_share_max: Annotated[float, "the largest paint's share of the text (1.0: all at once)"]
+    midword_paint_share: Annotated[float, "share of paints that end mid-word"]
+    stall_count: Annotated[float, "gaps between screen updates longer than 500 ms"]
+    stall_ms_max: Annotated[float, "the longest gap between screen updates"]
+    second_paint_ms: Annotated[float, "when the second paint came (the stream visibly moving)"]
+    itl_per_chunk_ms: Annotated[float, "inter-token latency, vLLM convention (mean chunk gap)"]
+    itl_per_token_ms: Annotated[float, "inter-token latency, GenAI-Perf convention (per token)"]
+
+
+class Timing(TypedDict):
+    """When things happened, ms since the request; NaN when the thing never happened."""
+
+    ttfb_ms: Annotated[float, "first non-empty body bytes from the SUT"]
+    ttfs_ms: Annotated[float, "first status event"]
+    ttfc_ms: Annotated[float, "first changes event"]
+    ttft_ms: Annotated[float, "first non-empty text event"]
+    total_ms: Annotated[float, "the response body ended"]
+    changes_lag_ms: Annotated[float, "ttfc minus when the upstream completed the changes"]
+    text_lag_p50_ms: Annotated[float, "per character: client time minus upstream time, p50"]
+    text_lag_p95_ms: Annotated[float, "per character: client time minus upstream time, p95"]
+    chunk_chars_p50: Annotated[float, "text event size, p50"]
+    chunk_chars_max: Annotated[float, "text event size, largest"]
+    gap_ms_p50: Annotated[float, "gap between text events, p50"]
+    gap_ms_p95: Annotated[float, "gap between text events, p95"]
+    n_text_chunks: Annotated[float, "non-empty text events"]
+    useful_ms: Annotated[float, "min(ttfc, ttft): when the user first sees something useful"]
+
+
+class Metrics(Timing, Smoothness):
+    """Every metric column of a run, timing first (the order of a result row)."""
+
+
+SMOOTHNESS_COLUMNS = tuple(Smoothness.__annotations__)
+METRIC_COLUMNS = tuple(Metrics.__annotations__)
 # A gap between screen updates after the first text longer than this reads as the stream stalling.
 STALL_MS = 500.0
 # Tokens without the model's tokenizer (none offline): runs of word characters or single signs.
@@ -99,11 +114,11 @@ def _ends_mid_word(paint: Paint, following: Paint) -> bool:
     return paint.text[-1].isalnum() and following.text[0].isalnum()
 
 
-def smoothness(state: ClientState, stall_ms: float = STALL_MS) -> dict[str, float]:
+def smoothness(state: ClientState, stall_ms: float = STALL_MS) -> Smoothness:
     """How the stream felt (docs/evaluation.md, "Perceived smoothness")."""
     shown = paints(state)
     if not shown:
-        return dict.fromkeys(SMOOTHNESS_COLUMNS, NAN)
+        return Smoothness(**dict.fromkeys(SMOOTHNESS_COLUMNS, NAN))  # type: ignore[typeddict-item]
     total = sum(len(p.text) for p in shown)
     jump = max(len(p.text) for p in shown)
     span_s = (shown[-1].t_ms - shown[0].t_ms) / 1000
@@ -129,7 +144,7 @@ def compute_metrics(
     body_chunks: Sequence[tuple[float, bytes]],
     state: ClientState,
     upstream: UpstreamContent | None,
-) -> dict[str, float]:
+) -> Metrics:
     """``body_chunks``: the SUT's response body as (t_ms, bytes); ``upstream``: the content of
     the upstream call that served the answer, already on the request's clock."""
     non_empty = [t for t, data in body_chunks if data]

@@ -3,14 +3,28 @@ code the case expects, compared exactly and by similarity (rapidfuzz's normalise
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, TypedDict
 
 from rapidfuzz import fuzz
 
 from streambench.grade.client import ClientState
 
 
-def code_quality(state: ClientState, expected_code: str | None) -> dict[str, Any]:
+class CodeQuality(TypedDict):
+    """The code columns of a result row."""
+
+    provisional_code: Annotated[str | None, "the code of the first changes event"]
+    final_code: Annotated[str | None, "the code on screen at the end"]
+    expected_code: Annotated[str | None, "the code the case or its recording expects"]
+    code_exact: Annotated[bool | None, "final_code == expected_code (None: no code expected)"]
+    code_similarity: Annotated[float | None, "rapidfuzz ratio of final to expected code, 0..100"]
+    provisional_exact: Annotated[bool | None, "the first changes were already the expected code"]
+    patches_applied: Annotated[int | None, "edits the SUT says it applied"]
+    patches_failed: Annotated[int | None, "edits the SUT sent but did not apply"]
+    warnings: Annotated[list[str], "the SUT's warnings with the changes"]
+
+
+def code_quality(state: ClientState, expected_code: str | None) -> CodeQuality:
     changes = state.changes
     provisional = changes[0].code if changes else None
     final = state.final_code

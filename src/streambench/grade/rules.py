@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from streambench.answer import MEMBER_KEYS, STRUCTURED_MODES
 from streambench.errors import ConfigError
@@ -26,13 +26,21 @@ _JSON_SYNTAX = re.compile(
 )
 
 
+class ViolationRecord(TypedDict):
+    """A violation as a result row holds it."""
+
+    rule: str
+    message: str
+    at_ms: float | None
+
+
 @dataclass(frozen=True)
 class Violation:
     rule: str
     message: str
     at_ms: float | None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ViolationRecord:
         return {"rule": self.rule, "message": self.message, "at_ms": self.at_ms}
 
 
@@ -108,7 +116,6 @@ class RunContext:
     recorded_apis: frozenset[str] = frozenset()
     # the provider chain a chaos cell plays, in call order (None: not a chaos cell)
     chain: tuple[ChainStep, ...] | None = None
-    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def outcomes(self) -> tuple[Outcome, ...]:

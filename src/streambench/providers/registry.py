@@ -2,24 +2,23 @@
 
 Every table of provider knowledge elsewhere (detection, delta locators, error bodies,
 renderers, fake-provider routes, recorder URLs and key variables, default models) is read from
-here. Adding an API is one new module with a :class:`~streambench.providers.base.ProviderAPI`
-subclass, listed in :data:`_MODULES` (or passed to :func:`register`).
+here. Adding an API is one new module in this package whose ``API`` is a
+:class:`~streambench.providers.base.ProviderAPI`: the registry finds it (every module on the
+package's path, in name order; tests/test_provider_module.py adds one from outside), and
+nothing else needs to change. Code that builds APIs at run time can :func:`register` them.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
+import streambench.providers as _package
 from streambench.errors import SpecError
 from streambench.providers.base import ProviderAPI
 
-_MODULES = (
-    "anthropic_messages",
-    "openai_chat",
-    "openai_responses",
-    "google_generate",
-    "generic_sse",
-)
+# The package's modules that are not an API: the protocol, this registry, the derived tables.
+_SHARED = frozenset({"apis", "base", "registry"})
 _APIS: dict[str, ProviderAPI] = {}
 
 
@@ -29,8 +28,17 @@ def register(api: ProviderAPI) -> ProviderAPI:
     return api
 
 
-for _module in _MODULES:
-    register(importlib.import_module(f"streambench.providers.{_module}").API)
+def _discover() -> None:
+    """Register the ``API`` of every module of the package (its whole ``__path__``)."""
+    for module in sorted(m.name for m in pkgutil.iter_modules(_package.__path__)):
+        if module not in _SHARED and not module.startswith("_"):
+            api = importlib.import_module(f"{_package.__name__}.{module}").API
+            if not isinstance(api, ProviderAPI):
+                raise TypeError(f"streambench.providers.{module}.API is not a ProviderAPI")
+            register(api)
+
+
+_discover()
 
 
 def api_names() -> tuple[str, ...]:

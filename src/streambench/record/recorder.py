@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,14 +52,20 @@ class ProviderSpec:
         return self.wire.key_env
 
 
-# ``--provider`` names: the vendor for its main API, the API name where a vendor has several.
-PROVIDERS: dict[str, ProviderSpec] = {
-    "anthropic": ProviderSpec("anthropic-messages"),
-    "openai-chat": ProviderSpec("openai-chat"),
-    "openai-responses": ProviderSpec("openai-responses"),
-    "google": ProviderSpec("google-generate"),
-    "url": ProviderSpec("generic-sse"),
-}
+def _provider_names() -> dict[str, ProviderSpec]:
+    """``--provider`` names, one per registered API: the vendor when it has one API, the API's
+    name where a vendor has several, ``url`` for any other SSE endpoint (generic-sse)."""
+    names = registry.api_names()
+    vendors = Counter(registry.get(name).provider for name in names)
+    specs = {}
+    for name in names:
+        vendor = registry.get(name).provider
+        key = "url" if name == "generic-sse" else vendor if vendors[vendor] == 1 else name
+        specs[key] = ProviderSpec(name)
+    return specs
+
+
+PROVIDERS: dict[str, ProviderSpec] = _provider_names()
 
 
 def _spec(provider: str) -> ProviderSpec:
@@ -163,17 +170,22 @@ class Timeouts:
         return httpx.Timeout(self.read_s, connect=self.connect_s)
 
 
-def check_url(url: str, what: str = "--base-url") -> str:
-    """``url`` when it is an http(s) URL with a host and a valid port, else one clear error."""
+def check_url(url: str, param: str = "base_url") -> str:
+    """``url`` when it is an http(s) URL with a host and a valid port, else one clear error
+    about the parameter ``param``."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"{what} {Redactor().url(url)!r}: not a valid URL ({exc})") from None
+        raise ConfigError(
+            f"{Redactor().url(url)!r}: not a valid URL ({exc})", param=param
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} {Redactor().url(url)!r}: expected an http:// or https:// URL")
+        raise ConfigError(
+            f"{Redactor().url(url)!r}: expected an http:// or https:// URL", param=param
+        )
     if port is not None and not 0 < port <= 65535:
-        raise ConfigError(f"{what}: port {port} is out of range (1-65535)")
+        raise ConfigError(f"port {port} is out of range (1-65535)", param=param)
     return url
 
 

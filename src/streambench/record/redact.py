@@ -135,24 +135,34 @@ class RedactionConfig:
         )
 
 
-def compile_patterns(patterns: Iterable[str], where: str) -> tuple[re.Pattern[str], ...]:
-    """The regexes, each checked: valid, and never matching the empty string."""
+def compile_patterns(
+    patterns: Iterable[str], where: str | None = None, param: str = "patterns"
+) -> tuple[re.Pattern[str], ...]:
+    """The regexes, each checked: valid, and never matching the empty string. Errors name
+    ``where`` (a file), else the parameter ``param``."""
     compiled = []
     for p in patterns:
         try:
             pattern = re.compile(p)
         except re.error as exc:
-            raise ConfigError(f"{where}: pattern {p!r} is not a valid regex: {exc}") from None
+            raise _config_error(
+                f"pattern {p!r} is not a valid regex: {exc}", where, param
+            ) from None
         if pattern.fullmatch(""):
-            raise ConfigError(f"{where}: pattern {p!r} matches the empty string")
+            raise _config_error(f"pattern {p!r} matches the empty string", where, param)
         compiled.append(pattern)
     return tuple(compiled)
 
 
-def _names(values: Iterable[str], what: str, where: str) -> frozenset[str]:
+def _config_error(detail: str, where: str | None, param: str) -> ConfigError:
+    """An error naming the file ``where`` when the value came from one, else ``param``."""
+    return ConfigError(f"{where}: {detail}") if where else ConfigError(detail, param=param)
+
+
+def _names(values: Iterable[str], what: str, where: str | None, param: str) -> frozenset[str]:
     names = frozenset(v.strip().lower() for v in values)
     if "" in names:
-        raise ConfigError(f"{where}: an empty {what} name")
+        raise _config_error(f"an empty {what} name", where, param)
     return names
 
 
@@ -163,12 +173,12 @@ def make_config(
     patterns: Iterable[str] = (),
     where: str | None = None,
 ) -> RedactionConfig:
-    """A config from lists; errors name ``where`` (a file), else the ``--redact-*`` option."""
+    """A config from lists; errors name ``where`` (a file), else the parameter."""
     return RedactionConfig(
-        _names(headers, "header", where or "--redact-header"),
-        _names(query_params, "query parameter", where or "--redact-query"),
+        _names(headers, "header", where, "headers"),
+        _names(query_params, "query parameter", where, "query_params"),
         tuple(json_paths),
-        compile_patterns(patterns, where or "--redact-pattern"),
+        compile_patterns(patterns, where),
     )
 
 

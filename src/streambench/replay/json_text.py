@@ -191,6 +191,24 @@ def string_state(text: str, in_string: bool = False) -> list[bool]:
     return inside
 
 
+def json_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every balanced ``{...}`` / ``[...]`` in a piece of JSON text
+    (strings skipped; brackets opened before the piece or closed after it are ignored)."""
+    spans: list[tuple[int, int]] = []
+    stack: list[tuple[str, int]] = []
+    for i, (ch, inside) in enumerate(zip(text, string_state(text), strict=True)):
+        if inside:
+            continue
+        if ch in "{[":
+            stack.append(("}" if ch == "{" else "]", i))
+        elif ch in "}]":
+            if stack and stack[-1][0] == ch:
+                spans.append((stack.pop()[1], i + 1))
+            else:
+                stack.clear()
+    return spans
+
+
 def edits_array(text: str, in_string: bool = False) -> tuple[int, int] | None:
     """``(start, end)`` of the contents of the first array under a key ending in ``edits``
     (between its brackets; ``end`` is the text's end when the array is not closed)."""

@@ -37,6 +37,8 @@ DISTRIBUTION_METRICS = {
     "itl_per_token_ms": "ITL per token, GenAI-Perf (ms)",
 }
 _ASSETS = resources.files("streambench") / "data" / "report"
+# Runs a page shows as cards (failing first): the page of a 100k-run matrix stays a few MB.
+MAX_RUNS_SHOWN = 500
 
 
 def _number(value: Any) -> float | None:
@@ -150,12 +152,15 @@ def _card(index: int, row: pd.Series) -> str:
     )
 
 
-def report_html(frame: pd.DataFrame) -> str:
-    """The page for a results frame (rows in the frame's order; ``#run-N`` is row N)."""
+def report_html(frame: pd.DataFrame, overview: pd.DataFrame | None = None) -> str:
+    """The page for a results frame (rows in the frame's order; ``#run-N`` is row N). With
+    ``overview`` (every run's ids and counts, of which ``frame`` shows some), the counts and
+    the per-SUT table are of every run, and the page says how many it shows."""
     frame = frame.reset_index(drop=True)
-    n = len(frame)
-    flagged = int((frame["n_violations"] > 0).sum()) if n else 0
-    total = int(frame["n_violations"].sum()) if n else 0
+    every = frame if overview is None else overview
+    n = len(every)
+    flagged = int((every["n_violations"] > 0).sum()) if n else 0
+    total = int(every["n_violations"].sum()) if n else 0
     failing: dict[str, list[int]] = defaultdict(list)
     first_rule: dict[int, str] = {}
     for index, row in frame.iterrows():
@@ -173,8 +178,15 @@ def report_html(frame: pd.DataFrame) -> str:
         f"<b id='n-flagged'>{flagged}</b> with violations (<b id='n-violations'>{total}</b> "
         "violations). Open a run to play it back.</p>",
     ]
+    if len(frame) < n:
+        parts.append(
+            f"<p id='shown'>Showing {len(frame)} of {n} runs: the failing ones first. Every run"
+            " is in results.parquet.</p>"
+        )
     if n:
-        parts += [_sut_table(frame, list(failing)), _rule_table(frame, failing)]
+        broken = {v["rule"] for vs in every["violations"] for v in vs}
+        rules = [r for r in RULES if r in broken] + sorted(broken - set(RULES))
+        parts += [_sut_table(every, rules), _rule_table(frame, failing)]
         parts.append(
             "<h2 id='distributions'>Distributions</h2><p>Each dot is a run. "
             "<select id='metric'>"
@@ -195,7 +207,7 @@ def report_html(frame: pd.DataFrame) -> str:
                 links = ", ".join(_link(i, f"#{i}") for i in also)
                 parts.append(f"<p class='also'>Also broken by {links} (shown above).</p>")
             parts += [_card(i, frame.iloc[i]) for i in here]
-        clean = [i for i in range(n) if i not in first_rule]
+        clean = [i for i in range(len(frame)) if i not in first_rule]
         parts.append(f"<h2 id='clean'>Clean runs ({len(clean)})</h2>")
         parts += [_card(i, frame.iloc[i]) for i in clean]
     data = {

@@ -9,13 +9,14 @@ identical to a local run with the same seeds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from streambench.errors import ConfigError
-from streambench.runner.executors import Executor, LocalExecutor, Progress, Row, _run_batch
+from streambench.runner.executors import Executor, LocalExecutor, Progress, _run_batch, batches
 
 S = TypeVar("S")
+R = TypeVar("R")
 EXECUTORS = ("local", "dask")
 
 
@@ -32,8 +33,8 @@ class DaskExecutor:
         self.connect_timeout_s = connect_timeout_s
 
     def map(
-        self, fn: Callable[[S], Row], specs: Sequence[S], progress: Progress | None = None
-    ) -> list[Row]:
+        self, fn: Callable[[S], R], specs: Sequence[S], progress: Progress | None = None
+    ) -> Iterator[R]:
         from distributed import Client, LocalCluster, as_completed
 
         if self.scheduler is None:
@@ -50,17 +51,18 @@ class DaskExecutor:
                     f"{self.scheduler}: cannot connect: {exc}", param="scheduler"
                 ) from None
         try:
-            # Batches amortise Dask's per-task cost; several per worker keep progress moving.
-            size = max(1, len(specs) // (self.workers * 8))
-            batches = [list(specs[i : i + size]) for i in range(0, len(specs), size)]
-            futures = client.map(_run_batch, [fn] * len(batches), batches, pure=False)
+            parts = batches(specs, self.workers)  # amortise Dask's per-task cost
+            futures = client.map(_run_batch, [fn] * len(parts), parts, pure=False)
             index = {future.key: i for i, future in enumerate(futures)}
-            done: list[list[Row]] = [[] for _ in futures]
+            done: dict[int, list[R]] = {}
+            following = 0  # batches arrive in any order; rows leave in the specs' order
             for future, rows in as_completed(futures, with_results=True):
                 done[index[future.key]] = rows
                 if progress is not None:
                     progress(len(rows))
-            return [row for rows in done for row in rows]
+                while following in done:
+                    yield from done.pop(following)
+                    following += 1
         finally:
             client.close()
             if cluster is not None:

@@ -1,21 +1,31 @@
 """Where runs execute. One small interface, ``map(fn, specs, progress) -> rows``, so other
-executors (Dask) plug in; rows come back in the order of ``specs`` whatever the executor."""
+executors (Dask) plug in; rows come back as runs finish, in the order of ``specs`` whatever
+the executor, and are never all held here (a 100k-run matrix streams to disk)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 S = TypeVar("S")
-Row = dict[str, Any]
+R = TypeVar("R")
 Progress = Callable[[int], None]  # called with how many runs just finished
+# Runs shipped to a worker at once: enough to amortise the hand-off, few enough that a batch's
+# rows (~50 KB each) stay small in the parent.
+MAX_BATCH = 64
 
 
 class Executor(Protocol):
     def map(
-        self, fn: Callable[[S], Row], specs: Sequence[S], progress: Progress | None = None
-    ) -> list[Row]: ...
+        self, fn: Callable[[S], R], specs: Sequence[S], progress: Progress | None = None
+    ) -> Iterator[R]: ...
+
+
+def batches(specs: Sequence[S], workers: int) -> list[list[S]]:
+    """``specs`` in batches: several per worker keep progress moving, none above MAX_BATCH."""
+    size = min(MAX_BATCH, max(1, len(specs) // (workers * 8)))
+    return [list(specs[i : i + size]) for i in range(0, len(specs), size)]
 
 
 class LocalExecutor:
@@ -27,25 +37,20 @@ class LocalExecutor:
         self.jobs = jobs
 
     def map(
-        self, fn: Callable[[S], Row], specs: Sequence[S], progress: Progress | None = None
-    ) -> list[Row]:
+        self, fn: Callable[[S], R], specs: Sequence[S], progress: Progress | None = None
+    ) -> Iterator[R]:
         tick = progress or (lambda _n: None)
         if self.jobs == 1 or len(specs) < 2:
-            rows = []
             for spec in specs:
-                rows.append(fn(spec))
+                yield fn(spec)
                 tick(1)
-            return rows
-        # Batches amortise process hand-offs; several per worker keep the progress bar moving.
-        size = max(1, len(specs) // (self.jobs * 8))
-        batches = [list(specs[i : i + size]) for i in range(0, len(specs), size)]
-        results: list[Row] = []
+            return
+        parts = batches(specs, self.jobs)
         with ProcessPoolExecutor(max_workers=self.jobs) as pool:
-            for batch_rows in pool.map(_run_batch, [fn] * len(batches), batches):
-                results.extend(batch_rows)
+            for batch_rows in pool.map(_run_batch, [fn] * len(parts), parts):
+                yield from batch_rows
                 tick(len(batch_rows))
-        return results
 
 
-def _run_batch(fn: Callable[[S], Row], specs: list[S]) -> list[Row]:
+def _run_batch(fn: Callable[[S], R], specs: list[S]) -> list[R]:
     return [fn(spec) for spec in specs]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from functools import partial
@@ -41,6 +41,7 @@ from streambench.replay.specs import split_composed
 from streambench.runner.cache import cached_case, cached_inputs
 from streambench.runner.cases import Case, case_files
 from streambench.runner.executors import Executor, LocalExecutor, Progress
+from streambench.runner.row import ID_COLUMNS, Row, RunId
 from streambench.sse import SSEDecoder
 from streambench.suts import (
     ReplayHost,
@@ -52,7 +53,6 @@ from streambench.suts import (
 )
 from streambench.transcript import Transcript
 
-ID_COLUMNS = ("case", "sut", "dialect", "chunking", "latency", "fault", "seed")
 # The bundled cases, looked up in the current folder (a checkout of streambench), and where
 # reports go when no other folder is named.
 DEFAULT_CASES = "fixtures"
@@ -284,8 +284,8 @@ def _retry_after_s(plans: Sequence[ReplayPlan]) -> float | None:
         return None
 
 
-def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
-    """One run's result row (see docs/evaluation.md for the columns)."""
+def run_one(spec: RunSpec, host: ReplayHost | None = None) -> Row:
+    """One run's result row (:class:`~streambench.runner.row.Row` has every column)."""
     case = cached_case(spec.case_path)
     transcripts = cached_inputs(case.upstream)
     latency = None if spec.latency == DEFAULT_LATENCY else spec.latency
@@ -331,17 +331,9 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
     violations, not_checked = judge(ctx, load_profile(spec.profile_path))
     expected = outcomes[0]
     terminal = state.terminal
-    row: dict[str, Any] = {
-        "case": case.name,
-        "sut": spec.sut,
-        "dialect": spec.dialect,
+    row: Row = {
+        **run_id(spec, case.name),
         "dialect_used": dialect_used,
-        "chunking": spec.chunking,
-        "latency": spec.latency,
-        "fault": " | ".join(";".join(f) or "none" for f in spec.chain_faults)
-        if spec.chain_faults
-        else ";".join(spec.faults),
-        "seed": spec.seed,
         "case_path": spec.case_path,
         **compute_metrics(response.chunks, state, upstream),
         "terminal": state.terminal_kind,
@@ -371,6 +363,21 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> dict[str, Any]:
         ),
     }
     return row
+
+
+def run_id(spec: RunSpec, case_name: str) -> RunId:
+    """The id columns of ``spec``'s row (a chaos cell's faults per upstream call, `` | ``
+    apart)."""
+    chain = " | ".join(";".join(f) or "none" for f in spec.chain_faults)
+    return {
+        "case": case_name,
+        "sut": spec.sut,
+        "dialect": spec.dialect,
+        "chunking": spec.chunking,
+        "latency": spec.latency,
+        "fault": chain if spec.chain_faults else ";".join(spec.faults),
+        "seed": spec.seed,
+    }
 
 
 def _upstream_calls(response: SutResponse, transcripts: Sequence[Transcript]) -> list[UpstreamCall]:
@@ -438,7 +445,9 @@ def run_matrix(
     """Every run of ``matrix`` as one DataFrame, rows sorted by the id columns.
 
     HTTP SUTs run here, one after another, against one loopback replay host (``on_host`` gets
-    its URL); ``sut_cmd`` starts the SUT first and stops it afterwards.
+    its URL); ``sut_cmd`` starts the SUT first and stops it afterwards. A matrix too large to
+    hold in memory streams its rows to disk instead (:func:`iter_matrix`,
+    :func:`streambench.report.files.write_streamed`).
     """
     return run_specs(
         matrix.validate(),
@@ -449,6 +458,53 @@ def run_matrix(
         on_host,
         profile=matrix.profile,
     )
+
+
+def iter_matrix(
+    matrix: Matrix,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    on_host: Callable[[str], None] | None = None,
+) -> Iterator[Row]:
+    """:func:`run_matrix`'s rows one at a time as runs finish, before the cross-run rules
+    (:func:`add_cross_run_violations`) and unsorted: nothing is held here."""
+    return iter_specs(
+        matrix.validate(), matrix.sut_cmd, matrix.replay_port, executor, progress, on_host
+    )
+
+
+def iter_specs(
+    specs: Sequence[RunSpec],
+    sut_cmd: str | None = None,
+    replay_port: int = 0,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    on_host: Callable[[str], None] | None = None,
+    *,
+    in_order: bool = False,
+) -> Iterator[Row]:
+    """The rows of ``specs`` as :func:`run_specs` runs them, one at a time as runs finish:
+    in-process SUTs on ``executor``, then HTTP ones (or, ``in_order``, every spec) one after
+    another against one replay host, numbered in ``run_order`` when ``in_order``."""
+    http = [s for s in specs if parse_sut(s.sut).over_http]
+    local = [] if in_order else [s for s in specs if s not in http]
+    if local:
+        yield from (executor or LocalExecutor()).map(run_one, local, progress)
+    if not (http or in_order):
+        return
+    with replay_host(replay_port) as host:
+        if on_host is not None:
+            on_host(host.url)
+        urls = sorted({str(parse_sut(s.sut).address) for s in http})
+        if sut_cmd and len(urls) != 1:
+            raise ConfigError("starts one SUT: give exactly one http:// SUT", param="sut_cmd")
+        with sut_process(sut_cmd, urls[0], host.url) if sut_cmd else nullcontext():
+            ordered = specs if in_order else http
+            rows = LocalExecutor(1).map(partial(run_one, host=host), ordered, progress)
+            for number, row in enumerate(rows):
+                if in_order:
+                    row["run_order"] = number
+                yield row
 
 
 def run_specs(
@@ -467,22 +523,9 @@ def run_specs(
     every spec one at a time in the order given (in-process ones too) and numbers the rows in
     a ``run_order`` column: what an experiment interleaving real-time SUTs needs. ``profile``
     selects the cross-run rules (the per-run ones follow each spec's profile)."""
-    http = [s for s in specs if parse_sut(s.sut).over_http]
-    local = [] if in_order else [s for s in specs if s not in http]
-    rows = (executor or LocalExecutor()).map(run_one, local, progress) if local else []
-    if http or in_order:
-        with replay_host(replay_port) as host:
-            if on_host is not None:
-                on_host(host.url)
-            urls = sorted({str(parse_sut(s.sut).address) for s in http})
-            if sut_cmd and len(urls) != 1:
-                raise ConfigError("starts one SUT: give exactly one http:// SUT", param="sut_cmd")
-            with sut_process(sut_cmd, urls[0], host.url) if sut_cmd else nullcontext():
-                ordered = specs if in_order else http
-                rows += LocalExecutor(1).map(partial(run_one, host=host), ordered, progress)
-    if in_order:
-        for number, row in enumerate(rows):
-            row["run_order"] = number
+    rows = list(
+        iter_specs(specs, sut_cmd, replay_port, executor, progress, on_host, in_order=in_order)
+    )
     rows = add_cross_run_violations(rows, load_profile(profile))
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -491,10 +534,10 @@ def run_specs(
 
 
 def add_cross_run_violations(
-    rows: list[dict[str, Any]], selected: dict[str, dict[str, Any]]
-) -> list[dict[str, Any]]:
+    rows: Sequence[Row], selected: dict[str, dict[str, Any]]
+) -> Sequence[Row]:
     """The rows with the cross-run rules' violations (split-variance, ...) added."""
-    found = cross_run_violations(rows, selected)
+    found = cross_run_violations(rows, selected)  # type: ignore[arg-type]
     for index, violations in found.items():
         row = rows[index]
         row["violations"] = [*row["violations"], *(v.as_dict() for v in violations)]

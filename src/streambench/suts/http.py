@@ -79,7 +79,7 @@ class ReplayHost:
 def replay_host(port: int = 0) -> Iterator[ReplayHost]:
     """A :class:`ReplayHost` on loopback (``port`` 0: any free port)."""
     app = _SwitchableReplay()
-    with running_server(app, port=port, option="--replay-port") as url:
+    with running_server(app, port=port, param="replay_port") as url:
         yield ReplayHost(url, app)
 
 
@@ -161,7 +161,7 @@ def _wait_for_port(url: str, process: subprocess.Popen[bytes], timeout_s: float 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ConfigError(
-                f"--sut-cmd exited with code {process.returncode} before {url} answered"
+                f"exited with code {process.returncode} before {url} answered", param="sut_cmd"
             )
         try:
             with socket.create_connection((host, port), timeout=0.2):

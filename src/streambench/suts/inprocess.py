@@ -217,8 +217,8 @@ def _blocked_message(total_s: float, spec: str) -> str:
     return (
         f"no end of response after {total_s:g} virtual s: the SUT blocked outside the event loop"
         " (a worker thread, e.g. a sync SDK client via run_in_threadpool), which virtual time"
-        f" cannot follow; run it in real time with --sut '{spec},clock=real' or over HTTP"
-        " (--sut http://... --sut-cmd ...)"
+        f" cannot follow; run it in real time (SUT '{spec},clock=real') or over HTTP"
+        " (an http://... SUT, started by sut_cmd)"
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -600,11 +602,50 @@ def load_inputs(paths: Iterable[str | Path]) -> list[Transcript]:
     return [t for path in expand_paths(paths) for t in load_file(path)[0]]
 
 
+def cassette_names(files: Sequence[Path]) -> list[str]:
+    """The name each cassette's transcripts get: its file stem, unless other cassettes share
+    it; then its path below their common folder (``a/chat.yaml``, ``b/chat.yaml`` ->
+    ``a-chat``, ``b-chat``; ``chat.yaml``, ``chat.yml`` -> ``chat-yaml``, ``chat-yml``)."""
+    resolved = [f.resolve() for f in files]
+    stems = Counter(f.stem for f in resolved)
+    names = []
+    for file in resolved:
+        if stems[file.stem] == 1:
+            names.append(file.stem)
+            continue
+        same = [f for f in resolved if f.stem == file.stem]
+        below = file.relative_to(os.path.commonpath(same))
+        parts = [*below.parent.parts, below.stem]
+        if sum(f.parent == file.parent for f in same) > 1:  # same folder: the suffix tells apart
+            parts.append(file.suffix.lstrip("."))
+        names.append("-".join(parts))
+    return names
+
+
+def import_cassettes(
+    paths: Iterable[str | Path], out_dir: str | Path, redact: Callable[[Transcript], Transcript]
+) -> tuple[list[Path], list[Transcript], int]:
+    """:func:`import_cassette` for cassettes and folders of them, each under its own name
+    (:func:`cassette_names`), so no cassette's transcripts overwrite another's. Returns the
+    cassette files, the saved transcripts and how many interactions were not streamed."""
+    files = list(dict.fromkeys(f.resolve() for f in expand_paths(paths)))
+    saved: list[Transcript] = []
+    skipped = 0
+    for file, name in zip(files, cassette_names(files), strict=True):
+        transcripts, file_skipped = import_cassette(file, out_dir, redact, name)
+        saved += transcripts
+        skipped += file_skipped
+    return files, saved, skipped
+
+
 def import_cassette(
-    path: str | Path, out_dir: str | Path, redact: Callable[[Transcript], Transcript]
+    path: str | Path,
+    out_dir: str | Path,
+    redact: Callable[[Transcript], Transcript],
+    name: str | None = None,
 ) -> tuple[list[Transcript], int]:
     """Save each streamed interaction of a cassette, through ``redact`` (the recorder's
-    redactor), as ``<out_dir>/<stem>-<index>.yaml``.
+    redactor), as ``<out_dir>/<name>-<index>.yaml`` (``name``: the file's stem by default).
 
     Returns the saved transcripts (``path`` set to the written file) and how many interactions
     were skipped as not streamed.
@@ -619,6 +660,6 @@ def import_cassette(
     for t in transcripts:
         index = (t.meta.source or "").rpartition("#")[2]
         redacted = redact(t)
-        redacted.path = save(redacted, Path(out_dir) / f"{source.stem}-{index}.yaml")
+        redacted.path = save(redacted, Path(out_dir) / f"{name or source.stem}-{index}.yaml")
         saved.append(redacted)
     return saved, skipped

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from streambench.errors import SpecError
 from streambench.providers import registry
@@ -62,48 +62,39 @@ def _content(
     )
 
 
-def render_frames(
-    api: str,
-    *,
-    text: str = "",
-    deltas: Sequence[str] | None = None,
-    thinking: str = "",
-    tool_calls: Sequence[ToolCall] = (),
-    model: str | None = None,
-    stop_reason: str | None = None,
-    message_id: str | None = None,
-) -> list[Frame]:
+class RenderOptions(TypedDict, total=False):
+    """What a rendered stream says (every key optional)."""
+
+    text: str  # cut by split_deltas unless ``deltas`` gives the exact pieces
+    deltas: Sequence[str] | None
+    thinking: str
+    tool_calls: Sequence[ToolCall]
+    model: str | None
+    stop_reason: str | None
+    message_id: str | None
+
+
+def render_frames(api: str, **options: Unpack[RenderOptions]) -> list[Frame]:
     """The stream as a list of SSE events (what :func:`render` joins), for paced sending."""
-    content = _content(api, text, deltas, thinking, tool_calls, model, stop_reason, message_id)
+    content = _content(
+        api,
+        options.get("text", ""),
+        options.get("deltas"),
+        options.get("thinking", ""),
+        options.get("tool_calls", ()),
+        options.get("model"),
+        options.get("stop_reason"),
+        options.get("message_id"),
+    )
     return registry.get(api).render(content)
 
 
-def render(
-    api: str,
-    *,
-    text: str = "",
-    deltas: Sequence[str] | None = None,
-    thinking: str = "",
-    tool_calls: Sequence[ToolCall] = (),
-    model: str | None = None,
-    stop_reason: str | None = None,
-    message_id: str | None = None,
-) -> bytes:
+def render(api: str, **options: Unpack[RenderOptions]) -> bytes:
     """A complete SSE response body in ``api``'s wire format.
 
     ``deltas`` gives the exact text pieces; otherwise ``text`` is cut by :func:`split_deltas`.
     """
-    frames = render_frames(
-        api,
-        text=text,
-        deltas=deltas,
-        thinking=thinking,
-        tool_calls=tool_calls,
-        model=model,
-        stop_reason=stop_reason,
-        message_id=message_id,
-    )
-    return b"".join(frame.data for frame in frames)
+    return b"".join(frame.data for frame in render_frames(api, **options))
 
 
 # --- non-streaming JSON ---------------------------------------------------------------------

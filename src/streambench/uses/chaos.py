@@ -384,23 +384,25 @@ def load_factory(spec: str | None) -> ChainFactory:
         return LLMClient
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise SpecError(f"chain {spec!r}: expected 'reference' or module:attr")
+        raise SpecError(f"{spec!r}: expected 'reference' or module:attr", param="chain")
     try:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise SpecError(f"chain {spec!r}: cannot load: {exc}") from None
+        raise SpecError(f"{spec!r}: cannot load: {exc}", param="chain") from None
     if not callable(target):
-        raise SpecError(f"chain {spec!r}: {attr} is not callable")
+        raise SpecError(f"{spec!r}: {attr} is not callable", param="chain")
     return target
 
 
 def parse_providers(spec: str) -> list[str]:
     names = [p.strip() for p in spec.split(",") if p.strip()]
     if not names:
-        raise SpecError(f"providers {spec!r}: name at least one provider")
+        raise SpecError(f"{spec!r}: name at least one provider", param="providers")
     for name in names:
         if name not in KINDS:
-            raise SpecError(f"providers {spec!r}: unknown {name!r} (known: {', '.join(KINDS)})")
+            raise SpecError(
+                f"{spec!r}: unknown {name!r} (known: {', '.join(KINDS)})", param="providers"
+            )
     return names
 
 
@@ -433,9 +435,11 @@ def parse_kinds(spec: str | None, known: Sequence[str] = FAULT_KINDS) -> tuple[s
     names = tuple(k.strip() for k in spec.split(",") if k.strip())
     for name in names:
         if name not in known:
-            raise SpecError(f"kinds {spec!r}: unknown {name!r} (known: {', '.join(known)})")
+            raise SpecError(
+                f"{spec!r}: unknown {name!r} (known: {', '.join(known)})", param="kinds"
+            )
     if not names:
-        raise SpecError(f"kinds {spec!r}: name at least one fault kind")
+        raise SpecError(f"{spec!r}: name at least one fault kind", param="kinds")
     return names
 
 

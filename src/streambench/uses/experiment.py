@@ -20,6 +20,7 @@ import pandas as pd
 
 from streambench._atomic import atomic_write_text
 from streambench.errors import ConfigError, OutputError
+from streambench.report.files import load_results
 from streambench.runner.executors import Executor, Progress
 from streambench.runner.matrix import Matrix, RunSpec, load_matrix, run_matrix, run_specs
 from streambench.suts import InProcessSut, parse_sut
@@ -171,27 +172,6 @@ def compare(
     return Comparison(baseline, variant, confidence, pd.DataFrame(rows), pairs)
 
 
-def load_results(paths: Sequence[Path]) -> pd.DataFrame:
-    """Concatenate result files (``.parquet``, ``.csv``) or ``--out`` folders holding them."""
-    frames = []
-    for path in paths:
-        if path.is_dir():
-            path = path / "results.parquet"
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such results file")
-        if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif path.suffix == ".csv":
-            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        else:
-            raise ConfigError(f"{path}: results must be .parquet, .csv or a report folder")
-        missing = [c for c in ("sut", *PAIR_COLUMNS) if c not in frame.columns]
-        if missing:
-            raise ConfigError(f"{path}: not a results file: no column {', '.join(missing)}")
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
 def load_or_run(
     inputs: Sequence[Path],
     baseline: str,
@@ -208,8 +188,7 @@ def load_or_run(
     """
     frames = []
     results = [p for p in inputs if p.suffix not in (".yaml", ".yml")]
-    if results:
-        frames.append(load_results(results))
+    frames += [load_results(p, required=("sut", *PAIR_COLUMNS)) for p in results]
     for path in (p for p in inputs if p.suffix in (".yaml", ".yml")):
         frames.append(run_matrix_file(path, [baseline, variant], executor, progress, sut_cmd))
     frame = pd.concat(frames, ignore_index=True)

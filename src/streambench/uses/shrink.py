@@ -40,6 +40,7 @@ from streambench.grade.rules import CROSS_RUN_RULES
 from streambench.replay import build_plan, parse_chunking, parse_fault
 from streambench.replay.deltas import content_deltas, with_contents
 from streambench.replay.frames import frames_of
+from streambench.replay.json_text import json_spans
 from streambench.replay.plan import resplit_transcript
 from streambench.report.files import run_id
 from streambench.runner.cases import Case, case_files, load_case
@@ -490,33 +491,6 @@ class _Search:
         return self.keep(v, replace(candidate, chunking=_joined(content, transport)))
 
 
-def json_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of every balanced ``{...}`` / ``[...]`` in a piece of JSON text
-    (strings skipped; brackets opened before the piece or closed after it are ignored)."""
-    spans: list[tuple[int, int]] = []
-    stack: list[tuple[str, int]] = []
-    in_string = escaped = False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch in "{[":
-            stack.append(("}" if ch == "{" else "]", i))
-        elif ch in "}]":
-            if stack and stack[-1][0] == ch:
-                spans.append((stack.pop()[1], i + 1))
-            else:
-                stack.clear()
-    return spans
-
-
 def _without(deltas: list[tuple[int, str]], removed: range) -> dict[int, str | None]:
     """Delta texts with the answer's characters at ``removed`` deleted (empty deltas dropped)."""
     texts: dict[int, str | None] = {}
@@ -720,7 +694,8 @@ def _case_path(row: dict[str, Any], cases: Path) -> str:
             return str(file)
     raise ConfigError(
         f"run {run_id(row)!r}: case {row['case']!r} not found (no case_path in the results "
-        f"and none of that name under {cases}/): pass --cases FOLDER"
+        f"and none of that name under {cases}/): name the cases folder",
+        param="cases",
     )
 
 
