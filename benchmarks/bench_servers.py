@@ -162,28 +162,30 @@ def install_aimock(folder: Path | None, tmp: Path) -> Path | None:
 def running(command: list[str]) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
     argv = [a.replace("{port}", str(port)) for a in command]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=pin(SERVER_CORE)
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    err = proc.stderr.read()[-500:] if proc.stderr else b""
-                    raise RuntimeError(f"{argv[:3]} exited: {err!r}") from None
-                time.sleep(0.05)
-        yield port, proc
-    finally:
-        proc.terminate()
+    # stderr to a file: a pipe nobody reads would stall a server that logs under load
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=pin(SERVER_CORE)
+        )
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        err.seek(0)
+                        raise RuntimeError(f"{argv[:3]} exited: {err.read()[-500:]!r}") from None
+                    time.sleep(0.05)
+            yield port, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def server_cpu_s(pid: int) -> float:

@@ -191,8 +191,10 @@ class Pacer:
         self._timer = None
         self._timer_at = -math.inf  # (no push arms a timer meanwhile: the end does)
         heap = self._heap
-        clock = self._loop.time
-        while heap and heap[0][0] <= clock():
+        # What is due now, not what falls due while sending: the loop then reads sockets
+        # (new requests, disconnects) before the next batch.
+        now = self._loop.time()
+        while heap and heap[0][0] <= now:
             stream = heapq.heappop(heap)[2]
             try:
                 self._advance(stream)
