@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -212,10 +213,11 @@ def lateness_ms(arrivals: list[float], gap_ms: float) -> list[float]:
 
 def load(
     port: int, streams: int, stagger_s: float, body: bytes, timeout_s: float
-) -> tuple[list[list[float] | None], float]:
+) -> tuple[list[list[float] | str], float]:
     """Open ``streams`` connections (starts spread over ``stagger_s``) that each POST ``body``
     and read the response to its end; arrival times of content events per stream (None for
-    a stream that failed or did not end by ``timeout_s``) and the client's CPU seconds.
+    a stream that failed or did not end by ``timeout_s``: what went wrong instead) and the
+    client's CPU seconds.
 
     One epoll loop, no asyncio, so that the client costs little per event (a recv and a
     count) and is not what limits the figures; an event's arrival is when the poll that
@@ -230,7 +232,7 @@ def load(
     t0 = time.monotonic()
     starts = [t0 + i * stagger_s / streams for i in range(streams)]
     deadline = t0 + stagger_s + timeout_s
-    results: list[list[float] | None] = [None] * streams
+    results: list[list[float] | str] = ["timeout"] * streams
     open_streams: dict[int, tuple[socket.socket, int, list[float]]] = {}
     started = 0
     try:
@@ -243,8 +245,8 @@ def load(
                     sock.setblocking(False)
                     poller.register(sock.fileno(), select.EPOLLIN)
                     open_streams[sock.fileno()] = (sock, started, [])
-                except OSError:
-                    pass  # stays None: an error
+                except OSError as exc:
+                    results[started] = f"connect: {exc.strerror or exc}"
                 started += 1
             wait = starts[started] - time.monotonic() if started < streams else 0.1
             ready = poller.poll(min(max(wait, 0.0), 0.1))
@@ -255,15 +257,16 @@ def load(
                     data = sock.recv(65536)
                 except BlockingIOError:
                     continue
-                except OSError:
-                    data = None  # reset: an error
+                except OSError as exc:
+                    data = None
+                    results[index] = f"recv: {exc.strerror or exc}"
                 if data:
                     # content events only (not the role event's empty content)
                     count = data.count(b'"content":"') - data.count(b'"content":""')
                     arrivals += [now] * count
                     continue
-                if data is not None and arrivals:
-                    results[index] = arrivals
+                if data is not None:
+                    results[index] = arrivals if arrivals else "no events"
                 poller.unregister(fd)
                 sock.close()
                 del open_streams[fd]
@@ -280,17 +283,24 @@ def pct(values: list[float], q: float) -> float:
 
 def measure(
     command: list[str], streams: int, args: argparse.Namespace, body: bytes
-) -> dict[str, float]:
-    """One run of a fresh server at ``streams`` concurrent streams: its figures."""
+) -> tuple[Counter[str], dict[str, float]]:
+    """One run of a fresh server at ``streams`` concurrent streams: what went wrong with the
+    streams that failed (count per kind), and its figures."""
     stream_s = args.events * args.gap_ms / 1000
     with running(command) as (port, proc):
         load(port, 1, 0.0, body, stream_s + 30)  # warm-up: lazy imports
         cpu0 = server_cpu_s(proc.pid)
         results, client_cpu = load(port, streams, args.stagger_ms / 1000, body, stream_s + 30)
         cpu = server_cpu_s(proc.pid) - cpu0
-    done = [r for r in results if r is not None and len(r) >= args.events]
-    late = sorted(e for r in results if r is not None for e in lateness_ms(r, args.gap_ms))
-    return {
+    streamed = [r for r in results if isinstance(r, list)]
+    done = [r for r in streamed if len(r) >= args.events]
+    late = sorted(e for r in streamed for e in lateness_ms(r, args.gap_ms))
+    failures = Counter(
+        r if isinstance(r, str) else f"{len(r)} of {args.events} events"
+        for r in results
+        if not (isinstance(r, list) and len(r) >= args.events)
+    )
+    return failures, {
         "done": len(done),
         "errors": streams - len(done),
         "cpu": cpu,
@@ -366,8 +376,11 @@ def main(argv: list[str] | None = None) -> None:
             for n in levels:
                 runs = []
                 for _ in range(args.repeat):
-                    runs.append(measure(table[name], n, args, body))
-                    print(row(name, n, runs[-1]), flush=True)
+                    failures, figures = measure(table[name], n, args, body)
+                    runs.append(figures)
+                    print(row(name, n, figures), flush=True)
+                    if failures:
+                        print(f"{'':<14}failed: {dict(failures)}", flush=True)
                 if args.repeat > 1:
                     median = {c: statistics.median(r[c] for r in runs) for c in COLUMNS}
                     print(row(name, f"{n} med", median), flush=True)
