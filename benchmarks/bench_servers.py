@@ -13,9 +13,9 @@ event early (the same measure for every server: jitter and drift, not time to fi
 Prints per server and level: streams completed, errors (failed or incomplete streams), server
 and client CPU seconds, p50 / p99 / max in ms; with ``--repeat`` the median of each column
 too, and the load average before and after. A warm-up stream goes first (lazy imports).
-``--quick``: 100, 1000 and 2000 streams, serve, fake-provider and aimock, 3 runs each (about
-4 minutes). Goals (issue 18): no errors at 2000, p99 <= 2 ms at 100 and <= 5 ms at 1000,
-ahead of aimock at every level.
+``--quick``: 100, 1000 and 2000 streams of serve, fake-provider and aimock (about 3 minutes;
+``--quick --repeat 3`` for medians). Goals (issue 18): no errors at 2000, p99 <= 2 ms at
+100 and <= 5 ms at 1000, ahead of aimock at every level.
 
 aimock (``@copilotkit/aimock``) runs when node and npm are present: it is installed into a
 temporary folder (``npm install``) unless ``--aimock DIR`` names a folder that has it.
@@ -333,16 +333,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--stagger-ms", type=float, default=1000.0, help="stream starts spread over this"
     )
-    parser.add_argument("--servers", default="serve,fake-provider,floor,aimock")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per level; prints medians")
+    parser.add_argument(
+        "--servers",
+        default="serve,fake-provider,floor,aimock",
+        help="servers to run, comma-separated (default serve,fake-provider,floor,aimock)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per level (default 1); with 2+, medians too"
+    )
     parser.add_argument(
         "--quick", action="store_true",
-        help="a few minutes: levels 100,1000,2000, serve, fake-provider and aimock, 3 runs each",
+        help="a few minutes: levels 100,1000,2000 of serve, fake-provider and aimock",
     )  # fmt: skip
     parser.add_argument("--aimock", type=Path, help="folder with node_modules/@copilotkit/aimock")
     args = parser.parse_args(argv)
     if args.quick:
-        args.levels, args.servers, args.repeat = "100,1000,2000", "serve,fake-provider,aimock", 3
+        args.levels, args.servers = "100,1000,2000", "serve,fake-provider,aimock"
     levels = [int(n) for n in args.levels.split(",")]
     pin(CLIENT_CORE)()
     _raise_open_file_limit()  # the client holds a socket per stream
