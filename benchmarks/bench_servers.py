@@ -221,7 +221,7 @@ def load(
 
     One epoll loop, no asyncio, so that the client costs little per event (a recv and a
     count) and is not what limits the figures; an event's arrival is when the poll that
-    saw its bytes returned.
+    saw its last bytes returned.
     """
     request = (
         f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n"
@@ -233,7 +233,7 @@ def load(
     starts = [t0 + i * stagger_s / streams for i in range(streams)]
     deadline = t0 + stagger_s + timeout_s
     results: list[list[float] | str] = ["timeout"] * streams
-    open_streams: dict[int, tuple[socket.socket, int, list[float]]] = {}
+    open_streams: dict[int, tuple[socket.socket, int, list[float], bytearray]] = {}
     started = 0
     try:
         while (started < streams or open_streams) and time.monotonic() < deadline:
@@ -244,7 +244,7 @@ def load(
                     sock.sendall(request)
                     sock.setblocking(False)
                     poller.register(sock.fileno(), select.EPOLLIN)
-                    open_streams[sock.fileno()] = (sock, started, [])
+                    open_streams[sock.fileno()] = (sock, started, [], bytearray())
                 except OSError as exc:
                     results[started] = f"connect: {exc.strerror or exc}"
                 started += 1
@@ -252,7 +252,7 @@ def load(
             ready = poller.poll(min(max(wait, 0.0), 0.1))
             now = time.monotonic()
             for fd, _ in ready:
-                sock, index, arrivals = open_streams[fd]
+                sock, index, arrivals, pending = open_streams[fd]
                 try:
                     data = sock.recv(65536)
                 except BlockingIOError:
@@ -261,9 +261,15 @@ def load(
                     data = None
                     results[index] = f"recv: {exc.strerror or exc}"
                 if data:
-                    # content events only (not the role event's empty content)
-                    count = data.count(b'"content":"') - data.count(b'"content":""')
-                    arrivals += [now] * count
+                    # Complete events only (a read may end inside one), content events only
+                    # (not the role event's empty content).
+                    pending += data
+                    cut = pending.rfind(b"\n\n") + 2
+                    if cut > 1:
+                        done = pending[:cut]
+                        del pending[:cut]
+                        count = done.count(b'"content":"') - done.count(b'"content":""')
+                        arrivals += [now] * count
                     continue
                 if data is not None:
                     results[index] = arrivals if arrivals else "no events"
@@ -271,7 +277,7 @@ def load(
                 sock.close()
                 del open_streams[fd]
     finally:
-        for sock, _, _ in open_streams.values():
+        for sock, *_ in open_streams.values():
             sock.close()
         poller.close()
     return results, time.process_time() - cpu0
