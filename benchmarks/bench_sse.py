@@ -1,4 +1,4 @@
-"""Throughput of streambench.sse against two peers, same process, same bytes.
+"""Throughput of streambench.sse against three peers, same process, same bytes.
 
     python benchmarks/bench_sse.py [--mb 40] [--repeat 3]
 
@@ -61,11 +61,12 @@ def streambench_sse(chunks: list[bytes]) -> int:
 
 def streambench_sse_python(chunks: list[bytes]) -> int:
     """streambench.sse without its C accelerator (what runs where it could not be built)."""
-    saved, sse._speedups = sse._speedups, None
+    saved = sse._speedups
+    sse._install(None)
     try:
         return streambench_sse(chunks)
     finally:
-        sse._speedups = saved
+        sse._install(saved)
 
 
 def httpx_sse(chunks: list[bytes]) -> int:

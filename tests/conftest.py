@@ -77,11 +77,11 @@ def sse_implementation(name: str) -> Iterator[None]:
     if name == "c":
         skip_unless_speedups()
     saved = sse._speedups
-    sse._speedups = saved if name == "c" else None
+    sse._install(saved if name == "c" else None)
     try:
         yield
     finally:
-        sse._speedups = saved
+        sse._install(saved)
 
 
 @pytest.fixture(scope="module", params=SSE_IMPLEMENTATIONS)

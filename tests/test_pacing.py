@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streambench._pacing import paced, paced_sync
+from streambench._pacing import paced, paced_sync, pacer
 from streambench.record.fake_provider import FakeProvider, _schedule
 from streambench.replay import build_plan, run_virtual
 from streambench.transcript import save, synth
@@ -55,6 +55,98 @@ def test_fake_provider_schedules_each_frame_at_its_absolute_time() -> None:
         tokens += frame.tokens
         assert t_ms == pytest.approx(50 + tokens * 10)
     assert tokens > 0
+
+
+class _Client:
+    """An ASGI ``send`` and ``receive`` pair that notes when each body went out (loop time,
+    ms from the client's creation); ``stall_s`` makes the send of one body wait that long
+    (a full write buffer), ``leave_at_s`` makes the client go away then."""
+
+    def __init__(self, stall: bytes = b"", stall_s: float = 0.0, leave_at_s: float = 0.0) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.created = self.loop.time()
+        self.sent: list[tuple[float, bytes]] = []
+        self.stall, self.stall_s, self.leave_at_s = stall, stall_s, leave_at_s
+
+    async def send(self, message: dict) -> None:  # type: ignore[type-arg]
+        if message["body"] == self.stall:
+            await asyncio.sleep(self.stall_s)
+        self.sent.append((round((self.loop.time() - self.created) * 1000, 3), message["body"]))
+
+    async def receive(self) -> dict:  # type: ignore[type-arg]
+        if not self.leave_at_s:
+            await asyncio.Future()  # never: the client stays
+        await asyncio.sleep(self.leave_at_s)
+        return {"type": "http.disconnect"}
+
+
+def test_the_pacer_sends_every_stream_at_its_absolute_times() -> None:
+    async def main() -> tuple[list[tuple[float, bytes]], ...]:
+        first = _Client()
+        second_task = asyncio.create_task(_late_stream())
+        done = await pacer().send_bodies(first.send, [(0.0, b"a"), (10.0, b"b"), (30.0, b"c")])
+        assert done is True
+        return first.sent, await second_task
+
+    async def _late_stream() -> list[tuple[float, bytes]]:
+        await asyncio.sleep(0.005)  # a stream starting 5 ms later: its own start
+        client = _Client()
+        await pacer().send_bodies(client.send, [(10.0, b"x"), (10.0, b"y"), (20.0, b"z")])
+        return client.sent
+
+    first, second = run_virtual(main())
+    assert first == [(0.0, b"a"), (10.0, b"b"), (30.0, b"c")]
+    assert second == [(10.0, b"x"), (10.0, b"y"), (20.0, b"z")]
+
+
+def test_a_send_that_waits_delays_its_stream_only_and_keeps_later_times() -> None:
+    async def main() -> tuple[list[tuple[float, bytes]], list[tuple[float, bytes]]]:
+        slow = _Client(stall=b"b", stall_s=0.025)  # b's write waits 25 ms (flow control)
+        other = _Client()
+        noted: list[float] = []
+        schedule = [(0.0, b"a"), (10.0, b"b"), (20.0, b"c"), (50.0, b"d")]
+        await asyncio.gather(
+            pacer().send_bodies(slow.send, schedule, on_sent=lambda t, _: noted.append(t)),
+            pacer().send_bodies(other.send, [(15.0, b"x"), (30.0, b"y")]),
+        )
+        assert noted == [0.0, 10.0, 20.0, 50.0]  # on_sent once per body, after its send
+        return slow.sent, other.sent
+
+    slow, other = run_virtual(main())
+    # c was due during b's wait: it goes at once after; d keeps its own time
+    assert slow == [(0.0, b"a"), (35.0, b"b"), (35.0, b"c"), (50.0, b"d")]
+    assert other == [(15.0, b"x"), (30.0, b"y")]
+
+
+def test_the_pacer_stops_when_the_client_goes_away_or_the_sender_is_cancelled() -> None:
+    schedule = [(t, b"%d" % t) for t in range(0, 100, 10)]
+
+    async def main() -> tuple[bool, list[tuple[float, bytes]], list[tuple[float, bytes]]]:
+        leaving = _Client(leave_at_s=0.035)
+        completed = await pacer().send_bodies(leaving.send, schedule, receive=leaving.receive)
+        cancelled = _Client()
+        task = asyncio.create_task(pacer().send_bodies(cancelled.send, schedule))
+        await asyncio.sleep(0.025)
+        task.cancel()
+        await asyncio.sleep(0.1)  # nothing more goes out
+        return completed, leaving.sent, cancelled.sent
+
+    completed, leaving, cancelled = run_virtual(main())
+    assert completed is False
+    assert [t for t, _ in leaving] == [0.0, 10.0, 20.0, 30.0]
+    assert [t for t, _ in cancelled] == pytest.approx([0.0, 10.0, 20.0], abs=0.01)
+
+
+def test_a_send_that_raises_ends_its_stream_with_that_error() -> None:
+    async def broken_send(message: dict) -> None:  # type: ignore[type-arg]
+        if message["body"] == b"b":
+            raise ConnectionResetError("peer gone")
+
+    async def main() -> None:
+        await pacer().send_bodies(broken_send, [(0.0, b"a"), (10.0, b"b"), (20.0, b"c")])
+
+    with pytest.raises(ConnectionResetError, match="peer gone"):
+        run_virtual(main())
 
 
 def _lift_open_file_limit(needed: int) -> None:

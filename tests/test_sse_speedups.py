@@ -95,3 +95,37 @@ def test_no_reference_leaks() -> None:
         assert simple(body) is not None
         assert simple(body + b": not simple\n\n") is None
     assert sys.getrefcount(last_id) == before
+
+
+def test_feed_is_the_c_method_and_hands_other_cases_to_python() -> None:
+    from streambench.sse import SSEDecoder
+
+    assert SSEDecoder.feed is not SSEDecoder._feed_python  # the accelerator is installed
+    stream = b"data: a\n\nevent: x\ndata: b\n\nid: 7\ndata: c\n\ndata: d\r\n\r\ndata: e\n\n"
+    expected = SSEDecoder()._feed_python(stream)
+    for chunk_type in (bytes, bytearray, memoryview):  # only bytes take the C step
+        decoder = SSEDecoder()
+        events = []
+        for i in range(0, len(stream), 5):
+            events += decoder.feed(chunk_type(stream[i : i + 5]))
+        assert events + decoder.close() == expected
+    with pytest.raises(TypeError):
+        SSEDecoder().feed("data: x\n\n")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        SSEDecoder().feed()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        SSEDecoder.feed(object(), b"data: x\n\n")  # type: ignore[arg-type]
+
+
+def test_feed_leaks_no_references() -> None:
+    from streambench.sse import SSEDecoder
+
+    chunks = [b"data: x\n\nevent: delta\ndata: y\n", b"\n: not simple\n\ndata: z\n\n"] * 5
+    decoder = SSEDecoder()
+    decoder.feed(b"data: start\n\n")
+    last_id = decoder._last_id = "an id nobody else holds"
+    before = sys.getrefcount(last_id)
+    events = [decoder.feed(chunk) for _ in range(200) for chunk in chunks]
+    assert sum(map(len, events)) == 200 * 5 * 3
+    del events
+    assert sys.getrefcount(last_id) == before

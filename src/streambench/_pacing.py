@@ -1,16 +1,20 @@
 """Pacing: hand out items at planned offsets from a start, the one loop every sender uses.
 
 Offsets are absolute (from the start), never "sleep after each item": a slow write or a
-busy loop delays one item, not every item after it. ``plan.aiter``, the httpx replay
-transport (async and sync), ``serve`` and ``fake-provider`` all pace through here.
+busy loop delays one item, not every item after it. ``plan.aiter`` and the httpx replay
+transport (async and sync) pace through :func:`paced`; the real servers (``serve`` and
+``fake-provider``) through :class:`Pacer`, the same times with one timer for every stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TypeVar
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -47,3 +51,194 @@ def paced_sync(
         if delay > 0:
             time.sleep(delay)
         yield t_ms, item
+
+
+Message = dict[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+Receive = Callable[[], Awaitable[Message]]
+
+
+class _Stream:
+    """One response body being paced by a :class:`Pacer`."""
+
+    __slots__ = ("done", "items", "on_sent", "send", "speed", "start", "t_ms", "waiting")
+
+    def __init__(
+        self,
+        send: Send,
+        items: Iterator[tuple[float, bytes]],
+        speed: float,
+        start: float,
+        on_sent: Callable[[float, bytes], None] | None,
+        done: asyncio.Future[bool],
+    ) -> None:
+        self.send = send
+        self.items = items
+        self.speed = speed
+        self.start = start
+        self.on_sent = on_sent
+        self.done = done
+        self.t_ms = 0.0
+        self.waiting: bytes | None = None  # the next body, due at start + t_ms / speed
+
+
+class Pacer:
+    """Paces the response bodies of every stream on one loop with one timer.
+
+    A task per stream waking per event costs more than the send itself at thousands of
+    streams; here each wake-up sends every body that is due (across streams) by driving the
+    ASGI ``send`` coroutines to completion directly. A ``send`` that does suspend (the
+    transport's write buffer is full) finishes in a task, and its stream waits for it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, _Stream]] = []
+        self._seq = 0  # ties in the heap: first scheduled, first sent
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    async def send_bodies(
+        self,
+        send: Send,
+        schedule: Iterable[tuple[float, bytes]],
+        speed: float = 1.0,
+        on_sent: Callable[[float, bytes], None] | None = None,
+        receive: Receive | None = None,
+    ) -> bool:
+        """Send each ``(t_ms, body)`` as an ``http.response.body`` message (``more_body``) at
+        ``start + t_ms / speed``; ``on_sent(t_ms, body)`` after each. With ``receive`` (whose
+        request body was read), it stops as soon as the client goes away, even in a long gap:
+        False then, True when every body was sent. Cancelling it stops it too."""
+        loop = self._loop
+        done: asyncio.Future[bool] = loop.create_future()
+        stream = _Stream(send, iter(schedule), speed, loop.time(), on_sent, done)
+        watcher = None
+        if receive is not None:
+            watcher = loop.create_task(_until_disconnect(receive))
+            watcher.add_done_callback(lambda _: done.done() or done.set_result(False))
+        try:
+            self._advance(stream)
+            return await done
+        finally:
+            stream.items = iter(())  # stopped early: a heap entry left behind sends nothing
+            stream.waiting = None
+            if watcher is not None:
+                watcher.cancel()
+
+    def _advance(self, stream: _Stream) -> None:
+        """Send the stream's bodies that are due, then queue its next one (or finish it)."""
+        loop = self._loop
+        while True:
+            body = stream.waiting
+            if body is None:
+                item = next(stream.items, None)
+                if item is None:
+                    if not stream.done.done():
+                        stream.done.set_result(True)
+                    return
+                stream.t_ms, body = item
+                due = stream.start + stream.t_ms / 1000.0 / stream.speed
+                if due > loop.time():
+                    stream.waiting = body
+                    self._push(due, stream)
+                    return
+            stream.waiting = None
+            coro = stream.send({"type": "http.response.body", "body": body, "more_body": True})
+            if not asyncio.iscoroutine(coro):  # another awaitable: it cannot be driven here
+                coro = _awaited(coro)
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                pass
+            except Exception as exc:  # the stream's awaiter re-raises it
+                if not stream.done.done():
+                    stream.done.set_exception(exc)
+                return
+            else:  # the send waits (flow control): finish it in a task, then go on
+                task = loop.create_task(_finish(coro, yielded))
+                task.add_done_callback(lambda task, s=stream, b=body: self._sent_late(s, b, task))
+                return
+            if stream.on_sent is not None:
+                stream.on_sent(stream.t_ms, body)
+
+    def _sent_late(self, stream: _Stream, body: bytes, task: asyncio.Task[None]) -> None:
+        """A send that had to wait is done: the stream goes on (or ends with its error)."""
+        if stream.done.done():
+            return
+        if task.cancelled() or task.exception() is not None:
+            stream.done.set_exception(task.exception() or asyncio.CancelledError())
+            return
+        try:
+            if stream.on_sent is not None:
+                stream.on_sent(stream.t_ms, body)
+            self._advance(stream)
+        except Exception as exc:  # its awaiter re-raises it
+            if not stream.done.done():
+                stream.done.set_exception(exc)
+
+    def _push(self, due: float, stream: _Stream) -> None:
+        heapq.heappush(self._heap, (due, self._seq, stream))
+        self._seq += 1
+        if due < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(due, self._fire)
+            self._timer_at = due
+
+    def _fire(self) -> None:
+        """Send everything that is due, across streams, in this one wake-up."""
+        self._timer = None
+        self._timer_at = -math.inf  # (no push arms a timer meanwhile: the end does)
+        heap = self._heap
+        # What is due now, not what falls due while sending: the loop then reads sockets
+        # (new requests, disconnects) before the next batch.
+        now = self._loop.time()
+        while heap and heap[0][0] <= now:
+            stream = heapq.heappop(heap)[2]
+            try:
+                self._advance(stream)
+            except Exception as exc:  # (a schedule or a send that raised) its awaiter re-raises it
+                if not stream.done.done():
+                    stream.done.set_exception(exc)
+        self._timer_at = math.inf
+        if heap:
+            self._timer_at = heap[0][0]
+            self._timer = self._loop.call_at(self._timer_at, self._fire)
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+async def _finish(coro: Coroutine[Any, Any, None], yielded: object) -> None:
+    """Run a coroutine that :class:`Pacer` started and that suspended, to its end."""
+    try:
+        while True:
+            if isinstance(yielded, asyncio.Future):
+                await asyncio.wait([yielded])  # its outcome is for the coroutine to see
+            else:
+                await asyncio.sleep(0)  # a bare yield
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                return
+    finally:
+        coro.close()
+
+
+_PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pacer] = weakref.WeakKeyDictionary()
+
+
+def pacer() -> Pacer:
+    """The running loop's :class:`Pacer` (one per loop)."""
+    loop = asyncio.get_running_loop()
+    found = _PACERS.get(loop)
+    if found is None:
+        found = _PACERS[loop] = Pacer(loop)
+    return found

@@ -10,7 +10,8 @@ members the schema lists go into the tool input (in the schema's order), the tex
 the schema lacks it is written as plain text before the call (a model told to explain first,
 then call the tool). Streams are rendered by :mod:`streambench.transcript.synth` and paced at
 ``rate`` tokens per second. Every streamed frame's send time (``time.monotonic()``) is logged in
-:attr:`FakeProvider.sent` so tests can compare a recorder's arrival times against them.
+:attr:`FakeProvider.sent` (the last 256 streams) so tests can compare a recorder's arrival
+times against them.
 
 Faults for failover demos, by request header ``x-fake-fail`` or a rule's ``fail``, in the
 replay's fault grammar (:mod:`streambench.replay.faults`): ``http:529@start`` (or its alias
@@ -21,20 +22,23 @@ replay's fault grammar (:mod:`streambench.replay.faults`): ``http:529@start`` (o
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from streambench._pacing import paced
+from streambench._pacing import pacer
 from streambench._yaml import load_yaml
 from streambench.answer import SHAPES, mode_of_prefill
 from streambench.errors import ConfigError, SpecError
@@ -253,6 +257,9 @@ class DroppedConnection(Exception):
 # --- the app --------------------------------------------------------------------------------
 
 
+SENT_KEPT = 256  # streamed responses FakeProvider.sent remembers (the last ones)
+
+
 @dataclass
 class SentStream:
     """One streamed response as sent: the body and ``(monotonic_s, nbytes)`` per frame."""
@@ -264,10 +271,18 @@ class SentStream:
 
 @dataclass
 class FakeProvider:
+    """The fake provider's settings and what it sent: :attr:`sent` holds the last
+    ``keep_sent`` streamed responses (older ones are dropped, so a long-running fake provider
+    stays within bounded memory)."""
+
     rules: Sequence[Rule] = ()
     rate: float = 200.0  # content tokens per second; 0 sends without pauses
     ttfb_ms: float = 0.0
-    sent: list[SentStream] = field(default_factory=list)
+    keep_sent: int = SENT_KEPT
+    sent: deque[SentStream] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sent = deque(maxlen=self.keep_sent)
 
     def app(self) -> Starlette:
         routes = [
@@ -299,37 +314,63 @@ class FakeProvider:
             if not prompt.stream:  # non-streaming: the JSON body
                 payload = synth.render_json_response(api, answer.text, model, answer.tool_calls)
                 return Response(payload, media_type="application/json")
-            frames = synth.render_frames(
-                api,
-                text=answer.text,
-                thinking=answer.thinking,
-                tool_calls=answer.tool_calls,
-                model=model,
-            )
-            return StreamingResponse(
-                self._paced(api, frames, fault),
-                media_type="text/event-stream; charset=utf-8",
-                headers={"cache-control": "no-cache"},
-            )
+            frames = _rendered(api, answer.text, answer.thinking, answer.tool_calls, model)
+            log = SentStream(api)
+            self.sent.append(log)
+            schedule = _schedule(_apply_fault(api, frames, fault), self)
+            drop = fault.spec if fault is not None and fault.kind == "disconnect" else None
+            return _PacedStream(schedule, log, drop)
 
         return endpoint
 
-    async def _paced(
-        self, api: str, frames: list[synth.Frame], fault: Fault | None
-    ) -> AsyncIterator[bytes]:
-        log = SentStream(api)
-        self.sent.append(log)
-        async for _, frame in paced(_schedule(_apply_fault(api, frames, fault), self)):
-            yield frame.data
-            # Resumed only after the server wrote the frame: this is its send time.
-            log.frames.append((time.monotonic(), len(frame.data)))
-            log.body += frame.data
-        if fault is not None and fault.kind == "disconnect":
-            raise DroppedConnection(fault.spec)
+
+class _PacedStream(Response):
+    """The streamed answer: the loop's pacer sends each frame at its time (no task wakes up
+    per frame), stopping when the client goes away; ``drop`` aborts the connection after."""
+
+    media_type = "text/event-stream; charset=utf-8"
+
+    def __init__(
+        self, schedule: Iterator[tuple[float, synth.Frame]], log: SentStream, drop: str | None
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-cache"})
+        self._schedule = schedule
+        self._log = log
+        self._drop = drop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        log = self._log
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+
+        def sent(_: float, data: bytes) -> None:
+            # Called once the server wrote the frame: this is its send time.
+            log.frames.append((time.monotonic(), len(data)))
+            log.body += data
+
+        bodies = ((t_ms, frame.data) for t_ms, frame in self._schedule)
+        if not await pacer().send_bodies(send, bodies, on_sent=sent, receive=receive):
+            return  # the client went away
+        if self._drop is not None:
+            raise DroppedConnection(self._drop)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+@functools.lru_cache(maxsize=64)
+def _rendered(
+    api: str, text: str, thinking: str, tool_calls: tuple[ToolCall, ...], model: str | None
+) -> tuple[synth.Frame, ...]:
+    """A streamed answer's frames, remembered: rendering (a JSON dump per event) costs more
+    than sending, clients repeat prompts, and the same arguments give the same bytes."""
+    frames = synth.render_frames(
+        api, text=text, thinking=thinking, tool_calls=tool_calls, model=model
+    )
+    return tuple(frames)
 
 
 def _schedule(
-    frames: list[synth.Frame], provider: FakeProvider
+    frames: Sequence[synth.Frame], provider: FakeProvider
 ) -> Iterator[tuple[float, synth.Frame]]:
     """Each frame at ``ttfb + tokens so far / rate`` from the request (absolute times)."""
     t_ms = provider.ttfb_ms
@@ -339,7 +380,9 @@ def _schedule(
         yield t_ms, frame
 
 
-def _apply_fault(api: str, frames: list[synth.Frame], fault: Fault | None) -> list[synth.Frame]:
+def _apply_fault(
+    api: str, frames: Sequence[synth.Frame], fault: Fault | None
+) -> Sequence[synth.Frame]:
     """The frames up to the fault's delta count, plus the error event for ``error-event``."""
     if fault is None or fault.at != "delta":
         return frames

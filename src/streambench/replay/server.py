@@ -7,16 +7,15 @@ real time divided by ``speed``; a disconnect fault really drops the TCP connecti
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from types import SimpleNamespace
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from streambench._pacing import paced
+from streambench._pacing import pacer
 from streambench.replay.plan import ReplayPlan
-from streambench.replay.transports import ReplayLog, RequestRecord
+from streambench.replay.transports import ReplayLog
 from streambench.transcript import Transcript
 
 
@@ -68,21 +67,6 @@ class ReplayApp:
         except LookupError as exc:
             await _send_plain(send, 500, str(exc))
             return
-        # the stream stops as soon as the client goes away, even in the middle of a long gap
-        pump = asyncio.create_task(self._pump(plan, record, send))
-        watcher = asyncio.create_task(_watch_disconnect(receive, record))
-        try:
-            await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-            if not pump.done():
-                pump.cancel()
-                # A cancel is only a request: wait for it, or result() finds no result yet.
-                await asyncio.wait({pump})
-        if not pump.cancelled():
-            pump.result()  # re-raises DropConnection: uvicorn then closes the socket
-
-    async def _pump(self, plan: ReplayPlan, record: RequestRecord, send: Send) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -90,25 +74,21 @@ class ReplayApp:
                 "headers": [(k.encode(), v.encode()) for k, v in plan.headers.items()],
             }
         )
-        async for t_ms, data in paced(((c.t_ms, c.data) for c in plan.chunks), self.speed):
-            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        def sent(t_ms: float, data: bytes) -> None:
             record.delivered_bytes += len(data)
             record.t_ms.append(t_ms)
+
+        chunks = ((c.t_ms, c.data) for c in plan.chunks)
+        if not await pacer().send_bodies(send, chunks, self.speed, sent, receive):
+            record.client_closed = True  # the client went away before the stream's end
+            return
         if plan.ending == "disconnect":
             record.disconnected = True
+            # uvicorn then closes the socket without the chunked terminator
             raise DropConnection(f"planned disconnect after {record.delivered_bytes} bytes")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         record.completed = True
-
-
-async def _watch_disconnect(receive: Receive, record: RequestRecord) -> None:
-    """Note a client that goes away at once (the stream stops before its next chunk)."""
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            if not (record.completed or record.disconnected):
-                record.client_closed = True
-            return
 
 
 async def _send_plain(send: Send, status: int, text: str) -> None:

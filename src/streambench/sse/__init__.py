@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from itertools import accumulate, islice, repeat
 from operator import add
+from types import ModuleType
 from typing import NamedTuple
 
 try:  # the C accelerator of simple blocks, built at install when a compiler is there
@@ -84,20 +85,15 @@ class SSEDecoder:
         that set it carried no data and dispatched no event."""
         return self._last_id
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def _feed_python(self, chunk: bytes) -> list[SSEEvent]:
+        """The events that ``chunk`` completes, in stream order.
+
+        (In Python: the C accelerator's ``feed`` hands it every case but the common LF-only
+        one past the stream start; without the accelerator it is ``feed`` itself.)
+        """
         # (13 is CR and 10 is LF: an int needle is one memchr, a bytes needle costs ten times
         # as much, and feed runs once per network read.)
         buf = self._buf
-        if _speedups is not None and self._offset and not self._has_cr:
-            # (at offset 0 a BOM may come first: the Python path sees to it)
-            step = _speedups.feed_lf(buf, chunk, self._offset, self._last_id)
-            if step.__class__ is list:  # the events of the complete blocks, cut off
-                if step:
-                    self._offset = step[-1].end
-                return step
-            if step is not None:  # complete blocks up to there, not all simple
-                return self._take(step)
-            # None: the chunk holds a CR and was not appended
         buf += chunk
         if 13 in chunk or self._has_cr:
             end = self._complete_end(final=False)
@@ -112,17 +108,11 @@ class SSEDecoder:
         if first < 0:
             return []
         end = buf.rfind(b"\n\n", first) + 2
-        if _speedups is not None and self._offset:  # (at offset 0 a BOM may come first)
-            offset = self._offset
-            events = _speedups.simple_events(buf, end, offset, self._last_id, False)
-            if events is not None:
-                del buf[:end]
-                self._offset = offset + end
-                self._scan = 0
-                return events
-        elif first + 2 == end:  # one block: small chunks complete one event at a time
+        if first + 2 == end:  # one block: small chunks complete one event at a time
             return self._take_block(end)
         return self._take(end)
+
+    feed = _feed_python  # the C accelerator's feed replaces it when built (see _install)
 
     def close(self) -> list[SSEEvent]:
         self._scan = 0  # so that blank lines at the buffer start are found, whatever the chunks
@@ -345,8 +335,22 @@ def _dispatch_length(separator: bytes) -> int:
 
 
 _tuple_new = tuple.__new__  # SSEEvent(*fields) without the keyword-handling __new__
-if _speedups is not None:
-    _speedups.init(SSEEvent)
+
+
+def _install(speedups: ModuleType | None) -> None:
+    """Run the decoder with the C accelerator ``speedups`` or, for None, in pure Python
+    (tests and benchmarks run both; the module global and ``SSEDecoder.feed`` go together)."""
+    global _speedups
+    _speedups = speedups
+    if speedups is None:
+        SSEDecoder.feed = SSEDecoder._feed_python  # type: ignore[method-assign]
+        return
+    speedups.init(SSEEvent)
+    # One C call per read, no Python frame: the call overhead is the cost at small chunks.
+    SSEDecoder.feed = speedups.decoder_feed(SSEDecoder, SSEDecoder._feed_python)  # type: ignore[method-assign]
+
+
+_install(_speedups)
 
 
 def _new_event(

@@ -1,15 +1,17 @@
-/* Optional accelerator of streambench.sse: the events of a run of *simple* blocks.
+/* Optional accelerator of streambench.sse: the decoder's hot path.
  *
  * A simple block is one `data: ` line, maybe after one `event: ` line, then a blank line,
- * with LF line ends (or CRLF ones when asked): nearly every block a provider sends. The
- * Python decoder (streambench/sse.py) finds the blank lines, keeps the buffer and handles
- * every other shape; this module only turns a run of simple blocks into SSEEvent tuples
- * without a Python-level step per event. Its result is checked against the pure-Python path
- * by the test suite (tests/test_sse.py runs every test on both).
+ * with LF line ends (or CRLF ones when asked): nearly every block a provider sends.
+ * SSEDecoder.feed is the C function below for LF-only streams (append, blank-line search,
+ * events of simple blocks, cut: one call per network read, no Python frame); the Python
+ * decoder (streambench/sse/__init__.py) handles every other shape and uses simple_events for
+ * runs of simple blocks. Results are checked against the pure-Python path by the test suite
+ * (tests/test_sse.py and tests/test_sse_corpus.py run every test on both).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#include "structmember.h"
 
 static PyTypeObject *event_type = NULL; /* streambench.sse.SSEEvent, set by init() */
 static PyObject *message = NULL;        /* "message", the type of events without one */
@@ -197,48 +199,66 @@ simple_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return events;
 }
 
-/* feed_lf(buffer, chunk, offset, last_id) -> list[SSEEvent] | int | None
- *
- * The decoder's whole LF-only step in one call (at small chunks the per-call overhead is the
- * cost): None, chunk not appended, when it holds a CR; else the chunk is appended to the
- * bytearray buffer (which holds no blank line before it) and the result is the events of its
- * complete blocks, removed from the buffer (an empty list when none is complete), or, when
- * they are not all simple, the end of the complete blocks for the Python path to decode. */
-static PyObject *
-feed_lf(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The decoder's slots that feed() reads and writes, found by their member descriptors. */
+static PyObject *python_feed = NULL;  /* SSEDecoder._feed_python: every case but the LF fast one */
+static PyObject *take_name = NULL;    /* "_take" */
+static Py_ssize_t off_buf, off_offset, off_has_cr, off_last_id;
+
+static int
+slot_offset(PyTypeObject *cls, const char *name, Py_ssize_t *offset)
 {
-    if (nargs != 4 || !PyByteArray_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "feed_lf takes (bytearray, chunk, offset, last_id)");
+    PyObject *descr = PyDict_GetItemString(cls->tp_dict, name); /* borrowed */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "decoder_feed: %s is not a slot of the class", name);
+        return -1;
+    }
+    *offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    return 0;
+}
+
+#define SLOT(self, off) (*(PyObject **)((char *)(self) + (off)))
+
+/* SSEDecoder.feed(chunk) -> list[SSEEvent]
+ *
+ * The decoder's whole LF-only step in one call, method call included (at small chunks the
+ * per-call overhead is the cost): when the buffer holds no CR and is past the stream start
+ * (where a BOM may come first) and the chunk is bytes without a CR, the chunk is appended to the
+ * buffer (which holds no blank line before it) and the events of its complete blocks are
+ * returned, cut off the buffer (an empty list when none is complete); complete blocks that
+ * are not all simple go to self._take(end); anything else to SSEDecoder._feed_python. */
+static PyObject *
+decoder_feed_impl(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "feed() takes one chunk");
         return NULL;
     }
-    if (event_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_speedups.init() was not called");
-        return NULL;
+    PyObject *fallback_args[2] = {self, args[0]};
+    PyObject *buffer = SLOT(self, off_buf);
+    PyObject *offset_obj = SLOT(self, off_offset);
+    PyObject *last_id = SLOT(self, off_last_id);
+    /* bytes only (what sockets give): other buffers, and every other state, go to Python */
+    if (!PyBytes_CheckExact(args[0]) || buffer == NULL || !PyByteArray_CheckExact(buffer) ||
+        offset_obj == NULL || !PyLong_CheckExact(offset_obj) || last_id == NULL ||
+        SLOT(self, off_has_cr) != Py_False) {
+        return PyObject_Vectorcall(python_feed, fallback_args, 2, NULL);
     }
-    PyObject *buffer = args[0];
-    Py_ssize_t offset = PyLong_AsSsize_t(args[2]);
-    if (offset == -1 && PyErr_Occurred()) {
-        return NULL;
+    const char *data = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t offset = PyLong_AsSsize_t(offset_obj);
+    if (offset <= 0 || memchr(data, '\r', (size_t)len) != NULL) {
+        PyErr_Clear(); /* (an offset too large for Py_ssize_t cannot happen) */
+        return PyObject_Vectorcall(python_feed, fallback_args, 2, NULL);
     }
-    Py_buffer chunk;
-    if (PyObject_GetBuffer(args[1], &chunk, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (memchr(chunk.buf, '\r', (size_t)chunk.len) != NULL) {
-        PyBuffer_Release(&chunk);
-        Py_RETURN_NONE;
-    }
-    int has_lf = memchr(chunk.buf, '\n', (size_t)chunk.len) != NULL;
     Py_ssize_t old = PyByteArray_GET_SIZE(buffer);
-    Py_ssize_t size = old + chunk.len;
+    Py_ssize_t size = old + len;
     if (PyByteArray_Resize(buffer, size) < 0) {
-        PyBuffer_Release(&chunk);
         return NULL;
     }
     char *base = PyByteArray_AS_STRING(buffer);
-    memcpy(base + old, chunk.buf, (size_t)chunk.len);
-    PyBuffer_Release(&chunk);
-    if (!has_lf) {
+    memcpy(base + old, data, (size_t)len);
+    if (memchr(data, '\n', (size_t)len) == NULL) {
         return PyList_New(0);
     }
     /* The last blank line: in the chunk, or straddling its start. */
@@ -251,20 +271,60 @@ feed_lf(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return PyList_New(0);
     }
     Py_ssize_t stop = i + 2;
-    PyObject *events = run_events(base, stop, offset, args[3], 0);
-    if (events == Py_None) {
-        Py_DECREF(events);
-        return PyLong_FromSsize_t(stop);
-    }
+    PyObject *events = run_events(base, stop, offset, last_id, 0);
     if (events == NULL) {
         return NULL;
     }
+    if (events == Py_None) { /* complete blocks, not all simple: the Python path */
+        Py_DECREF(events);
+        PyObject *stop_obj = PyLong_FromSsize_t(stop);
+        if (stop_obj == NULL) {
+            return NULL;
+        }
+        PyObject *taken = PyObject_CallMethodOneArg(self, take_name, stop_obj);
+        Py_DECREF(stop_obj);
+        return taken;
+    }
+    PyObject *new_offset = PyLong_FromSsize_t(offset + stop);
+    if (new_offset == NULL) {
+        Py_DECREF(events);
+        return NULL;
+    }
+    Py_SETREF(SLOT(self, off_offset), new_offset);
     memmove(base, base + stop, (size_t)(size - stop));
     if (PyByteArray_Resize(buffer, size - stop) < 0) {
         Py_DECREF(events);
         return NULL;
     }
     return events;
+}
+
+static PyMethodDef decoder_feed_def = {
+    "feed", (PyCFunction)(void (*)(void))decoder_feed_impl, METH_FASTCALL,
+    "feed(chunk) -> list[SSEEvent]: the events that the chunk completes, in stream order.",
+};
+
+/* decoder_feed(SSEDecoder, SSEDecoder._feed_python) -> the C feed, as a method to install */
+static PyObject *
+decoder_feed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "decoder_feed takes (SSEDecoder, fallback feed)");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    if (slot_offset(cls, "_buf", &off_buf) < 0 || slot_offset(cls, "_offset", &off_offset) < 0 ||
+        slot_offset(cls, "_has_cr", &off_has_cr) < 0 ||
+        slot_offset(cls, "_last_id", &off_last_id) < 0) {
+        return NULL;
+    }
+    if (take_name == NULL && (take_name = PyUnicode_InternFromString("_take")) == NULL) {
+        return NULL;
+    }
+    Py_INCREF(args[1]);
+    Py_XSETREF(python_feed, args[1]);
+    /* A method descriptor, as a C type's methods are: called without a bound-method object. */
+    return PyDescr_NewMethod(cls, &decoder_feed_def);
 }
 
 /* init(SSEEvent): the tuple subclass to build events of. */
@@ -284,8 +344,8 @@ static PyMethodDef methods[] = {
     {"simple_events", (PyCFunction)(void (*)(void))simple_events, METH_FASTCALL,
      "simple_events(buffer, stop, offset, last_id, crlf) -> list of events, or None when "
      "buffer[:stop] is not a run of simple blocks."},
-    {"feed_lf", (PyCFunction)(void (*)(void))feed_lf, METH_FASTCALL,
-     "feed_lf(buffer, chunk, offset, last_id): the decoder's LF-only step, see the source."},
+    {"decoder_feed", (PyCFunction)(void (*)(void))decoder_feed, METH_FASTCALL,
+     "decoder_feed(SSEDecoder, fallback): SSEDecoder.feed in C, see the source."},
     {"init", init, METH_O, "init(SSEEvent): the event type to build."},
     {NULL, NULL, 0, NULL},
 };
