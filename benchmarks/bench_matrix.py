@@ -38,7 +38,7 @@ STAGES = (
     ("replay transport", ("streambench/replay/", "streambench/providers/", "streambench/sse/_e")),
     (
         "ASGI/httpx plumbing",
-        ("httpx", "httpcore", "respx", "starlette", "anyio", "streambench/suts"),
+        ("httpx", "httpcore", "starlette", "anyio", "streambench/suts"),
     ),
     ("client model + rules", ("streambench/grade/", "streambench/sse/", "numpy")),
     ("case loading", ("yaml", "streambench/runner/ca", "streambench/transcript/")),

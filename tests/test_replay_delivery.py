@@ -1,4 +1,4 @@
-"""Delivery paths: the async iterator on virtual time, respx/httpx2 mocking, ASGI app, CLI."""
+"""Delivery paths: the async iterator on virtual time, httpx/httpx2 interception, ASGI app, CLI."""
 
 from __future__ import annotations
 
@@ -92,6 +92,23 @@ async def test_mock_upstream_answers_the_sdks_and_plain_httpx() -> None:
     assert "second" in "".join(e.data for e in decode_all(second.content))
     assert [r.json for r in replay.requests][1] == {"n": 2}
     assert replay.requests[0].json["model"] == "m"
+
+
+def test_mock_upstream_lets_other_hosts_through_and_restores_the_transports() -> None:
+    originals = (httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request)
+    outside, replayed = build_plan(transcript(text="real server")), build_plan(transcript())
+    with (
+        running_server(replay_app([outside], speed=1e6)) as url,
+        mock_upstream([replayed], base_url="https://api.x") as replay,
+        httpx.Client() as http,
+    ):
+        answered = http.post("https://api.x/v1/messages", json={}).content
+        passed = http.post(url, json={}).content
+    assert answered == replayed.body and passed == outside.body
+    assert len(replay.requests) == 1
+    assert (httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request) == (
+        originals
+    )
 
 
 def test_replay_app_cycles_plans_and_logs_requests() -> None:
