@@ -90,7 +90,7 @@ class ReplayApp:
                 "headers": [(k.encode(), v.encode()) for k, v in plan.headers.items()],
             }
         )
-        async for t_ms, data in paced(((c.t_ms, c.data) for c in plan.chunks), self.speed):
+        async for t_ms, data in paced(plan.schedule(), self.speed):
             await send({"type": "http.response.body", "body": data, "more_body": True})
             record.delivered_bytes += len(data)
             record.t_ms.append(t_ms)

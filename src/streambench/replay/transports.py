@@ -21,7 +21,7 @@ from unittest import mock
 
 import httpx
 
-from streambench._pacing import paced_sync
+from streambench._pacing import paced, paced_sync
 from streambench.replay.plan import ReplayPlan, build_plan
 from streambench.transcript import Transcript
 
@@ -104,24 +104,24 @@ class _ReplayStream:
         self._record = record
         self._speed = speed
 
-    def _delivered(self, t_ms: float, data: bytes) -> None:
-        self._record.delivered_bytes += len(data)
-        self._record.t_ms.append(t_ms)
-
     def _finish(self) -> None:
         if self._plan.ending == "disconnect":
             self._record.disconnected = True
             raise self.error(DROPPED_MESSAGE)
         self._record.completed = True
 
+    def _delivered(self, t_ms: float, data: bytes) -> None:
+        self._record.delivered_bytes += len(data)
+        self._record.t_ms.append(t_ms)
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for t_ms, data in self._plan.aiter(self._speed):
+        async for t_ms, data in paced(self._plan.schedule(), self._speed):
             self._delivered(t_ms, data)
             yield data
         self._finish()
 
     def __iter__(self) -> Iterator[bytes]:
-        for t_ms, data in paced_sync(((c.t_ms, c.data) for c in self._plan.chunks), self._speed):
+        for t_ms, data in paced_sync(self._plan.schedule(), self._speed):
             self._delivered(t_ms, data)
             yield data
         self._finish()

@@ -38,12 +38,17 @@ class _JumpingSelector(selectors.BaseSelector):
     def __init__(self, loop: VirtualTimeLoop) -> None:
         self._real = selectors.DefaultSelector()
         self._loop = loop
+        self.watched = 0  # file objects registered; the loop's own wake-up pipe is the first
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._real.register(fileobj, events, data)
+        key = self._real.register(fileobj, events, data)
+        self.watched += 1
+        return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._real.unregister(fileobj)
+        key = self._real.unregister(fileobj)
+        self.watched -= 1
+        return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._real.modify(fileobj, events, data)
@@ -59,7 +64,7 @@ class _JumpingSelector(selectors.BaseSelector):
         if timeout == 0:
             # callbacks are ready; with only the loop's own wake-up pipe registered (whose
             # callbacks are queued already) and no threads, there is no I/O worth a system call
-            external = loop.threads or len(self._real.get_map()) > 1
+            external = loop.threads or self.watched > 1
             return self._real.select(0) if external else []
         if loop.threads:
             # a thread is working: wait for it for real; its time is not virtual time
@@ -73,6 +78,13 @@ class _JumpingSelector(selectors.BaseSelector):
         return ready
 
 
+def _ticks_of(timeout: float) -> int:
+    """The clock's step for a wait of ``timeout`` s (a sub-tick wait still moves it, or the
+    loop would spin)."""
+    step = round(timeout * TICKS_PER_S)
+    return step + 1 if 0 < timeout < 1 / TICKS_PER_S else step
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio loop on virtual time starting at 0, with looptime's clock arithmetic (so
     runs on either give the same times to the microsecond)."""
@@ -80,33 +92,34 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._ticks = 0
         self.threads: set[asyncio.Future[Any]] = set()  # executor calls not finished yet
-        super().__init__(_JumpingSelector(self))
+        self._jumping = _JumpingSelector(self)
+        super().__init__(self._jumping)
 
     def time(self) -> float:
         return self._ticks / TICKS_PER_S
 
     def advance(self, timeout: float) -> None:
         """Jump the clock by ``timeout`` seconds (the wait asyncio asked the selector for)."""
-        step = round(timeout * TICKS_PER_S)
-        if 0 < timeout < 1 / TICKS_PER_S:
-            step += 1  # a sub-tick wait must still move the clock, or the loop spins
-        self._ticks += step
+        self._ticks += _ticks_of(timeout)
 
     def jump_if_idle(self, delay_s: float) -> bool:
         """Move the clock ``delay_s`` ahead now, as a sleep would, when nothing could run
         meanwhile: no callback ready, no timer due by then, no thread, no outside I/O. Returns
         False (the caller sleeps) otherwise. The arithmetic is the sleep's, cycle for cycle."""
-        if self._ready or self.threads or len(self._selector.get_map()) > 1:  # type: ignore[attr-defined]
+        if self._ready or self.threads or self._jumping.watched > 1:  # type: ignore[attr-defined]
             return False
-        when = self.time() + delay_s
+        ticks = self._ticks
+        when = ticks / TICKS_PER_S + delay_s
         scheduled = self._scheduled  # type: ignore[attr-defined]
         if scheduled and scheduled[0].when() <= when:
             return False
+        resolution = self._clock_resolution  # type: ignore[attr-defined]
         while True:  # one pass per loop cycle the sleep would take: select, then due timers
-            timeout = when - self.time()
+            timeout = when - ticks / TICKS_PER_S
             if timeout > 0:
-                self.advance(min(timeout, MAXIMUM_SELECT_TIMEOUT))
-            if when < self.time() + self._clock_resolution:  # type: ignore[attr-defined]
+                ticks += _ticks_of(min(timeout, MAXIMUM_SELECT_TIMEOUT))
+            if when < ticks / TICKS_PER_S + resolution:
+                self._ticks = ticks
                 return True
 
     def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
