@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
@@ -63,6 +65,47 @@ async def test_virtual_time_on_the_running_loop_with_an_async_client() -> None:
                 arrivals.append((loop.time() - start) * 1000)
     assert arrivals == pytest.approx([c.t_ms for c in plan.chunks], abs=0.01)
     assert transport.requests[0].completed
+
+
+RUN_NAME: contextvars.ContextVar[str] = contextvars.ContextVar("run_name", default="unset")
+
+
+def test_each_virtual_run_starts_at_0_in_a_fresh_context_whatever_the_last_one_left() -> None:
+    fired: list[float] = []
+
+    async def leave_a_timer_and_a_generator() -> float:
+        loop = asyncio.get_running_loop()
+        RUN_NAME.set("first")
+        loop.call_later(5, lambda: fired.append(loop.time()))  # a timer nobody cancels
+
+        async def ticks() -> AsyncIterator[int]:
+            yield 1
+            await asyncio.sleep(60)
+            yield 2
+
+        async for _ in ticks():
+            break  # an async generator left suspended
+        await asyncio.sleep(2)
+        return loop.time()
+
+    async def measure() -> tuple[float, str, list[int]]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def numbers() -> AsyncIterator[int]:
+            for n in range(3):
+                await asyncio.sleep(1)
+                yield n
+
+        seen = [n async for n in numbers()]
+        await asyncio.sleep(10)
+        return start, RUN_NAME.get(), seen
+
+    assert run_virtual(leave_a_timer_and_a_generator) == pytest.approx(2.0)
+    for _ in range(2):  # after a run that left a live timer, and after a clean one
+        assert run_virtual(measure) == (0.0, "unset", [0, 1, 2])
+    assert fired == []  # the first run's timer never fires in a later run
+    assert RUN_NAME.get() == "unset"
 
 
 @virtual_time
