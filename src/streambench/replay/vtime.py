@@ -185,6 +185,8 @@ def _settle(loop: VirtualTimeLoop) -> None:
             loop.restart()
             _idle.loop = loop
             return
+        for handle in loop._scheduled:  # type: ignore[attr-defined]
+            handle.cancel()  # waiting for the executor below must not jump the clock to them
         loop.run_until_complete(loop.shutdown_default_executor())
     except BaseException:
         loop.close()
