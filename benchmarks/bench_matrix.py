@@ -6,9 +6,10 @@
 ``heavy`` is fixtures x ``tokens:rate=50`` x ``random:min=1,max=64`` x ``--seeds`` seeds.
 Each matrix runs in process with one job (``--jobs 1``); the ratio is the rows' summed
 ``total_ms`` (what the streams take in real time) over the median wall time of ``--repeat``
-runs (CPU time beside it: steadier on a busy machine). A profiled run then splits the time
-per stage (by the file each function lives in, builtins charged to their caller), scaled to
-the median wall time; harness overhead is everything but the SUT's own work, as a multiple
+runs (CPU time beside it: steadier on a busy machine). A profiled run then splits the CPU time
+per stage (by the file each function lives in; builtins, the standard library outside
+asyncio and the shared answer parser charged to their callers' stages), scaled to
+the median CPU time; harness overhead is everything but the SUT's own work, as a multiple
 of it. Start-up (a fresh interpreter importing what ``streambench run`` imports) and report
 writing are measured once each, outside the per-run figures.
 """
@@ -21,6 +22,7 @@ import pstats
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections import defaultdict
@@ -35,16 +37,28 @@ FIXTURES = REPO / "fixtures"
 STAGES = (
     ("SUT's own work", ("streambench/reference/",)),
     ("virtual-time loop", ("streambench/replay/vtime", "looptime", "asyncio/", "selectors")),
-    ("replay transport", ("streambench/replay/", "streambench/providers/", "streambench/sse/_e")),
+    (
+        "replay transport",
+        (
+            "streambench/replay/",
+            "streambench/_pacing",
+            "streambench/providers/",
+            "streambench/sse/_e",
+        ),
+    ),
     (
         "ASGI/httpx plumbing",
-        ("httpx", "httpcore", "respx", "starlette", "anyio", "streambench/suts"),
+        ("httpx", "httpcore", "starlette", "anyio", "streambench/suts"),
     ),
     ("client model + rules", ("streambench/grade/", "streambench/sse/", "numpy")),
     ("case loading", ("yaml", "streambench/runner/ca", "streambench/transcript/")),
     ("reports", ("streambench/report/", "pandas", "pyarrow")),
 )
-OTHER = "other (runner, stdlib)"
+OTHER = "runner, other"
+# Code that works for whoever calls it (builtins, the standard library outside asyncio, the
+# answer parser both the SUT and the grader use): its time goes to its callers' stages.
+SHARED_PREFIXES = ("~", "<", sysconfig.get_paths()["stdlib"])
+SHARED_FILES = ("streambench/answer.py",)
 # What a fresh `streambench run` imports before its first run.
 STARTUP_IMPORTS = (
     "import streambench.cli, streambench.runner.matrix, streambench.report.files,"
@@ -65,23 +79,48 @@ def matrices(which: str, seeds: int, cases: list[str]) -> dict[str, Matrix]:
     return both if which == "both" else {which: both[which]}
 
 
-def stage_of(filename: str) -> str:
+def stage_of(filename: str) -> str | None:
+    """The stage a file's code belongs to; None for shared code (charged to its callers)."""
     path = filename.replace("\\", "/")
     for stage, fragments in STAGES:
         if any(f in path for f in fragments):
             return stage
-    return OTHER
+    shared = path.startswith(SHARED_PREFIXES) or any(f in path for f in SHARED_FILES)
+    return None if shared else OTHER
 
 
 def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
-    """Own time per stage; a builtin's time goes to the stage of each caller, by its share."""
+    """Own time per stage; shared code's time goes to the stages of its callers, by how much
+    of its time each caller's calls took (through chains of shared callers too)."""
+    entries = stats.stats  # type: ignore[attr-defined]
+    memo: dict[tuple[str, int, str], dict[str, float]] = {}
+
+    def owners(func: tuple[str, int, str]) -> dict[str, float]:
+        """The stages ``func`` works for, as shares summing to 1."""
+        if func in memo:
+            return memo[func]
+        memo[func] = {OTHER: 1.0}  # a cycle of shared callers stays unattributed
+        stage = stage_of(func[0])
+        callers = entries[func][4] if func in entries else {}
+        total = sum(ct for _, _, _, ct in callers.values())
+        if stage is not None or total <= 0:
+            memo[func] = {stage or OTHER: 1.0}
+            return memo[func]
+        shares: dict[str, float] = defaultdict(float)
+        for caller, (_, _, _, ct) in callers.items():
+            for owner, share in owners(caller).items():
+                shares[owner] += share * ct / total
+        memo[func] = shares
+        return shares
+
     seconds: dict[str, float] = defaultdict(float)
-    for (filename, _, _), (_, _, own_s, _, callers) in stats.stats.items():  # type: ignore[attr-defined]
-        if filename != "~" or not callers:
-            seconds[stage_of(filename)] += own_s
+    for func, (_, _, own_s, _, callers) in entries.items():
+        if stage_of(func[0]) is not None or not callers:
+            seconds[stage_of(func[0]) or OTHER] += own_s
             continue
-        for (caller_file, _, _), (_, _, share_s, _) in callers.items():
-            seconds[stage_of(caller_file)] += share_s
+        for caller, (_, _, share_s, _) in callers.items():
+            for owner, share in owners(caller).items():
+                seconds[owner] += share_s * share
     return seconds
 
 
@@ -105,7 +144,7 @@ def bench(name: str, matrix: Matrix, repeat: int) -> None:
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
     wall_s, cpu_s = statistics.median(walls), statistics.median(cpus)
-    profile = cProfile.Profile()
+    profile = cProfile.Profile(time.process_time)  # CPU time: other processes do not count
     profile.runcall(run_matrix, matrix)
     seconds = stage_seconds(pstats.Stats(profile))
     total = sum(seconds.values())
@@ -120,10 +159,13 @@ def bench(name: str, matrix: Matrix, repeat: int) -> None:
         f"  wall {wall_s:.3f} s (median of {repeat}; spread {min(walls):.3f}-{max(walls):.3f})"
         f"  ratio {modelled_s / wall_s:,.0f}x   cpu {cpu_s:.3f} s  ratio {modelled_s / cpu_s:,.0f}x"
     )
-    print(f"  per run {wall_s / runs * 1000:.2f} ms; by stage (profiled shares of the wall time):")
+    print(
+        f"  per run {wall_s / runs * 1000:.2f} ms wall, {cpu_s / runs * 1000:.2f} ms CPU;"
+        " by stage (profiled shares of the CPU time):"
+    )
     for stage in [s for s, _ in STAGES] + [OTHER]:
         share = seconds.get(stage, 0.0) / total
-        print(f"    {stage:<24} {share * wall_s / runs * 1000:6.2f} ms/run  {share:6.1%}")
+        print(f"    {stage:<24} {share * cpu_s / runs * 1000:6.2f} ms/run  {share:6.1%}")
     print(
         f"  harness overhead: {(1 - sut_share) / sut_share:.1f}x the SUT's own work (target <= 1x)"
     )

@@ -21,7 +21,7 @@ CASES = ["job-unicode-escaped", "chat-hello"]
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
-    # one thread per worker: in-process SUTs patch httpx process-wide (respx)
+    # one thread per worker: in-process SUTs patch httpx process-wide
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         yield cluster.scheduler_address
 

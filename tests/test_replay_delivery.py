@@ -1,12 +1,15 @@
-"""Delivery paths: the async iterator on virtual time, respx/httpx2 mocking, ASGI app, CLI."""
+"""Delivery paths: the async iterator on virtual time, httpx/httpx2 interception, ASGI app, CLI."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anthropic
@@ -65,6 +68,56 @@ async def test_virtual_time_on_the_running_loop_with_an_async_client() -> None:
     assert transport.requests[0].completed
 
 
+RUN_NAME: contextvars.ContextVar[str] = contextvars.ContextVar("run_name", default="unset")
+
+
+class SlowShutdownExecutor(ThreadPoolExecutor):
+    """An executor whose shutdown takes real time, as one with a busy worker does."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        time.sleep(0.2)
+        super().shutdown(wait, cancel_futures=cancel_futures)
+
+
+def test_each_virtual_run_starts_at_0_in_a_fresh_context_whatever_the_last_one_left() -> None:
+    fired: list[float] = []
+
+    async def leave_a_timer_and_a_generator() -> float:
+        loop = asyncio.get_running_loop()
+        RUN_NAME.set("first")
+        loop.set_default_executor(SlowShutdownExecutor())
+        loop.call_later(5, lambda: fired.append(loop.time()))  # a timer nobody cancels
+
+        async def ticks() -> AsyncIterator[int]:
+            yield 1
+            await asyncio.sleep(60)
+            yield 2
+
+        async for _ in ticks():
+            break  # an async generator left suspended
+        await asyncio.sleep(2)
+        return loop.time()
+
+    async def measure() -> tuple[float, str, list[int]]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def numbers() -> AsyncIterator[int]:
+            for n in range(3):
+                await asyncio.sleep(1)
+                yield n
+
+        seen = [n async for n in numbers()]
+        await asyncio.sleep(10)
+        return start, RUN_NAME.get(), seen
+
+    assert run_virtual(leave_a_timer_and_a_generator) == pytest.approx(2.0)
+    for _ in range(2):  # after a run that left a live timer, and after a clean one
+        assert run_virtual(measure) == (0.0, "unset", [0, 1, 2])
+    assert fired == []  # the first run's timer never fires, in its shutdown or a later run
+    assert RUN_NAME.get() == "unset"
+
+
 @virtual_time
 async def _timed_sleep() -> float:
     loop = asyncio.get_running_loop()
@@ -92,6 +145,23 @@ async def test_mock_upstream_answers_the_sdks_and_plain_httpx() -> None:
     assert "second" in "".join(e.data for e in decode_all(second.content))
     assert [r.json for r in replay.requests][1] == {"n": 2}
     assert replay.requests[0].json["model"] == "m"
+
+
+def test_mock_upstream_lets_other_hosts_through_and_restores_the_transports() -> None:
+    originals = (httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request)
+    outside, replayed = build_plan(transcript(text="real server")), build_plan(transcript())
+    with (
+        running_server(replay_app([outside], speed=1e6)) as url,
+        mock_upstream([replayed], base_url="https://api.x") as replay,
+        httpx.Client() as http,
+    ):
+        answered = http.post("https://api.x/v1/messages", json={}).content
+        passed = http.post(url, json={}).content
+    assert answered == replayed.body and passed == outside.body
+    assert len(replay.requests) == 1
+    assert (httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request) == (
+        originals
+    )
 
 
 def test_replay_app_cycles_plans_and_logs_requests() -> None:

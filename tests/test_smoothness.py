@@ -1,19 +1,23 @@
 """Perceived smoothness: exact metric values on hand-built streams, the `jank` rule (off by
-default, on in the bundled smooth profile), and jank on the bundled recordings re-timed."""
+default, on in the bundled smooth profile), jank on the bundled recordings re-timed, and the
+rows' percentiles."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.conftest import cli_exit_code
 
 from streambench.errors import ConfigError
 from streambench.grade.client import consume
 from streambench.grade.dialects import UIEvent
-from streambench.grade.metrics import SMOOTHNESS_COLUMNS, smoothness
+from streambench.grade.metrics import SMOOTHNESS_COLUMNS, percentile, smoothness
 from streambench.grade.profile import bundled_profiles, default_profile, load_profile
 from streambench.grade.rules import RunContext, check_rules
 from streambench.replay import build_plan
@@ -158,3 +162,17 @@ def test_cli_profile_by_name(
     assert cli_exit_code([*args, "smoth"]) == 2
     err = capsys.readouterr().err
     assert "profile 'smoth': no such file" in err and "Traceback" not in err
+
+
+@given(
+    st.one_of(
+        st.lists(st.floats(-1e9, 1e9, allow_nan=False), max_size=40),
+        st.lists(st.integers(0, 10_000), max_size=40),
+        st.lists(st.floats(allow_nan=True, allow_infinity=False), min_size=1, max_size=5),
+    ),
+    st.sampled_from([50, 95, 0, 100, 37.5]),
+)
+def test_the_percentiles_of_a_row_are_numpys_to_the_bit(values: list[float], q: float) -> None:
+    expected = float(np.percentile(values, q)) if values else math.nan
+    got = percentile(values, q)
+    assert (math.isnan(got) and math.isnan(expected)) or got.hex() == expected.hex()

@@ -28,10 +28,11 @@ from streambench.grade.dialects import UIEvent
 from streambench.grade.profile import default_profile
 from streambench.grade.rules import RunContext, UpstreamCall, check_rules
 from streambench.providers.apis import summarize
+from streambench.replay import build_plan
 from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, RunSpec, run_matrix, run_one
 from streambench.sse import decode_all
 from streambench.suts import SutTimeouts, parse_sut
-from streambench.transcript import load_inputs
+from streambench.transcript import load_inputs, synth
 
 ROOT = Path(__file__).parents[1]
 FIXTURES = ROOT / "fixtures"
@@ -314,6 +315,22 @@ def test_a_sut_calling_sys_exit_or_print_cannot_change_the_exit_code_or_stdout()
     rows = json.loads(done.stdout)
     assert sorted(r["sut_error"].split(":")[0] for r in rows) == ["KeyboardInterrupt", "SystemExit"]
     assert "DEBUG: starting the reply" in done.stderr
+
+
+def test_a_sut_changing_os_environ_leaves_the_environment_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    before = dict(os.environ)
+    sut = parse_sut("tests.suts.misbehaving:app,path=/environ")
+    plan = build_plan(
+        synth.make_transcript(
+            "openai-chat", synth.render("openai-chat", text="hi"), request_body={}
+        )
+    )
+    response = sut.call({}, [plan], SutTimeouts())
+    assert b"key set: True" in b"".join(data for _, data in response.chunks)  # the dummy key
+    assert dict(os.environ) == before
 
 
 def test_a_sync_sdk_in_a_worker_thread_stops_with_a_clear_line_or_runs_in_real_time() -> None:

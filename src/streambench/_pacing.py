@@ -19,25 +19,20 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-async def wait(loop: asyncio.AbstractEventLoop, delay_s: float) -> None:
-    """Sleep ``delay_s`` on ``loop``'s clock; a virtual-time loop that can prove nothing else
-    would run meanwhile moves its clock at once instead (same times, no timer, no cycle)."""
-    jump = getattr(loop, "jump_if_idle", None)
-    if jump is None or not jump(delay_s):
-        await asyncio.sleep(delay_s)
-
-
 async def paced(
     schedule: Iterable[tuple[float, T]], speed: float = 1.0
 ) -> AsyncIterator[tuple[float, T]]:
     """Yield each ``(t_ms, item)`` at ``start + t_ms / speed`` on the running loop's clock
-    (virtual on a virtual-time loop); items already due go out without waiting."""
+    (virtual on a virtual-time loop); items already due go out without waiting. A virtual-time
+    loop that can prove nothing else would run meanwhile moves its clock at once instead of
+    sleeping (same times, no timer, no loop cycle)."""
     loop = asyncio.get_running_loop()
+    jump = getattr(loop, "jump_if_idle", None)
     start = loop.time()
     for t_ms, item in schedule:
         delay = start + t_ms / 1000.0 / speed - loop.time()
-        if delay > 0:
-            await wait(loop, delay)
+        if delay > 0 and (jump is None or not jump(delay)):
+            await asyncio.sleep(delay)
         yield t_ms, item
 
 

@@ -8,6 +8,7 @@ per-API rules live in the API modules (:mod:`streambench.providers.registry`).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Iterable
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from streambench.providers import registry
-from streambench.providers.base import ContentKind, EventInfo
+from streambench.providers.base import ContentKind, EventInfo, ProviderAPI
 from streambench.sse import SSEEvent, decode_all
 
 API_NAMES = registry.api_names()
@@ -97,8 +98,19 @@ def detect(url: str, body: bytes, events: list[SSEEvent] | None = None) -> tuple
 # ---------------------------------------------------------------------------- content
 
 
+# Events distinct in one process's cache; a matrix decodes the same recorded events on every
+# run (plans, expected answers, upstream analysis), and parsing their JSON again dominated.
+_CACHED_EVENTS = 1 << 16
+
+
 def _interpret(api: str, ev: SSEEvent) -> EventInfo:
-    return registry.lookup(api).interpret(ev)
+    """What ``ev`` carries (shared and read-only: callers never change it)."""
+    return _interpret_with(registry.lookup(api), ev)
+
+
+@functools.lru_cache(maxsize=_CACHED_EVENTS)
+def _interpret_with(provider: ProviderAPI, ev: SSEEvent) -> EventInfo:
+    return provider.interpret(ev)
 
 
 def event_content(api: str, ev: SSEEvent) -> list[tuple[ContentKind, str]]:
@@ -222,6 +234,11 @@ _TOOL_INTERPRETERS = {
 
 def event_tool_calls(api: str, ev: SSEEvent) -> list[ToolCallPiece]:
     """The tool-call pieces one event carries (parallel calls kept apart by ``call``)."""
+    return list(_tool_calls(api, ev.data))
+
+
+@functools.lru_cache(maxsize=_CACHED_EVENTS)
+def _tool_calls(api: str, data: str) -> tuple[ToolCallPiece, ...]:
     interpreter = _TOOL_INTERPRETERS.get(api)
-    payload = _json(ev.data) if interpreter is not None else None
-    return interpreter(payload) if isinstance(payload, dict) and interpreter else []
+    payload = _json(data) if interpreter is not None else None
+    return tuple(interpreter(payload)) if isinstance(payload, dict) and interpreter else ()

@@ -70,6 +70,17 @@ def set_path(obj: Any, path: Path, value: Any) -> None:
     obj[path[-1]] = value
 
 
+def copy_json(value: Any) -> Any:
+    """A deep copy of parsed JSON (dicts, lists, scalars): ~4x faster than ``copy.deepcopy``,
+    which a content re-split paid once per piece."""
+    kind = type(value)
+    if kind is dict:
+        return {key: copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [copy_json(item) for item in value]
+    return value
+
+
 def dumps(obj: Any) -> str:
     """Compact JSON with raw non-ASCII, the way providers write event data."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

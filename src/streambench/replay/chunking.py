@@ -49,10 +49,11 @@ class TransportSplit:
             ends = list(range(self.size, n, self.size))
         elif self.name == "random":
             ends = []
-            at = rng.randint(self.low, self.high)
+            low, stop = self.low, self.high + 1  # randrange(low, high + 1) is randint's draw
+            at = rng.randrange(low, stop)
             while at < n:
                 ends.append(at)
-                at += rng.randint(self.low, self.high)
+                at += rng.randrange(low, stop)
         elif self.name == "coalesce":
             ends = []
         elif self.name == "cuts":

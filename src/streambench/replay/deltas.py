@@ -17,7 +17,6 @@ its whole content; ``at1=``, ``at2=``, ... cut the second, third, ... stream
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import random
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streambench.providers import registry
-from streambench.providers.base import Delta, dumps, get_path, set_path
+from streambench.providers.base import Delta, copy_json, dumps, get_path, set_path
 from streambench.replay.frames import Frame, make_frame
 from streambench.replay.specs import Term, parse_offsets
 from streambench.sse import SSEEvent
@@ -174,7 +173,7 @@ def resplit(
                 group.append(frame)
                 continue
             for i, piece in enumerate(pieces):
-                piece_obj = copy.deepcopy(obj)
+                piece_obj = copy_json(obj)
                 set_path(piece_obj, where.path, piece)
                 if len(pieces) > 1:
                     provider.shape_piece(piece_obj, first=i == 0, last=i == len(pieces) - 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import json
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -91,12 +91,15 @@ class ReplayPlan:
         """The delivered content of one kind (text, tool_json, thinking), concatenated."""
         return "".join(text for _, k, text in self.content_timeline if k == kind)
 
-    async def aiter(self, speed: float = 1.0) -> AsyncIterator[tuple[float, bytes]]:
+    def schedule(self) -> Iterator[tuple[float, bytes]]:
+        """``(t_ms, data)`` of each chunk, what the pacing loop takes."""
+        return ((c.t_ms, c.data) for c in self.chunks)
+
+    def aiter(self, speed: float = 1.0) -> AsyncIterator[tuple[float, bytes]]:
         """Yield ``(t_ms, data)`` at each chunk's time on the running loop's clock (virtual
         under :func:`~streambench.replay.virtual_time`). ``speed`` > 1 plays faster. It ends
         after the last chunk either way; ``ending`` says whether the connection dropped."""
-        async for t_ms, data in paced(((c.t_ms, c.data) for c in self.chunks), speed):
-            yield t_ms, data
+        return paced(self.schedule(), speed)
 
 
 def _rng(seed: int, stage: str) -> random.Random:

@@ -79,8 +79,7 @@ class ReplayApp:
             record.delivered_bytes += len(data)
             record.t_ms.append(t_ms)
 
-        chunks = ((c.t_ms, c.data) for c in plan.chunks)
-        if not await pacer().send_bodies(send, chunks, self.speed, sent, receive):
+        if not await pacer().send_bodies(send, plan.schedule(), self.speed, sent, receive):
             record.client_closed = True  # the client went away before the stream's end
             return
         if plan.ending == "disconnect":

@@ -1,4 +1,4 @@
-"""Deliver replay plans to httpx clients: a transport (sync and async) and a respx helper.
+"""Deliver replay plans to httpx clients: a transport (sync and async) and an interceptor.
 
 Like httpx's own transports, these only decide where bytes come from: any httpx-based
 client (the anthropic and openai SDKs included) receives the planned status, headers and
@@ -20,9 +20,8 @@ from typing import Any
 from unittest import mock
 
 import httpx
-import respx
 
-from streambench._pacing import paced_sync
+from streambench._pacing import paced, paced_sync
 from streambench.replay.plan import ReplayPlan, build_plan
 from streambench.transcript import Transcript
 
@@ -105,24 +104,24 @@ class _ReplayStream:
         self._record = record
         self._speed = speed
 
-    def _delivered(self, t_ms: float, data: bytes) -> None:
-        self._record.delivered_bytes += len(data)
-        self._record.t_ms.append(t_ms)
-
     def _finish(self) -> None:
         if self._plan.ending == "disconnect":
             self._record.disconnected = True
             raise self.error(DROPPED_MESSAGE)
         self._record.completed = True
 
+    def _delivered(self, t_ms: float, data: bytes) -> None:
+        self._record.delivered_bytes += len(data)
+        self._record.t_ms.append(t_ms)
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for t_ms, data in self._plan.aiter(self._speed):
+        async for t_ms, data in paced(self._plan.schedule(), self._speed):
             self._delivered(t_ms, data)
             yield data
         self._finish()
 
     def __iter__(self) -> Iterator[bytes]:
-        for t_ms, data in paced_sync(((c.t_ms, c.data) for c in self._plan.chunks), self._speed):
+        for t_ms, data in paced_sync(self._plan.schedule(), self._speed):
             self._delivered(t_ms, data)
             yield data
         self._finish()
@@ -169,7 +168,6 @@ class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
             raise ValueError("speed must be above 0")
         self.log = ReplayLog(plans, cycle, clock)
         self.speed = speed
-        self.router: respx.MockRouter | None = None  # set by mock_upstream
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -185,7 +183,7 @@ class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         http = _module_of(request)
         try:
             body = request.content
-        except http.RequestNotRead:  # a streamed upload nobody read (respx side effects)
+        except http.RequestNotRead:  # a streamed upload nobody has read
             body = b""
         plan, record = self.log.next(request.method, str(request.url), dict(request.headers), body)
         stream = _stream_class(http)(plan, record, self.speed)
@@ -203,40 +201,53 @@ class ReplayTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         return self.respond(request)
 
 
-@contextmanager
-def _patch_httpx2(transport: ReplayTransport, base_url: str | None) -> Iterator[None]:
-    """The anthropic and openai SDKs send through httpx2, which respx does not patch: answer
-    its default transports' requests (to ``base_url``, or all) with the replay too."""
+def _default_transports() -> Iterator[ModuleType]:
+    """httpx, and httpx2 (the anthropic and openai SDKs' fork) when it is installed."""
+    yield httpx
     try:
         import httpx2
     except ImportError:
-        yield
         return
-    sync_send = httpx2.HTTPTransport.handle_request
-    async_send = httpx2.AsyncHTTPTransport.handle_async_request
+    yield httpx2
 
-    def matches(request: httpx2.Request) -> bool:
+
+@contextmanager
+def _patch_transports(transport: ReplayTransport, base_url: str | None) -> Iterator[None]:
+    """Answer the requests of httpx's and httpx2's default transports (to ``base_url``, or
+    all) with the replay; others go out as usual. Plain attribute swaps, restored on exit:
+    respx did the same through autospec mocks and httpcore conversions at ~1 ms per run."""
+
+    def matches(request: httpx.Request) -> bool:
         return base_url is None or str(request.url).startswith(base_url)
 
-    def handle_request(self: httpx2.HTTPTransport, request: httpx2.Request) -> httpx2.Response:
-        if not matches(request):
-            return sync_send(self, request)
-        request.read()
-        return transport.respond(request)  # type: ignore[arg-type,return-value]
+    saved: list[tuple[type, str, Any]] = []
+    for http in _default_transports():
+        sync_send = http.HTTPTransport.handle_request
+        async_send = http.AsyncHTTPTransport.handle_async_request
 
-    async def handle_async_request(
-        self: httpx2.AsyncHTTPTransport, request: httpx2.Request
-    ) -> httpx2.Response:
-        if not matches(request):
-            return await async_send(self, request)
-        await request.aread()
-        return transport.respond(request)  # type: ignore[arg-type,return-value]
+        def handle_request(self: Any, request: Any, _send: Any = sync_send) -> Any:
+            if not matches(request):
+                return _send(self, request)
+            request.read()
+            return transport.respond(request)
 
-    with (
-        mock.patch.object(httpx2.HTTPTransport, "handle_request", handle_request),
-        mock.patch.object(httpx2.AsyncHTTPTransport, "handle_async_request", handle_async_request),
-    ):
+        async def handle_async_request(self: Any, request: Any, _send: Any = async_send) -> Any:
+            if not matches(request):
+                return await _send(self, request)
+            await request.aread()
+            return transport.respond(request)
+
+        saved += [
+            (http.HTTPTransport, "handle_request", sync_send),
+            (http.AsyncHTTPTransport, "handle_async_request", async_send),
+        ]
+        http.HTTPTransport.handle_request = handle_request
+        http.AsyncHTTPTransport.handle_async_request = handle_async_request
+    try:
         yield
+    finally:
+        for cls, name, original in reversed(saved):
+            setattr(cls, name, original)
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -244,8 +255,8 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 @contextmanager
 def _patch_aiohttp() -> Iterator[None]:
-    """google-genai sends through aiohttp when it is installed, which neither respx nor the
-    httpx2 patch sees: its clients take their httpx path instead (answered by the replay), and
+    """google-genai sends through aiohttp when it is installed, which the httpx and httpx2
+    patches do not see: its clients take their httpx path instead (answered by the replay), and
     any other aiohttp request to a host off loopback is stopped with an error saying why,
     instead of leaving the machine. Only modules already imported (by the app, when it was
     loaded) are patched: importing them here would cost every run a second."""
@@ -284,17 +295,11 @@ def mock_upstream(
     clock: Callable[[], float] = time.perf_counter,
 ) -> Iterator[ReplayTransport]:
     """Every httpx and httpx2 request in the process (to ``base_url``, or anywhere) gets the
-    replay: httpx via respx, httpx2 (the anthropic, openai and google-genai SDKs' client) by
-    patching its default transports; google-genai is kept off aiohttp, and other aiohttp
-    requests off loopback fail. ``clock`` stamps each request's arrival.
-    Yields the :class:`ReplayTransport` (``.requests``; ``.router.calls`` is respx's)."""
+    replay: requests sent through httpx's and httpx2's default transports (the anthropic,
+    openai and google-genai SDKs' clients); requests to other URLs go out as usual.
+    google-genai is kept off aiohttp, and other aiohttp requests off loopback fail. ``clock``
+    stamps each request's arrival. Yields the :class:`ReplayTransport` (``.requests``
+    records every request)."""
     transport = ReplayTransport(plans, cycle=cycle, speed=speed, clock=clock)
-    with (
-        respx.mock(assert_all_called=False) as router,
-        _patch_httpx2(transport, base_url),
-        _patch_aiohttp(),
-    ):
-        route = router.route(url__startswith=base_url) if base_url else router.route()
-        route.mock(side_effect=transport.respond)
-        transport.router = router
+    with _patch_transports(transport, base_url), _patch_aiohttp():
         yield transport

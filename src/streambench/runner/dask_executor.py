@@ -1,7 +1,7 @@
 """Runs on a Dask distributed cluster (``streambench run --executor dask --scheduler ADDR``).
 
-Each run is one task. In-process SUTs answer their upstream calls through respx, which patches
-httpx process-wide, so a worker must run one task at a time: start workers with
+Each run is one task. In-process SUTs answer their upstream calls by patching httpx's
+transports process-wide, so a worker must run one task at a time: start workers with
 ``--nthreads 1`` (the LocalCluster started without ``--scheduler`` does). Workers need
 streambench installed and the case files at the same paths. Timings are virtual, so rows are
 identical to a local run with the same seeds.
