@@ -4,6 +4,12 @@
 
 1. copies ``src/`` and ``fixtures/`` into a scratch folder and lets cosmic-ray list every
    mutant of the reference modules (its standard operators);
+   the answer parser lives in ``streambench/answer.py``, which the grader also imports to
+   read the upstream's answer: mutating it there would bend the yardstick with the system.
+   So the scratch tree gets a private copy, ``reference/_answer.py``, the reference's own
+   imports are pointed at it, and only the copy is mutated (only its parts the reference
+   imports: the shapes, prefills and the incremental parser); the grader keeps the
+   pristine ``streambench.answer``;
 2. runs the main job once on the unmutated copy under a line tracer: it must pass the gate,
    and a mutant on a line that job never executes cannot change what it sees (it survives
    without being run);
@@ -22,6 +28,7 @@ the other mutants again (after a new fixture or rule).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import random
@@ -34,8 +41,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The answer format, shared by the reference and the grader; see SUT_ANSWER.
+ANSWER = "src/streambench/answer.py"
+SUT_ANSWER = "src/streambench/reference/_answer.py"
 MODULES = (
-    "src/streambench/reference/jsonstream.py",
+    SUT_ANSWER,
     "src/streambench/reference/assistant.py",
     "src/streambench/reference/app.py",
     "src/streambench/reference/chain.py",
@@ -101,9 +111,16 @@ class Outcome:
 
 
 def scratch_tree(tree: Path, scratch: Path) -> None:
-    """The parts of the tree a run needs: the package and the bundled cases."""
+    """The parts of the tree a run needs: the package and the bundled cases, with the
+    reference reading the answer format from its own copy (SUT_ANSWER)."""
     for part in ("src", "fixtures"):
         shutil.copytree(tree / part, scratch / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(scratch / ANSWER, scratch / SUT_ANSWER)
+    own = SUT_ANSWER.removeprefix("src/").removesuffix(".py").replace("/", ".")
+    for module in (scratch / "src/streambench/reference").glob("*.py"):
+        code = module.read_text()
+        if "from streambench.answer import" in code:
+            module.write_text(code.replace("from streambench.answer import", f"from {own} import"))
     # The optional C decoder is built in place by the install, not kept in git.
     for built in (ROOT / "src/streambench/sse").glob("_speedups*.so"):
         target = scratch / "src/streambench/sse" / built.name
@@ -138,6 +155,43 @@ def list_mutants(scratch: Path) -> list[Mutant]:
                     )
                 )
     return sorted(mutants, key=lambda m: (m.module, m.operator, m.occurrence))
+
+
+def used_lines(path: Path, names: set[str]) -> set[int]:
+    """The lines of the top-level definitions ``names`` need in the module at ``path``,
+    following the module-level names each one mentions."""
+    tree = ast.parse(path.read_text())
+    defined: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", node)]
+        for target in targets:
+            name = getattr(target, "name", None) or getattr(target, "id", None)
+            if name:
+                defined[name] = node
+    wanted, todo = set(), [n for n in names if n in defined]
+    while todo:
+        name = todo.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        mentioned = {n.id for n in ast.walk(defined[name]) if isinstance(n, ast.Name)}
+        todo += [n for n in mentioned if n in defined and n not in wanted]
+    return {
+        line
+        for name in wanted
+        for line in range(defined[name].lineno, (defined[name].end_lineno or 0) + 1)
+    }
+
+
+def sut_answer_names(scratch: Path) -> set[str]:
+    """What the reference imports from its copy of the answer format."""
+    own = SUT_ANSWER.removeprefix("src/").removesuffix(".py").replace("/", ".")
+    names: set[str] = set()
+    for module in (scratch / "src/streambench/reference").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == own:
+                names |= {alias.name for alias in node.names}
+    return names
 
 
 def load_equivalent(path: Path) -> dict[str, str]:
@@ -247,7 +301,9 @@ def campaign(args: argparse.Namespace) -> list[Outcome]:
         # The scratch copy shadows the installed package; no bytecode so a restored file is
         # never served from a stale .pyc.
         env = {**os.environ, "PYTHONPATH": str(scratch / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-        mutants = list_mutants(scratch)
+        # Of the copy, only what the reference uses is its code (the rest is the grader's).
+        used = used_lines(scratch / SUT_ANSWER, sut_answer_names(scratch))
+        mutants = [m for m in list_mutants(scratch) if m.module != SUT_ANSWER or m.line in used]
         sample = random.Random(args.seed).sample(mutants, min(args.sample, len(mutants)))
         print(f"{len(mutants)} mutants of {len(MODULES)} modules; sample of {len(sample)}")
         print("baseline: the unmutated main job under a line tracer ...", flush=True)

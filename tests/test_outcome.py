@@ -288,14 +288,26 @@ def test_a_run_without_code_is_inexact_not_left_out() -> None:
 def test_a_chain_that_never_waits_for_retry_after_is_flagged() -> None:
     # one provider and no retry budget: the 429's retry-after is never honoured
     impatient = "reference:providers=anthropic,max_retry_wait_s=0"
-    for sut, rules in (("reference", []), (impatient, ["unexpected-error", "retry-after-ignored"])):
+    # the same provider twice and no budget: the second attempt goes out at once, into the
+    # rate limit it was just told to wait out
+    hammering = "reference:providers=anthropic+anthropic,max_retry_wait_s=0"
+    for sut, rules in (
+        ("reference", []),
+        (impatient, ["unexpected-error", "retry-after-ignored"]),
+        (hammering, ["retry-after-ignored"]),
+    ):
         row = run_one(RunSpec(str(FIXTURES / "retry-after-429"), sut=sut))
-        assert [v["rule"] for v in row["violations"]] == rules
+        assert [v["rule"] for v in row["violations"]] == rules, sut
+    assert (
+        "again 300 ms after its 429/529 asked for retry-after 2 s"
+        in row["violations"][0]["message"]
+    )
 
 
 def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
     suts = [
-        f"tests.suts.broken:{n}" for n in ("seconds_latency", "status_pings", "counted_patches")
+        f"tests.suts.broken:{n}"
+        for n in ("seconds_latency", "status_pings", "counted_patches", "previous_turn")
     ]
     frame = run_matrix(Matrix(cases=[str(FIXTURES)], suts=suts, chunkings=["events"]))
 
@@ -317,8 +329,10 @@ def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
         "job-replace-ambiguous",
         "job-replace-no-match",
     }
+    # a new thread has no previous question: every upstream request asks nothing
+    assert flagged("previous_turn", "wrong-prompt") == everything
     other = {v["rule"] for vs in frame["violations"] for v in vs}
-    assert other == {"latency-mismatch", "status-after-text", "patch-count"}
+    assert other == {"latency-mismatch", "status-after-text", "patch-count", "wrong-prompt"}
 
 
 def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:
@@ -333,3 +347,33 @@ def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:
     shrunk = shrink_failures(rows, tmp_path, budget_s=5, cases=FIXTURES)
     assert "split-variance" in {v["rule"] for row in rows for v in row["violations"]}
     assert {rule for _, _, rule in shrunk} == {"unexpected-error"}
+
+
+def test_a_fault_aimed_at_the_serving_upstream_or_skipped_where_it_cannot_apply() -> None:
+    fault = "disconnect@text=20,call=served,else=skip"
+    cases = [str(FIXTURES / n) for n in ("failover-openai-chat", "chat-empty", "chat-hello")]
+    matrix = Matrix(cases=cases, chunkings=["events"], faults=[(fault,)])
+    frame = run_matrix(matrix)
+    # the empty answer has no 20th character: left out, and said so
+    assert sorted(frame["case"]) == ["chat-hello", "failover-openai-chat"]
+    assert [(s.case_path, why) for s, why in matrix.skipped] == [
+        (
+            f"{cases[1]}/case.yaml",
+            f"fault {fault!r}: text=20 is past the end (0 content characters)",
+        )
+    ]
+    failover = frame[frame["case"] == "failover-openai-chat"].iloc[0]
+    # upstream 1's 529 falls through; upstream 2 is cut after content: error with its prefix
+    assert failover["expected_terminal"] == "error" and failover["terminal"] == "error"
+    assert failover["upstream_calls"] == 2 and failover["violations"] == []
+    assert "Hello from the second provider.".startswith(failover["streamed_text"])
+    assert failover["streamed_text"]
+    # aimed at a call the case does not have, or never skipped: the spec is the error
+    with pytest.raises(Exception, match="past the end"):
+        run_matrix(Matrix(cases=cases[1:2], chunkings=["events"], faults=[("disconnect@text=20",)]))
+    from streambench.replay import parse_fault
+
+    assert parse_fault("disconnect@text=1,call=2").aim.call == 2
+    for bad, why in (("call=0", "call= must be"), ("else=run", "else= takes 'skip'")):
+        with pytest.raises(Exception, match=why):
+            parse_fault(f"disconnect@text=1,{bad}")

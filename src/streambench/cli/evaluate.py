@@ -153,6 +153,11 @@ def run_command(
     elif len(frame):
         _print_summary(frame, group_by, Path(out_dir) / "summary.md")
     err_console.print(closing_line(frame, elapsed_s, paths), markup=False)
+    if matrix.skipped:
+        _, why = matrix.skipped[0]
+        err_console.print(
+            f"{len(matrix.skipped)} runs left out (else=skip), e.g. {why}", markup=False
+        )
     for line in dialect_lines(frame):
         err_console.print(line, markup=False)
 
