@@ -22,9 +22,10 @@ from streambench.runner.matrix import DEFAULT_CHUNKINGS, ID_COLUMNS, Matrix, run
 
 EXPECTED = Path(__file__).parent / "data" / "matrix_rows.json"
 FIXTURES = str(REPO_ROOT / "fixtures")
-# The default matrix (fixtures x six chunkings), a paced random split over seeds, a fault.
+# The fixtures x six chunkings (the default matrix's first seed, no fault), a paced random
+# split over seeds, a fault.
 MATRICES = (
-    Matrix(cases=[FIXTURES], chunkings=list(DEFAULT_CHUNKINGS)),
+    Matrix(cases=[FIXTURES], chunkings=list(DEFAULT_CHUNKINGS), faults=[()], seeds=[0]),
     Matrix(
         cases=[FIXTURES],
         chunkings=["random:min=1,max=64"],

@@ -48,9 +48,15 @@ def run_command(
     chunking: Many = None,
     latency: Many = None,
     fault: Annotated[
-        list[str] | None, typer.Option(help="A fault; 'a;b' combines two in one run.")
+        list[str] | None,
+        typer.Option(
+            help="A fault; 'a;b' combines two in one run, 'none' is a run without one"
+            " [default: none, and disconnect@text=20,call=served,else=skip]"
+        ),
     ] = None,
-    seed: Annotated[list[int] | None, typer.Option(show_default=False)] = None,
+    seed: Annotated[
+        list[int] | None, typer.Option(show_default=False, help="A seed [default: 0 and 1]")
+    ] = None,
     profile: Annotated[
         Path | None,
         typer.Option(help="Rules profile YAML, or a bundled profile's name (smooth: + jank)."),
