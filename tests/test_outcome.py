@@ -328,6 +328,7 @@ def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
     assert flagged("counted_patches", "patch-count") == {
         "job-replace-ambiguous",
         "job-replace-no-match",
+        "job-new-code-brackets",
     }
     # a new thread has no previous question: every upstream request asks nothing
     assert flagged("previous_turn", "wrong-prompt") == everything
