@@ -17,12 +17,13 @@
    ``streambench run`` then ``streambench gate``: the mutant is killed when either exits
    non-zero or the run exceeds its time limit. No pytest, no other check;
 4. prints the mutation score over the non-equivalent mutants and every survivor; mutants
-   listed in ``scripts/mutation_equivalent.txt`` (one line each, with the reason) are left
+   listed in ``scripts/mutation_equivalent.txt`` (one line each, with its line and reason) are left
    out of the score.
 
 Results go to ``--results`` as JSON lines, one per mutant, as they finish; ``--resume``
-continues a campaign that was stopped, keeping its killed and equivalent verdicts and judging
-the other mutants again (after a new fixture or rule).
+continues a campaign that was stopped, keeping its killed and equivalent verdicts (of the
+same mutant: same key and line) and judging the other mutants again (after a new fixture or
+rule).
 """
 
 from __future__ import annotations
@@ -194,9 +195,10 @@ def sut_answer_names(scratch: Path) -> set[str]:
     return names
 
 
-def load_equivalent(path: Path) -> dict[str, str]:
-    """``module operator occurrence  # reason`` lines -> reason."""
-    found: dict[str, str] = {}
+def load_equivalent(path: Path) -> dict[str, tuple[int, str]]:
+    """``module operator occurrence line  # reason`` lines -> (line, reason); the line pins the
+    entry to one mutant (a later edit of the module renumbers the occurrences)."""
+    found: dict[str, tuple[int, str]] = {}
     if not path.is_file():
         return found
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
@@ -204,9 +206,10 @@ def load_equivalent(path: Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         key, sep, reason = line.partition("#")
-        if not sep or not reason.strip() or len(key.split()) != 3:
-            sys.exit(f"{path}:{number}: expected 'module operator occurrence  # reason'")
-        found[" ".join(key.split())] = reason.strip()
+        words = key.split()
+        if not sep or not reason.strip() or len(words) != 4 or not words[3].isdigit():
+            sys.exit(f"{path}:{number}: expected 'module operator occurrence line  # reason'")
+        found[" ".join(words[:3])] = (int(words[3]), reason.strip())
     return found
 
 
@@ -306,12 +309,19 @@ def campaign(args: argparse.Namespace) -> list[Outcome]:
         mutants = [m for m in list_mutants(scratch) if m.module != SUT_ANSWER or m.line in used]
         sample = random.Random(args.seed).sample(mutants, min(args.sample, len(mutants)))
         print(f"{len(mutants)} mutants of {len(MODULES)} modules; sample of {len(sample)}")
-        print("baseline: the unmutated main job under a line tracer ...", flush=True)
-        executed = traced_lines(scratch, env)
+        print("baseline: the unmutated main job (under a line tracer) ...", flush=True)
+        if args.no_trace:  # every mutant is run: slower per mutant, no baseline trace
+            if not oracle(scratch, env, args.timeout_s)[0]:
+                sys.exit("the unmutated reference fails the gate: fix that before measuring")
+            executed = None
+        else:
+            executed = traced_lines(scratch, env)
         started = time.monotonic()
         with results.open("a") as sink:
             for number, mutant in enumerate(sample, start=1):
-                if mutant.key in done:
+                # a verdict stands only for the same mutant: an edit of the module renumbers
+                # cosmic-ray's occurrences, so a key on another line is another mutant
+                if mutant.key in done and done[mutant.key].line == mutant.line:
                     continue
                 if time.monotonic() - started > args.budget_min * 60:
                     print(f"budget of {args.budget_min} min spent after {number - 1} mutants")
@@ -334,8 +344,8 @@ def judge(
     scratch: Path,
     pristine: Path,
     env: dict[str, str],
-    executed: set[tuple[str, int]],
-    equivalent: dict[str, str],
+    executed: set[tuple[str, int]] | None,
+    equivalent: dict[str, tuple[int, str]],
     args: argparse.Namespace,
 ) -> Outcome:
     started = time.monotonic()
@@ -347,9 +357,13 @@ def judge(
     )
     try:
         diff = diff_of(scratch, pristine, mutant.module)
-        if mutant.key in equivalent:
-            status, why = "equivalent", equivalent[mutant.key]
-        elif (mutant.module, mutant.line) not in executed and _compiles(scratch / mutant.module):
+        if equivalent.get(mutant.key, (0, ""))[0] == mutant.line:
+            status, why = "equivalent", equivalent[mutant.key][1]
+        elif (
+            executed is not None
+            and (mutant.module, mutant.line) not in executed
+            and _compiles(scratch / mutant.module)
+        ):
             status, why = "unreached", "the main job never executes this line"
         else:
             passed, why = oracle(scratch, env, args.timeout_s)
@@ -403,6 +417,11 @@ def main() -> None:
     parser.add_argument("--results", default="mutation-results.jsonl", help="JSON lines out")
     parser.add_argument("--equivalent", default=str(EQUIVALENT_FILE), help="equivalent mutants")
     parser.add_argument("--resume", action="store_true", help="keep finished mutants")
+    parser.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="skip the traced baseline (slow on a big matrix): run every mutant, none unreached",
+    )
     parser.add_argument("--report-only", action="store_true", help="summarise --results only")
     args = parser.parse_args()
     if args.report_only:
@@ -412,8 +431,9 @@ def main() -> None:
         outcomes = list(latest.values())
         equivalent = load_equivalent(Path(args.equivalent))
         for outcome in outcomes:  # the list may have grown since the campaign
-            if outcome.status != "killed" and outcome.key in equivalent:
-                outcome.status, outcome.why = "equivalent", equivalent[outcome.key]
+            line, reason = equivalent.get(outcome.key, (0, ""))
+            if outcome.status != "killed" and line == outcome.line:
+                outcome.status, outcome.why = "equivalent", reason
     else:
         outcomes = campaign(args)
     print(summary(outcomes))

@@ -27,7 +27,11 @@ FAULTS = ["none", "http:529@start"]
 def frame() -> pd.DataFrame:
     """The reference and the naive SUT on two cases x two chunkings (8 runs)."""
     matrix = Matrix(
-        cases=[str(FIXTURES / c) for c in CASES], suts=["reference", NAIVE], chunkings=CHUNKINGS
+        seeds=[0],
+        faults=[()],
+        cases=[str(FIXTURES / c) for c in CASES],
+        suts=["reference", NAIVE],
+        chunkings=CHUNKINGS,
     )
     return run_matrix(matrix)
 

@@ -133,7 +133,13 @@ def test_every_metric_on_a_hand_timed_replay(tmp_path: Path) -> None:
 def test_a_naive_sut_is_flagged_and_the_reference_is_clean() -> None:
     cases = [str(FIXTURES)]
     frame = run_matrix(
-        Matrix(cases=cases, suts=["reference", NAIVE], chunkings=["deltas:adversarial"])
+        Matrix(
+            seeds=[0],
+            faults=[()],
+            cases=cases,
+            suts=["reference", NAIVE],
+            chunkings=["deltas:adversarial"],
+        )
     )
     naive = frame[frame["sut"] == NAIVE]
     naive_rules = {v["rule"] for vs in naive["violations"] for v in vs}

@@ -27,12 +27,14 @@ FIXTURES = str(REPO_ROOT / "fixtures")
 MATRICES = (
     Matrix(cases=[FIXTURES], chunkings=list(DEFAULT_CHUNKINGS), faults=[()], seeds=[0]),
     Matrix(
+        faults=[()],
         cases=[FIXTURES],
         chunkings=["random:min=1,max=64"],
         latencies=["tokens:rate=50"],
         seeds=[1, 2],
     ),
     Matrix(
+        seeds=[0],
         cases=[FIXTURES],
         chunkings=["deltas:1"],
         faults=[("http:529@start",)],

@@ -47,7 +47,8 @@ def _wrong(row: pd.Series) -> bool:
 
 def test_broken_backends_have_every_wrong_run_flagged() -> None:
     frame = run_matrix(
-        Matrix(cases=[str(FIXTURES)], suts=BROKEN, chunkings=CHUNKINGS), LocalExecutor(2)
+        Matrix(seeds=[0], faults=[()], cases=[str(FIXTURES)], suts=BROKEN, chunkings=CHUNKINGS),
+        LocalExecutor(2),
     )
     wrong = frame.apply(_wrong, axis=1)
     unflagged = frame[wrong & (frame["n_violations"] == 0)]
@@ -63,6 +64,8 @@ def test_broken_backends_have_every_wrong_run_flagged() -> None:
 
 def test_a_lossy_reader_differs_under_one_chunking_only_and_is_split_variance() -> None:
     matrix = Matrix(
+        seeds=[0],
+        faults=[()],
         cases=[str(FIXTURES / "chat-hello")],
         suts=["tests.suts.broken:lossy_lines"],
         chunkings=["events", "deltas:1", "bytes:16"],
@@ -119,7 +122,9 @@ def test_a_transcript_is_a_case(capsys: pytest.CaptureFixture[str], tmp_path: Pa
         ("anthropic-job-code-text-first", "job_code"),
     ]
     assert cases[1].request["order"] == "text_first"
-    frame = run_matrix(Matrix(cases=[str(folder)], chunkings=["events", "bytes:16"]))
+    frame = run_matrix(
+        Matrix(seeds=[0], faults=[()], cases=[str(folder)], chunkings=["events", "bytes:16"])
+    )
     assert frame["n_violations"].sum() == 0 and (frame["terminal"] == "done").all()
 
 
@@ -167,7 +172,7 @@ CHAOS_CASES = (
 def test_the_reference_is_clean_under_every_chaos_fault(name: str) -> None:
     case = FIXTURES / name
     faults = [(f,) for f in _chaos_faults(case)]
-    frame = run_matrix(Matrix(cases=[str(case)], chunkings=["events"], faults=faults))
+    frame = run_matrix(Matrix(seeds=[0], cases=[str(case)], chunkings=["events"], faults=faults))
     flagged = frame[frame["n_violations"] > 0]
     assert flagged.empty, [(r.fault, r.violations) for r in flagged.itertuples()]
     assert len(frame) >= 3 and set(frame["terminal"]) <= {"done", "error"}
@@ -309,7 +314,9 @@ def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
         f"tests.suts.broken:{n}"
         for n in ("seconds_latency", "status_pings", "counted_patches", "previous_turn")
     ]
-    frame = run_matrix(Matrix(cases=[str(FIXTURES)], suts=suts, chunkings=["events"]))
+    frame = run_matrix(
+        Matrix(seeds=[0], faults=[()], cases=[str(FIXTURES)], suts=suts, chunkings=["events"])
+    )
 
     def flagged(sut: str, rule: str) -> set[str]:
         runs = frame[frame["sut"] == f"tests.suts.broken:{sut}"]
@@ -340,6 +347,8 @@ def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:
     from streambench.uses.shrink import shrink_failures
 
     matrix = Matrix(
+        seeds=[0],
+        faults=[()],
         cases=[str(FIXTURES / "chat-hello")],
         suts=["tests.suts.broken:lossy_lines"],
         chunkings=["events", "deltas:1", "bytes:16"],
@@ -353,7 +362,7 @@ def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:
 def test_a_fault_aimed_at_the_serving_upstream_or_skipped_where_it_cannot_apply() -> None:
     fault = "disconnect@text=20,call=served,else=skip"
     cases = [str(FIXTURES / n) for n in ("failover-openai-chat", "chat-empty", "chat-hello")]
-    matrix = Matrix(cases=cases, chunkings=["events"], faults=[(fault,)])
+    matrix = Matrix(seeds=[0], cases=cases, chunkings=["events"], faults=[(fault,)])
     frame = run_matrix(matrix)
     # the empty answer has no 20th character: left out, and said so
     assert sorted(frame["case"]) == ["chat-hello", "failover-openai-chat"]
@@ -371,7 +380,11 @@ def test_a_fault_aimed_at_the_serving_upstream_or_skipped_where_it_cannot_apply(
     assert failover["streamed_text"]
     # aimed at a call the case does not have, or never skipped: the spec is the error
     with pytest.raises(Exception, match="past the end"):
-        run_matrix(Matrix(cases=cases[1:2], chunkings=["events"], faults=[("disconnect@text=20",)]))
+        run_matrix(
+            Matrix(
+                seeds=[0], cases=cases[1:2], chunkings=["events"], faults=[("disconnect@text=20",)]
+            )
+        )
     from streambench.replay import parse_fault
 
     assert parse_fault("disconnect@text=1,call=2").aim.call == 2

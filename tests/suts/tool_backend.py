@@ -23,17 +23,20 @@ import httpx
 from streambench.answer import JsonObjectStream, MemberDone, StringDelta
 from streambench.sse import SSEDecoder
 
-from ._starlette import apply_edits, sse, sse_app
+from ._starlette import apply_edits, prompt_messages, sse, sse_app
 
 DIALECT = __file__.removesuffix(".py") + ".dialect.yaml"
 
 
-async def tool_arguments(client: httpx.AsyncClient) -> AsyncIterator[tuple[str, str]]:
+async def tool_arguments(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> AsyncIterator[tuple[str, str]]:
     """``(tool name, arguments piece)`` as the upstream streams them, parallel calls apart."""
     names: dict[int, str] = {}
     # over HTTP, streambench points OPENAI_BASE_URL at its replay host
     base = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
-    async with client.stream("POST", f"{base}/chat/completions", json={"stream": True}) as response:
+    request = {"stream": True, "messages": prompt_messages(body)}
+    async with client.stream("POST", f"{base}/chat/completions", json=request) as response:
         decoder = SSEDecoder()
         async for data in response.aiter_raw():
             for ev in decoder.feed(data):
@@ -57,7 +60,7 @@ def _reply(*, leak: bool, send_code: bool) -> Any:
         parser, raw, shown, code = JsonObjectStream(), "", "", None
         try:
             async with httpx.AsyncClient() as client:
-                async for name, piece in tool_arguments(client):
+                async for name, piece in tool_arguments(client, body):
                     if name != "answer":
                         continue
                     raw += piece
