@@ -284,6 +284,35 @@ def diff_of(scratch: Path, pristine: Path, module: str) -> str:
     return " | ".join(line.strip() for line in lines)[:300]
 
 
+def draw(scratch: Path, args: argparse.Namespace) -> tuple[list[Mutant], list[Mutant]]:
+    """Every mutant of the scratch tree, and the seeded sample of them."""
+    # Of the copy, only what the reference uses is its code (the rest is the grader's).
+    used = used_lines(scratch / SUT_ANSWER, sut_answer_names(scratch))
+    mutants = [m for m in list_mutants(scratch) if m.module != SUT_ANSWER or m.line in used]
+    return mutants, random.Random(args.seed).sample(mutants, min(args.sample, len(mutants)))
+
+
+def report(args: argparse.Namespace) -> list[Outcome]:
+    """The sample's last verdicts in ``--results`` (a resumed campaign appends), with the
+    equivalent list applied as it is now; mutants of the sample not judged yet are left out."""
+    with tempfile.TemporaryDirectory(prefix="streambench-mutation-") as folder:
+        scratch = Path(folder) / "tree"
+        scratch_tree(Path(args.tree).resolve(), scratch)
+        _, sample = draw(scratch, args)
+    latest = {}
+    for row in Path(args.results).read_text().splitlines():
+        outcome = Outcome(**json.loads(row))
+        latest[outcome.key, outcome.line] = outcome
+    equivalent = load_equivalent(Path(args.equivalent))
+    outcomes = [latest[m.key, m.line] for m in sample if (m.key, m.line) in latest]
+    for outcome in outcomes:
+        line, reason = equivalent.get(outcome.key, (0, ""))
+        if outcome.status != "killed" and line == outcome.line:
+            outcome.status, outcome.why = "equivalent", reason
+    print(f"{len(outcomes)} of the sample's {len(sample)} mutants have a verdict")
+    return outcomes
+
+
 def campaign(args: argparse.Namespace) -> list[Outcome]:
     tree = Path(args.tree).resolve()
     done: dict[str, Outcome] = {}
@@ -304,10 +333,7 @@ def campaign(args: argparse.Namespace) -> list[Outcome]:
         # The scratch copy shadows the installed package; no bytecode so a restored file is
         # never served from a stale .pyc.
         env = {**os.environ, "PYTHONPATH": str(scratch / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-        # Of the copy, only what the reference uses is its code (the rest is the grader's).
-        used = used_lines(scratch / SUT_ANSWER, sut_answer_names(scratch))
-        mutants = [m for m in list_mutants(scratch) if m.module != SUT_ANSWER or m.line in used]
-        sample = random.Random(args.seed).sample(mutants, min(args.sample, len(mutants)))
+        mutants, sample = draw(scratch, args)
         print(f"{len(mutants)} mutants of {len(MODULES)} modules; sample of {len(sample)}")
         print("baseline: the unmutated main job (under a line tracer) ...", flush=True)
         if args.no_trace:  # every mutant is run: slower per mutant, no baseline trace
@@ -335,8 +361,8 @@ def campaign(args: argparse.Namespace) -> list[Outcome]:
                     f"(line {mutant.line}, {outcome.seconds:.0f} s) {outcome.why}",
                     flush=True,
                 )
-    keys = {m.key for m in sample}
-    return [o for k, o in done.items() if k in keys]
+    lines = {m.key: m.line for m in sample}
+    return [o for k, o in done.items() if lines.get(k) == o.line]
 
 
 def judge(
@@ -424,18 +450,7 @@ def main() -> None:
     )
     parser.add_argument("--report-only", action="store_true", help="summarise --results only")
     args = parser.parse_args()
-    if args.report_only:
-        rows = Path(args.results).read_text().splitlines()
-        # a resumed campaign appends: the last verdict per mutant counts
-        latest = {o.key: o for o in (Outcome(**json.loads(line)) for line in rows)}
-        outcomes = list(latest.values())
-        equivalent = load_equivalent(Path(args.equivalent))
-        for outcome in outcomes:  # the list may have grown since the campaign
-            line, reason = equivalent.get(outcome.key, (0, ""))
-            if outcome.status != "killed" and line == outcome.line:
-                outcome.status, outcome.why = "equivalent", reason
-    else:
-        outcomes = campaign(args)
+    outcomes = report(args) if args.report_only else campaign(args)
     print(summary(outcomes))
 
 
