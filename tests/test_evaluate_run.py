@@ -178,6 +178,7 @@ def test_an_http_sut_started_with_sut_cmd_gives_the_in_process_verdicts() -> Non
         "chunkings": ["deltas:adversarial"],
         "latencies": ["scale:0.05"],
         "faults": [(), ("http:529@start",)],
+        "seeds": [0],
     }
     executable = shutil.which("streambench", path=str(Path(sys.executable).parent))
     assert executable is not None

@@ -219,6 +219,8 @@ def test_over_http_with_sut_cmd_the_sdk_backends_give_the_in_process_verdicts(
         "cases": _http_cases(api, tmp_path),
         "chunkings": CHUNKINGS if FULL else ["events"],
         "latencies": ["scale:0.05"],
+        "seeds": [0],
+        "faults": [()],
     }
     over_http = run_matrix(
         Matrix(
