@@ -644,11 +644,12 @@ def _wrong_prompt(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
         prompt = call.prompt
         assert prompt is not None
         where = f"upstream call {number} ({call.api})"
-        if asked and asked not in prompt.user_text:
+        if asked and asked not in prompt.body_text:
             found.append(
                 (
-                    f"{where}: its last user message {excerpt(prompt.user_text, 0)} does not"
-                    f" carry the user's message {excerpt(asked, 0)}",
+                    f"{where}: no part of the request (last user message"
+                    f" {excerpt(prompt.user_text, 0)}) carries the user's message"
+                    f" {excerpt(asked, 0)}",
                     call.t_ms,
                 )
             )
