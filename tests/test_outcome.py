@@ -109,7 +109,18 @@ def test_a_transcript_is_a_case(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     row = run_one(RunSpec(str(recording), chunking="random:min=1,max=64"))
     assert row["case"] == "anthropic-chat" and row["violations"] == []
     assert row["expected_text"] == row["streamed_text"] != ""
-    assert cli_exit_code(["run", "--case", str(recording), "--out", str(tmp_path)]) == 0
+    args = [
+        "run",
+        "--seed",
+        "0",
+        "--fault",
+        "none",
+        "--case",
+        str(recording),
+        "--out",
+        str(tmp_path),
+    ]
+    assert cli_exit_code(args) == 0
     assert "6 clean" in capsys.readouterr().err
     # a folder of transcripts: each file is a case
     folder = tmp_path / "recs"

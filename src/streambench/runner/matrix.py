@@ -321,7 +321,8 @@ def case_outcomes(
 def _retry_after_s(plans: Sequence[ReplayPlan]) -> float | None:
     """The first upstream's retry-after on a 429/529 when a second attempt has a recording."""
     value = plans[0].headers.get("retry-after") if len(plans) > 1 else None
-    if plans[0].status not in (429, 529) or value is None:
+    # a 429 whose connection dropped (a chaos cut at byte 0) never told the SUT to wait
+    if plans[0].status not in (429, 529) or value is None or plans[0].ending != "eof":
         return None
     try:
         return float(value)
