@@ -42,7 +42,7 @@ def test_overrides_and_matrix_objects(monkeypatch) -> None:
 def test_a_matrix_file_with_out_runs(tmp_path) -> None:
     matrix = tmp_path / "m.yaml"
     case = ROOT / "fixtures" / "chat-hello"
-    matrix.write_text(f"case: [{case}]\nchunking: events\nout: here\n")
+    matrix.write_text(f"case: [{case}]\nchunking: events\nseed: 0\nfault: none\nout: here\n")
     rows = streambench.run(matrix)
     assert list(rows["case"]) == ["chat-hello"]
 
