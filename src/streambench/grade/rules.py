@@ -640,33 +640,36 @@ def _wrong_prompt(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
     code = ctx.expression.strip() if ctx.mode in STRUCTURED_MODES else ""
     prefills = dict.fromkeys(("", prefill_for(ctx.mode, ctx.requested_order)))  # type: ignore[arg-type]
     found: Findings = []
+    # a side call (a title, a summary) asks something else: the answer's call must carry both
+    first = calls[0]
+    assert first.prompt is not None
+    where = f"upstream call 1 ({first.api})"
+    if asked and not any(asked in c.prompt.body_text for c in calls if c.prompt):
+        found.append(
+            (
+                f"{where}: no request (last user message {excerpt(first.prompt.user_text, 0)})"
+                f" carries the user's message {excerpt(asked, 0)}",
+                first.t_ms,
+            )
+        )
+    if code and not any(code in c.prompt.body_text for c in calls if c.prompt):
+        found.append(
+            (
+                f"{where}: no request carries the code context (the case's"
+                f" {len(code)}-character context.expression, {excerpt(code, 0)})",
+                first.t_ms,
+            )
+        )
     for number, call in enumerate(calls, start=1):
         prompt = call.prompt
         assert prompt is not None
-        where = f"upstream call {number} ({call.api})"
-        if asked and asked not in prompt.body_text:
-            found.append(
-                (
-                    f"{where}: no part of the request (last user message"
-                    f" {excerpt(prompt.user_text, 0)}) carries the user's message"
-                    f" {excerpt(asked, 0)}",
-                    call.t_ms,
-                )
-            )
-        if code and code not in prompt.body_text:
-            found.append(
-                (
-                    f"{where}: the request does not carry the code context (the case's"
-                    f" {len(code)}-character context.expression, {excerpt(code, 0)})",
-                    call.t_ms,
-                )
-            )
         if prompt.prefill not in prefills:
             wanted = " or ".join(repr(p) for p in prefills if p) or "none"
             found.append(
                 (
-                    f"{where}: prefill {excerpt(prompt.prefill, 0)} is not the {ctx.mode} answer's"
-                    f" start for order {ctx.requested_order} ({wanted})",
+                    f"upstream call {number} ({call.api}): prefill {excerpt(prompt.prefill, 0)}"
+                    f" is not the {ctx.mode} answer's start for order {ctx.requested_order}"
+                    f" ({wanted})",
                     call.t_ms,
                 )
             )
