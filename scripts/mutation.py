@@ -4,6 +4,12 @@
 
 1. copies ``src/`` and ``fixtures/`` into a scratch folder and lets cosmic-ray list every
    mutant of the reference modules (its standard operators);
+   the answer parser lives in ``streambench/answer.py``, which the grader also imports to
+   read the upstream's answer: mutating it there would bend the yardstick with the system.
+   So the scratch tree gets a private copy, ``reference/_answer.py``, the reference's own
+   imports are pointed at it, and only the copy is mutated (only its parts the reference
+   imports: the shapes, prefills and the incremental parser); the grader keeps the
+   pristine ``streambench.answer``;
 2. runs the main job once on the unmutated copy under a line tracer: it must pass the gate,
    and a mutant on a line that job never executes cannot change what it sees (it survives
    without being run);
@@ -11,17 +17,19 @@
    ``streambench run`` then ``streambench gate``: the mutant is killed when either exits
    non-zero or the run exceeds its time limit. No pytest, no other check;
 4. prints the mutation score over the non-equivalent mutants and every survivor; mutants
-   listed in ``scripts/mutation_equivalent.txt`` (one line each, with the reason) are left
+   listed in ``scripts/mutation_equivalent.txt`` (one line each, with its line and reason) are left
    out of the score.
 
 Results go to ``--results`` as JSON lines, one per mutant, as they finish; ``--resume``
-continues a campaign that was stopped, keeping its killed and equivalent verdicts and judging
-the other mutants again (after a new fixture or rule).
+continues a campaign that was stopped, keeping its killed and equivalent verdicts (of the
+same mutant: same key and line) and judging the other mutants again (after a new fixture or
+rule).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import random
@@ -34,8 +42,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The answer format, shared by the reference and the grader; see SUT_ANSWER.
+ANSWER = "src/streambench/answer.py"
+SUT_ANSWER = "src/streambench/reference/_answer.py"
 MODULES = (
-    "src/streambench/reference/jsonstream.py",
+    SUT_ANSWER,
     "src/streambench/reference/assistant.py",
     "src/streambench/reference/app.py",
     "src/streambench/reference/chain.py",
@@ -101,9 +112,16 @@ class Outcome:
 
 
 def scratch_tree(tree: Path, scratch: Path) -> None:
-    """The parts of the tree a run needs: the package and the bundled cases."""
+    """The parts of the tree a run needs: the package and the bundled cases, with the
+    reference reading the answer format from its own copy (SUT_ANSWER)."""
     for part in ("src", "fixtures"):
         shutil.copytree(tree / part, scratch / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(scratch / ANSWER, scratch / SUT_ANSWER)
+    own = SUT_ANSWER.removeprefix("src/").removesuffix(".py").replace("/", ".")
+    for module in (scratch / "src/streambench/reference").glob("*.py"):
+        code = module.read_text()
+        if "from streambench.answer import" in code:
+            module.write_text(code.replace("from streambench.answer import", f"from {own} import"))
     # The optional C decoder is built in place by the install, not kept in git.
     for built in (ROOT / "src/streambench/sse").glob("_speedups*.so"):
         target = scratch / "src/streambench/sse" / built.name
@@ -140,9 +158,47 @@ def list_mutants(scratch: Path) -> list[Mutant]:
     return sorted(mutants, key=lambda m: (m.module, m.operator, m.occurrence))
 
 
-def load_equivalent(path: Path) -> dict[str, str]:
-    """``module operator occurrence  # reason`` lines -> reason."""
-    found: dict[str, str] = {}
+def used_lines(path: Path, names: set[str]) -> set[int]:
+    """The lines of the top-level definitions ``names`` need in the module at ``path``,
+    following the module-level names each one mentions."""
+    tree = ast.parse(path.read_text())
+    defined: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", node)]
+        for target in targets:
+            name = getattr(target, "name", None) or getattr(target, "id", None)
+            if name:
+                defined[name] = node
+    wanted, todo = set(), [n for n in names if n in defined]
+    while todo:
+        name = todo.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        mentioned = {n.id for n in ast.walk(defined[name]) if isinstance(n, ast.Name)}
+        todo += [n for n in mentioned if n in defined and n not in wanted]
+    return {
+        line
+        for name in wanted
+        for line in range(defined[name].lineno, (defined[name].end_lineno or 0) + 1)
+    }
+
+
+def sut_answer_names(scratch: Path) -> set[str]:
+    """What the reference imports from its copy of the answer format."""
+    own = SUT_ANSWER.removeprefix("src/").removesuffix(".py").replace("/", ".")
+    names: set[str] = set()
+    for module in (scratch / "src/streambench/reference").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == own:
+                names |= {alias.name for alias in node.names}
+    return names
+
+
+def load_equivalent(path: Path) -> dict[str, tuple[int, str]]:
+    """``module operator occurrence line  # reason`` lines -> (line, reason); the line pins the
+    entry to one mutant (a later edit of the module renumbers the occurrences)."""
+    found: dict[str, tuple[int, str]] = {}
     if not path.is_file():
         return found
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
@@ -150,9 +206,10 @@ def load_equivalent(path: Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         key, sep, reason = line.partition("#")
-        if not sep or not reason.strip() or len(key.split()) != 3:
-            sys.exit(f"{path}:{number}: expected 'module operator occurrence  # reason'")
-        found[" ".join(key.split())] = reason.strip()
+        words = key.split()
+        if not sep or not reason.strip() or len(words) != 4 or not words[3].isdigit():
+            sys.exit(f"{path}:{number}: expected 'module operator occurrence line  # reason'")
+        found[" ".join(words[:3])] = (int(words[3]), reason.strip())
     return found
 
 
@@ -227,6 +284,35 @@ def diff_of(scratch: Path, pristine: Path, module: str) -> str:
     return " | ".join(line.strip() for line in lines)[:300]
 
 
+def draw(scratch: Path, args: argparse.Namespace) -> tuple[list[Mutant], list[Mutant]]:
+    """Every mutant of the scratch tree, and the seeded sample of them."""
+    # Of the copy, only what the reference uses is its code (the rest is the grader's).
+    used = used_lines(scratch / SUT_ANSWER, sut_answer_names(scratch))
+    mutants = [m for m in list_mutants(scratch) if m.module != SUT_ANSWER or m.line in used]
+    return mutants, random.Random(args.seed).sample(mutants, min(args.sample, len(mutants)))
+
+
+def report(args: argparse.Namespace) -> list[Outcome]:
+    """The sample's last verdicts in ``--results`` (a resumed campaign appends), with the
+    equivalent list applied as it is now; mutants of the sample not judged yet are left out."""
+    with tempfile.TemporaryDirectory(prefix="streambench-mutation-") as folder:
+        scratch = Path(folder) / "tree"
+        scratch_tree(Path(args.tree).resolve(), scratch)
+        _, sample = draw(scratch, args)
+    latest = {}
+    for row in Path(args.results).read_text().splitlines():
+        outcome = Outcome(**json.loads(row))
+        latest[outcome.key, outcome.line] = outcome
+    equivalent = load_equivalent(Path(args.equivalent))
+    outcomes = [latest[m.key, m.line] for m in sample if (m.key, m.line) in latest]
+    for outcome in outcomes:
+        line, reason = equivalent.get(outcome.key, (0, ""))
+        if outcome.status != "killed" and line == outcome.line:
+            outcome.status, outcome.why = "equivalent", reason
+    print(f"{len(outcomes)} of the sample's {len(sample)} mutants have a verdict")
+    return outcomes
+
+
 def campaign(args: argparse.Namespace) -> list[Outcome]:
     tree = Path(args.tree).resolve()
     done: dict[str, Outcome] = {}
@@ -247,15 +333,21 @@ def campaign(args: argparse.Namespace) -> list[Outcome]:
         # The scratch copy shadows the installed package; no bytecode so a restored file is
         # never served from a stale .pyc.
         env = {**os.environ, "PYTHONPATH": str(scratch / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-        mutants = list_mutants(scratch)
-        sample = random.Random(args.seed).sample(mutants, min(args.sample, len(mutants)))
+        mutants, sample = draw(scratch, args)
         print(f"{len(mutants)} mutants of {len(MODULES)} modules; sample of {len(sample)}")
-        print("baseline: the unmutated main job under a line tracer ...", flush=True)
-        executed = traced_lines(scratch, env)
+        print("baseline: the unmutated main job (under a line tracer) ...", flush=True)
+        if args.no_trace:  # every mutant is run: slower per mutant, no baseline trace
+            if not oracle(scratch, env, args.timeout_s)[0]:
+                sys.exit("the unmutated reference fails the gate: fix that before measuring")
+            executed = None
+        else:
+            executed = traced_lines(scratch, env)
         started = time.monotonic()
         with results.open("a") as sink:
             for number, mutant in enumerate(sample, start=1):
-                if mutant.key in done:
+                # a verdict stands only for the same mutant: an edit of the module renumbers
+                # cosmic-ray's occurrences, so a key on another line is another mutant
+                if mutant.key in done and done[mutant.key].line == mutant.line:
                     continue
                 if time.monotonic() - started > args.budget_min * 60:
                     print(f"budget of {args.budget_min} min spent after {number - 1} mutants")
@@ -269,8 +361,8 @@ def campaign(args: argparse.Namespace) -> list[Outcome]:
                     f"(line {mutant.line}, {outcome.seconds:.0f} s) {outcome.why}",
                     flush=True,
                 )
-    keys = {m.key for m in sample}
-    return [o for k, o in done.items() if k in keys]
+    lines = {m.key: m.line for m in sample}
+    return [o for k, o in done.items() if lines.get(k) == o.line]
 
 
 def judge(
@@ -278,8 +370,8 @@ def judge(
     scratch: Path,
     pristine: Path,
     env: dict[str, str],
-    executed: set[tuple[str, int]],
-    equivalent: dict[str, str],
+    executed: set[tuple[str, int]] | None,
+    equivalent: dict[str, tuple[int, str]],
     args: argparse.Namespace,
 ) -> Outcome:
     started = time.monotonic()
@@ -291,9 +383,13 @@ def judge(
     )
     try:
         diff = diff_of(scratch, pristine, mutant.module)
-        if mutant.key in equivalent:
-            status, why = "equivalent", equivalent[mutant.key]
-        elif (mutant.module, mutant.line) not in executed and _compiles(scratch / mutant.module):
+        if equivalent.get(mutant.key, (0, ""))[0] == mutant.line:
+            status, why = "equivalent", equivalent[mutant.key][1]
+        elif (
+            executed is not None
+            and (mutant.module, mutant.line) not in executed
+            and _compiles(scratch / mutant.module)
+        ):
             status, why = "unreached", "the main job never executes this line"
         else:
             passed, why = oracle(scratch, env, args.timeout_s)
@@ -347,19 +443,14 @@ def main() -> None:
     parser.add_argument("--results", default="mutation-results.jsonl", help="JSON lines out")
     parser.add_argument("--equivalent", default=str(EQUIVALENT_FILE), help="equivalent mutants")
     parser.add_argument("--resume", action="store_true", help="keep finished mutants")
+    parser.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="skip the traced baseline (slow on a big matrix): run every mutant, none unreached",
+    )
     parser.add_argument("--report-only", action="store_true", help="summarise --results only")
     args = parser.parse_args()
-    if args.report_only:
-        rows = Path(args.results).read_text().splitlines()
-        # a resumed campaign appends: the last verdict per mutant counts
-        latest = {o.key: o for o in (Outcome(**json.loads(line)) for line in rows)}
-        outcomes = list(latest.values())
-        equivalent = load_equivalent(Path(args.equivalent))
-        for outcome in outcomes:  # the list may have grown since the campaign
-            if outcome.status != "killed" and outcome.key in equivalent:
-                outcome.status, outcome.why = "equivalent", equivalent[outcome.key]
-    else:
-        outcomes = campaign(args)
+    outcomes = report(args) if args.report_only else campaign(args)
     print(summary(outcomes))
 
 

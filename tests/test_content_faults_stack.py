@@ -33,7 +33,12 @@ def _rules(frame: pd.DataFrame, case: str, fault: str) -> set[str]:
 
 def test_the_reference_is_clean_under_reformat_and_escape_on_every_fixture() -> None:
     frame = run_matrix(
-        Matrix(cases=[str(FIXTURES)], chunkings=["events"], faults=[(f,) for f in SEE_THROUGH])
+        Matrix(
+            seeds=[0],
+            cases=[str(FIXTURES)],
+            chunkings=["events"],
+            faults=[(f,) for f in SEE_THROUGH],
+        )
     )
     assert len(frame) == len(SEE_THROUGH) * len({*frame["case"]}) > 40
     dirty = frame[frame["violations"].map(len) > 0]
@@ -44,7 +49,7 @@ def test_the_reference_is_clean_under_reformat_and_escape_on_every_fixture() -> 
 def test_the_reference_reports_an_answer_cut_inside_the_code_as_incomplete() -> None:
     cases = sorted(str(p) for p in FIXTURES.glob("job-*") if p.is_dir())
     frame = run_matrix(
-        Matrix(cases=cases, chunkings=["events"], faults=[("stop:max_tokens@text=30%",)])
+        Matrix(seeds=[0], cases=cases, chunkings=["events"], faults=[("stop:max_tokens@text=30%",)])
     )
     assert len(frame) == len(cases)
     # never a silent done with half the code: an error naming the cut answer, no edit applied
@@ -67,7 +72,11 @@ def test_the_naive_sut_is_flagged_under_a_content_fault_with_events_chunking(
 ) -> None:
     frame = run_matrix(
         Matrix(
-            cases=[str(FIXTURES / case)], suts=[NAIVE], chunkings=["events"], faults=[(), (fault,)]
+            seeds=[0],
+            cases=[str(FIXTURES / case)],
+            suts=[NAIVE],
+            chunkings=["events"],
+            faults=[(), (fault,)],
         )
     )
     assert rule not in _rules(frame, case, "")  # the recording as it was hides the bug

@@ -68,7 +68,7 @@ def test_command_line_axes_override_the_file(
     assert code == 0
     rows = json.loads(out)
     assert {r["chunking"] for r in rows} == {"bytes:7"}
-    assert sorted(r["case"] for r in rows) == sorted(CASES)
+    assert {r["case"] for r in rows} == set(CASES)
 
 
 @pytest.mark.parametrize(

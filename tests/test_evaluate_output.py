@@ -27,7 +27,11 @@ FAULTS = ["none", "http:529@start"]
 def frame() -> pd.DataFrame:
     """The reference and the naive SUT on two cases x two chunkings (8 runs)."""
     matrix = Matrix(
-        cases=[str(FIXTURES / c) for c in CASES], suts=["reference", NAIVE], chunkings=CHUNKINGS
+        seeds=[0],
+        faults=[()],
+        cases=[str(FIXTURES / c) for c in CASES],
+        suts=["reference", NAIVE],
+        chunkings=CHUNKINGS,
     )
     return run_matrix(matrix)
 
@@ -82,7 +86,7 @@ def test_the_table_format_summarises_and_fits_the_terminal(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = ["run", "--sut", "reference", "--sut", NAIVE, "--out", str(tmp_path)]
+    args = ["run", "--sut", "reference", "--sut", NAIVE, "--seed", "0", "--out", str(tmp_path)]
     args += [a for c in CASES for a in ("--case", str(FIXTURES / c))]
     args += [a for c in CHUNKINGS for a in ("--chunking", c)]
     args += [a for f in FAULTS for a in ("--fault", f)]
@@ -114,7 +118,19 @@ def test_by_groups_on_any_id_columns_and_lists_at_most_the_first_violations(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = ["run", "--sut", NAIVE, "--by", "sut,chunking", "--out", str(tmp_path)]
+    args = [
+        "run",
+        "--seed",
+        "0",
+        "--fault",
+        "none",
+        "--sut",
+        NAIVE,
+        "--by",
+        "sut,chunking",
+        "--out",
+        str(tmp_path),
+    ]
     args += ["--case", str(FIXTURES), "--chunking", "events", "--chunking", "deltas:1"]
     out, _ = run_cli(args, 120, monkeypatch, capsys)
     assert "runs by sut, chunking" in out
@@ -134,7 +150,17 @@ def test_by_groups_on_any_id_columns_and_lists_at_most_the_first_violations(
 def test_a_clean_run_prints_no_violations_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["run", "--case", str(FIXTURES / "chat-hello"), "--out", str(tmp_path)]
+    args = [
+        "run",
+        "--seed",
+        "0",
+        "--fault",
+        "none",
+        "--case",
+        str(FIXTURES / "chat-hello"),
+        "--out",
+        str(tmp_path),
+    ]
     out, err = run_cli(args, 80, monkeypatch, capsys)
     assert "runs by case" in out and "violations (" not in out
     assert "6 runs in " in err and ": 6 clean, 0 with violations; reports in" in err
@@ -143,7 +169,17 @@ def test_a_clean_run_prints_no_violations_table(
 def test_json_formats_keep_one_row_per_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["run", "--case", str(FIXTURES / "chat-hello"), "--out", str(tmp_path)]
+    base = [
+        "run",
+        "--seed",
+        "0",
+        "--fault",
+        "none",
+        "--case",
+        str(FIXTURES / "chat-hello"),
+        "--out",
+        str(tmp_path),
+    ]
     out, _ = run_cli([*base, "--format", "json"], 80, monkeypatch, capsys)
     rows = json.loads(out)
     assert len(rows) == 6 and {r["case"] for r in rows} == {"chat-hello"}
@@ -164,7 +200,17 @@ def test_by_rejects_unknown_columns(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_a_naive_failure_is_explained_in_one_row_with_rule_ms_and_what_was_seen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["run", "--case", str(FIXTURES / "job-unicode-escaped"), "--sut", NAIVE]
+    args = [
+        "run",
+        "--seed",
+        "0",
+        "--fault",
+        "none",
+        "--case",
+        str(FIXTURES / "job-unicode-escaped"),
+        "--sut",
+        NAIVE,
+    ]
     args += ["--chunking", "deltas:1", "--out", str(tmp_path)]
     out, _ = run_cli(args, 160, monkeypatch, capsys)
     frame = load_results(tmp_path)
@@ -185,7 +231,17 @@ def test_a_naive_failure_is_explained_in_one_row_with_rule_ms_and_what_was_seen(
 def test_sut_errors_and_whole_run_violations_are_shown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["run", "--case", str(FIXTURES / "chat-hello"), "--sut", NAIVE, "--chunking", "events"]
+    args = [
+        "run",
+        "--seed",
+        "0",
+        "--case",
+        str(FIXTURES / "chat-hello"),
+        "--sut",
+        NAIVE,
+        "--chunking",
+        "events",
+    ]
     args += ["--fault", "disconnect@event=5", "--out", str(tmp_path)]
     out, _ = run_cli(args, 160, monkeypatch, capsys)
     row = next(line for line in out.splitlines() if "terminal-count" in line)

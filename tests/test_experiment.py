@@ -170,7 +170,13 @@ CHAT_BACKEND = "tests.suts.failover:app"  # a chat backend: it never sends a cha
 def _matrix(tmp_path: Path) -> Path:
     path = tmp_path / "matrix.yaml"
     cases = [str(FIXTURES / "job-basic-replace"), str(FIXTURES / "chat-hello")]
-    data = {"case": cases, "chunking": ["events", "bytes:16"], "latency": "const:ttfb=5,gap=1"}
+    data = {
+        "case": cases,
+        "chunking": ["events", "bytes:16"],
+        "latency": "const:ttfb=5,gap=1",
+        "seed": 0,
+        "fault": "none",
+    }
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
 

@@ -22,16 +22,19 @@ from streambench.runner.matrix import DEFAULT_CHUNKINGS, ID_COLUMNS, Matrix, run
 
 EXPECTED = Path(__file__).parent / "data" / "matrix_rows.json"
 FIXTURES = str(REPO_ROOT / "fixtures")
-# The default matrix (fixtures x six chunkings), a paced random split over seeds, a fault.
+# The fixtures x six chunkings (the default matrix's first seed, no fault), a paced random
+# split over seeds, a fault.
 MATRICES = (
-    Matrix(cases=[FIXTURES], chunkings=list(DEFAULT_CHUNKINGS)),
+    Matrix(cases=[FIXTURES], chunkings=list(DEFAULT_CHUNKINGS), faults=[()], seeds=[0]),
     Matrix(
+        faults=[()],
         cases=[FIXTURES],
         chunkings=["random:min=1,max=64"],
         latencies=["tokens:rate=50"],
         seeds=[1, 2],
     ),
     Matrix(
+        seeds=[0],
         cases=[FIXTURES],
         chunkings=["deltas:1"],
         faults=[("http:529@start",)],

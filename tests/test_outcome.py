@@ -47,7 +47,8 @@ def _wrong(row: pd.Series) -> bool:
 
 def test_broken_backends_have_every_wrong_run_flagged() -> None:
     frame = run_matrix(
-        Matrix(cases=[str(FIXTURES)], suts=BROKEN, chunkings=CHUNKINGS), LocalExecutor(2)
+        Matrix(seeds=[0], faults=[()], cases=[str(FIXTURES)], suts=BROKEN, chunkings=CHUNKINGS),
+        LocalExecutor(2),
     )
     wrong = frame.apply(_wrong, axis=1)
     unflagged = frame[wrong & (frame["n_violations"] == 0)]
@@ -63,6 +64,8 @@ def test_broken_backends_have_every_wrong_run_flagged() -> None:
 
 def test_a_lossy_reader_differs_under_one_chunking_only_and_is_split_variance() -> None:
     matrix = Matrix(
+        seeds=[0],
+        faults=[()],
         cases=[str(FIXTURES / "chat-hello")],
         suts=["tests.suts.broken:lossy_lines"],
         chunkings=["events", "deltas:1", "bytes:16"],
@@ -106,7 +109,18 @@ def test_a_transcript_is_a_case(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     row = run_one(RunSpec(str(recording), chunking="random:min=1,max=64"))
     assert row["case"] == "anthropic-chat" and row["violations"] == []
     assert row["expected_text"] == row["streamed_text"] != ""
-    assert cli_exit_code(["run", "--case", str(recording), "--out", str(tmp_path)]) == 0
+    args = [
+        "run",
+        "--seed",
+        "0",
+        "--fault",
+        "none",
+        "--case",
+        str(recording),
+        "--out",
+        str(tmp_path),
+    ]
+    assert cli_exit_code(args) == 0
     assert "6 clean" in capsys.readouterr().err
     # a folder of transcripts: each file is a case
     folder = tmp_path / "recs"
@@ -119,7 +133,9 @@ def test_a_transcript_is_a_case(capsys: pytest.CaptureFixture[str], tmp_path: Pa
         ("anthropic-job-code-text-first", "job_code"),
     ]
     assert cases[1].request["order"] == "text_first"
-    frame = run_matrix(Matrix(cases=[str(folder)], chunkings=["events", "bytes:16"]))
+    frame = run_matrix(
+        Matrix(seeds=[0], faults=[()], cases=[str(folder)], chunkings=["events", "bytes:16"])
+    )
     assert frame["n_violations"].sum() == 0 and (frame["terminal"] == "done").all()
 
 
@@ -167,7 +183,7 @@ CHAOS_CASES = (
 def test_the_reference_is_clean_under_every_chaos_fault(name: str) -> None:
     case = FIXTURES / name
     faults = [(f,) for f in _chaos_faults(case)]
-    frame = run_matrix(Matrix(cases=[str(case)], chunkings=["events"], faults=faults))
+    frame = run_matrix(Matrix(seeds=[0], cases=[str(case)], chunkings=["events"], faults=faults))
     flagged = frame[frame["n_violations"] > 0]
     assert flagged.empty, [(r.fault, r.violations) for r in flagged.itertuples()]
     assert len(frame) >= 3 and set(frame["terminal"]) <= {"done", "error"}
@@ -288,16 +304,30 @@ def test_a_run_without_code_is_inexact_not_left_out() -> None:
 def test_a_chain_that_never_waits_for_retry_after_is_flagged() -> None:
     # one provider and no retry budget: the 429's retry-after is never honoured
     impatient = "reference:providers=anthropic,max_retry_wait_s=0"
-    for sut, rules in (("reference", []), (impatient, ["unexpected-error", "retry-after-ignored"])):
+    # the same provider twice and no budget: the second attempt goes out at once, into the
+    # rate limit it was just told to wait out
+    hammering = "reference:providers=anthropic+anthropic,max_retry_wait_s=0"
+    for sut, rules in (
+        ("reference", []),
+        (impatient, ["unexpected-error", "retry-after-ignored"]),
+        (hammering, ["retry-after-ignored"]),
+    ):
         row = run_one(RunSpec(str(FIXTURES / "retry-after-429"), sut=sut))
-        assert [v["rule"] for v in row["violations"]] == rules
+        assert [v["rule"] for v in row["violations"]] == rules, sut
+    assert (
+        "again 300 ms after its 429/529 asked for retry-after 2 s"
+        in row["violations"][0]["message"]
+    )
 
 
 def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
     suts = [
-        f"tests.suts.broken:{n}" for n in ("seconds_latency", "status_pings", "counted_patches")
+        f"tests.suts.broken:{n}"
+        for n in ("seconds_latency", "status_pings", "counted_patches", "previous_turn")
     ]
-    frame = run_matrix(Matrix(cases=[str(FIXTURES)], suts=suts, chunkings=["events"]))
+    frame = run_matrix(
+        Matrix(seeds=[0], faults=[()], cases=[str(FIXTURES)], suts=suts, chunkings=["events"])
+    )
 
     def flagged(sut: str, rule: str) -> set[str]:
         runs = frame[frame["sut"] == f"tests.suts.broken:{sut}"]
@@ -316,15 +346,20 @@ def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
     assert flagged("counted_patches", "patch-count") == {
         "job-replace-ambiguous",
         "job-replace-no-match",
+        "job-new-code-brackets",
     }
+    # a new thread has no previous question: every upstream request asks nothing
+    assert flagged("previous_turn", "wrong-prompt") == everything
     other = {v["rule"] for vs in frame["violations"] for v in vs}
-    assert other == {"latency-mismatch", "status-after-text", "patch-count"}
+    assert other == {"latency-mismatch", "status-after-text", "patch-count", "wrong-prompt"}
 
 
 def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:
     from streambench.uses.shrink import shrink_failures
 
     matrix = Matrix(
+        seeds=[0],
+        faults=[()],
         cases=[str(FIXTURES / "chat-hello")],
         suts=["tests.suts.broken:lossy_lines"],
         chunkings=["events", "deltas:1", "bytes:16"],
@@ -333,3 +368,37 @@ def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:
     shrunk = shrink_failures(rows, tmp_path, budget_s=5, cases=FIXTURES)
     assert "split-variance" in {v["rule"] for row in rows for v in row["violations"]}
     assert {rule for _, _, rule in shrunk} == {"unexpected-error"}
+
+
+def test_a_fault_aimed_at_the_serving_upstream_or_skipped_where_it_cannot_apply() -> None:
+    fault = "disconnect@text=20,call=served,else=skip"
+    cases = [str(FIXTURES / n) for n in ("failover-openai-chat", "chat-empty", "chat-hello")]
+    matrix = Matrix(seeds=[0], cases=cases, chunkings=["events"], faults=[(fault,)])
+    frame = run_matrix(matrix)
+    # the empty answer has no 20th character: left out, and said so
+    assert sorted(frame["case"]) == ["chat-hello", "failover-openai-chat"]
+    assert [(s.case_path, why) for s, why in matrix.skipped] == [
+        (
+            f"{cases[1]}/case.yaml",
+            f"fault {fault!r}: text=20 is past the end (0 content characters)",
+        )
+    ]
+    failover = frame[frame["case"] == "failover-openai-chat"].iloc[0]
+    # upstream 1's 529 falls through; upstream 2 is cut after content: error with its prefix
+    assert failover["expected_terminal"] == "error" and failover["terminal"] == "error"
+    assert failover["upstream_calls"] == 2 and failover["violations"] == []
+    assert "Hello from the second provider.".startswith(failover["streamed_text"])
+    assert failover["streamed_text"]
+    # aimed at a call the case does not have, or never skipped: the spec is the error
+    with pytest.raises(Exception, match="past the end"):
+        run_matrix(
+            Matrix(
+                seeds=[0], cases=cases[1:2], chunkings=["events"], faults=[("disconnect@text=20",)]
+            )
+        )
+    from streambench.replay import parse_fault
+
+    assert parse_fault("disconnect@text=1,call=2").aim.call == 2
+    for bad, why in (("call=0", "call= must be"), ("else=run", "else= takes 'skip'")):
+        with pytest.raises(Exception, match=why):
+            parse_fault(f"disconnect@text=1,{bad}")

@@ -18,6 +18,17 @@ def sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def prompt_messages(body: dict[str, Any], prefill: str = "") -> list[dict[str, str]]:
+    """The provider messages for a request: the user's code (if any) and message, then the
+    prefill the answer should continue (if any)."""
+    code = (body.get("context") or {}).get("expression", "")
+    content = str(body.get("content", ""))
+    messages = [{"role": "user", "content": f"My code:\n{code}\n\n{content}" if code else content}]
+    if prefill:
+        messages.append({"role": "assistant", "content": prefill})
+    return messages
+
+
 def apply_edits(code: str, edits: list[dict[str, Any]]) -> str:
     """``rewrite`` replaces the code; ``replace`` its first ``old_code`` (skipped if absent)."""
     for edit in edits:

@@ -21,7 +21,7 @@ import httpx
 
 from streambench.sse import SSEDecoder
 
-from ._starlette import apply_edits, sse, sse_app
+from ._starlette import apply_edits, prompt_messages, sse, sse_app
 
 TOOL = "suggest_code"
 
@@ -39,7 +39,11 @@ def _reply(*, hold_text: bool, send_changes: bool) -> Any:
         base = os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
         async with (
             httpx.AsyncClient() as client,
-            client.stream("POST", f"{base}/v1/messages", json={"stream": True}) as response,
+            client.stream(
+                "POST",
+                f"{base}/v1/messages",
+                json={"stream": True, "messages": prompt_messages(body)},
+            ) as response,
         ):
             decoder = SSEDecoder()
             async for data in response.aiter_raw():

@@ -8,7 +8,9 @@
 * ``seconds_latency``: stores ``latency_ms`` from a ``time.monotonic()`` difference without
   the ``* 1000``;
 * ``status_pings``: a progress ticker that sends "Still writing..." every third chunk;
-* ``counted_patches``: reports ``patches_applied = len(code_edits)`` and drops the warnings.
+* ``counted_patches``: reports ``patches_applied = len(code_edits)`` and drops the warnings;
+* ``previous_turn``: builds the prompt from the thread's history as read before this turn was
+  stored, so the model is asked the previous question (on a new thread: an empty message).
 
 All but the first are the reference stack with the user's code swapped in at one place:
 everything else about them is correct, so what the rules flag is the bug.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -158,6 +160,14 @@ class _CountedPatches(ReferenceService):
             yield name, data
 
 
+class _PreviousTurn(ReferenceService):
+    async def message_events(self, message: Any, *args: Any) -> AsyncIterator[WireEvent]:
+        history = args[-1]
+        asked = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
+        async for event in super().message_events(replace(message, content=asked), *args):
+            yield event
+
+
 def _app(service_class: type[ReferenceService]) -> Starlette:
     service = service_class(ReferenceConfig(store=Store(":memory:")), Store(":memory:"))
     return Starlette(routes=[Route("/messages", service.post_message, methods=["POST"])])
@@ -173,3 +183,7 @@ def status_pings() -> Starlette:
 
 def counted_patches() -> Starlette:
     return _app(_CountedPatches)
+
+
+def previous_turn() -> Starlette:
+    return _app(_PreviousTurn)

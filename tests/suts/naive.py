@@ -18,6 +18,8 @@ from starlette.routing import Route
 from streambench.providers.apis import event_content
 from streambench.sse import SSEDecoder
 
+from ._starlette import prompt_messages
+
 PREFILL = {"job_code": '{\n  "code_edits": [', "workflow": '{\n  "yaml": "'}
 DELIMITER = {"job_code": '],\n  "text_answer": "', "workflow": '",\n  "text": "'}
 UPSTREAMS = [
@@ -31,9 +33,12 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def upstream_text(client: httpx.AsyncClient, index: int) -> AsyncIterator[str]:
+async def upstream_text(
+    client: httpx.AsyncClient, index: int, body: dict[str, Any]
+) -> AsyncIterator[str]:
     api, url = UPSTREAMS[index]
-    async with client.stream("POST", url, json={"stream": True}) as response:
+    messages = prompt_messages(body, PREFILL.get(body.get("mode", "chat"), ""))
+    async with client.stream("POST", url, json={"stream": True, "messages": messages}) as response:
         if response.status_code != 200:
             raise httpx.HTTPStatusError(
                 "upstream failed", request=response.request, response=response
@@ -71,7 +76,7 @@ async def naive_reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
     yield sse("status", {"message": "Thinking..."})
     raw, pending, streaming = PREFILL.get(mode, ""), "", mode == "chat"
     async with httpx.AsyncClient() as client:
-        async for delta in upstream_text(client, 0):
+        async for delta in upstream_text(client, 0, body):
             raw += delta
             if streaming:
                 shown, pending = unescape_two_char_buffer(pending, delta)
@@ -108,7 +113,7 @@ async def retrying_reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
     async with httpx.AsyncClient() as client:
         for index in range(len(UPSTREAMS)):
             try:
-                async for delta in upstream_text(client, index):
+                async for delta in upstream_text(client, index, body):
                     shown += delta
                     yield sse("chunk", {"content": delta})
             except httpx.HTTPError:

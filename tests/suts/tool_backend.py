@@ -31,17 +31,20 @@ from starlette.routing import Route
 from streambench.answer import JsonObjectStream, MemberDone, StringDelta
 from streambench.sse import SSEDecoder
 
-from ._starlette import apply_edits, sse
+from ._starlette import apply_edits, prompt_messages, sse
 
 DIALECT = __file__.removesuffix(".py") + ".dialect.yaml"
 
 
-async def tool_arguments(client: httpx.AsyncClient) -> AsyncIterator[tuple[str, str]]:
+async def tool_arguments(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> AsyncIterator[tuple[str, str]]:
     """``(tool name, arguments piece)`` as the upstream streams them, parallel calls apart."""
     names: dict[int, str] = {}
     # over HTTP, streambench points OPENAI_BASE_URL at its replay host
     base = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
-    async with client.stream("POST", f"{base}/chat/completions", json={"stream": True}) as response:
+    request = {"stream": True, "messages": prompt_messages(body)}
+    async with client.stream("POST", f"{base}/chat/completions", json=request) as response:
         decoder = SSEDecoder()
         async for data in response.aiter_raw():
             for ev in decoder.feed(data):
@@ -64,7 +67,9 @@ async def reply(body: dict[str, Any], *, leak: bool, edits_key: str) -> AsyncIte
     parser, raw, shown, code = JsonObjectStream(), "", "", None
     try:
         async with httpx.AsyncClient() as client:
-            async for name, piece in tool_arguments(client):
+            # this backend's own body: the instruction and the code under "source"
+            prompt = {"content": body.get("instruction", ""), "context": {"expression": original}}
+            async for name, piece in tool_arguments(client, prompt):
                 if name != "answer":
                     continue
                 raw += piece

@@ -49,9 +49,15 @@ def run_command(
     chunking: Many = None,
     latency: Many = None,
     fault: Annotated[
-        list[str] | None, typer.Option(help="A fault; 'a;b' combines two in one run.")
+        list[str] | None,
+        typer.Option(
+            help="A fault; 'a;b' combines two in one run, 'none' is a run without one"
+            " [default: none, and disconnect@text=20,call=served,else=skip]"
+        ),
     ] = None,
-    seed: Annotated[list[int] | None, typer.Option(show_default=False)] = None,
+    seed: Annotated[
+        list[int] | None, typer.Option(show_default=False, help="A seed [default: 0 and 1]")
+    ] = None,
     profile: Annotated[
         Path | None,
         typer.Option(help="Rules profile YAML, or a bundled profile's name (smooth: + jank)."),
@@ -163,6 +169,11 @@ def run_command(
     if format == "table" and len(overview):
         _print_summary(written, group_by, Path(out_dir) / "summary.md")
     err_console.print(closing_line(overview, elapsed_s, written.paths), markup=False)
+    if matrix.skipped:
+        _, why = matrix.skipped[0]
+        err_console.print(
+            f"{len(matrix.skipped)} runs left out (else=skip), e.g. {why}", markup=False
+        )
     for line in dialect_lines(overview):
         err_console.print(line, markup=False)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from streambench.answer import MEMBER_KEYS, STRUCTURED_MODES
+from streambench.answer import MEMBER_KEYS, STRUCTURED_MODES, prefill_for
 from streambench.errors import ConfigError
 from streambench.grade.client import ClientState
 from streambench.grade.dialects import UIEvent
@@ -45,6 +45,15 @@ class Violation:
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """What one upstream request asked: read by the provider module of its API."""
+
+    user_text: str
+    prefill: str
+    body_text: str  # every string of the JSON body, one per line (system prompts, tools, ...)
+
+
+@dataclass(frozen=True)
 class UpstreamCall:
     """One upstream request the replay answered: what the SUT sent (``api`` as detected from
     its URL, ``generic-sse`` when unknown) and the recording that answered it."""
@@ -57,6 +66,9 @@ class UpstreamCall:
     t_ms: float | None = None  # when it began, on the request clock
     plan: int = 0  # which of the case's recordings answered it (0-based)
     cycled: bool = False  # more calls than recordings: the replay answered with one again
+    # what it asked (the last user message, the assistant prefill) and every string of its
+    # JSON body; None when the body is no JSON object of a known API
+    prompt: Prompt | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +126,8 @@ class RunContext:
     # the APIs the case's recordings speak: a call to any of them is the SUT's right (a retry
     # to the same provider may be answered by the next recording, the replay's order)
     recorded_apis: frozenset[str] = frozenset()
+    # the user's message the case sends (``request.content``; None: not known)
+    user_content: str | None = None
     # the provider chain a chaos cell plays, in call order (None: not a chaos cell)
     chain: tuple[ChainStep, ...] | None = None
 
@@ -510,8 +524,23 @@ def _sut_failure(ctx: RunContext, _: dict[str, Any]) -> Findings:
 
 
 def _retry_after_ignored(ctx: RunContext, _: dict[str, Any]) -> Findings:
-    if ctx.retry_after_s is None or ctx.state.terminal_kind != "error":
+    if ctx.retry_after_s is None:
         return []
+    calls = ctx.upstream_calls or []
+    if len(calls) > 1 and calls[0].t_ms is not None and calls[1].t_ms is not None:
+        gap_ms = calls[1].t_ms - calls[0].t_ms
+        if calls[1].url == calls[0].url and gap_ms < ctx.retry_after_s * 1000:
+            return [
+                (
+                    f"called {calls[1].url} again {gap_ms:g} ms after its 429/529 asked for"
+                    f" retry-after {ctx.retry_after_s:g} s",
+                    calls[1].t_ms,
+                )
+            ]
+    if ctx.state.terminal_kind != "error":
+        return []
+    if ctx.outcomes and all(o.terminal == "error" for o in ctx.outcomes):
+        return []  # the retried attempt fails too (a fault aimed at it): error is right
     return [
         (
             f"ended in error after a 429/529 with retry-after {ctx.retry_after_s:g} s",
@@ -610,6 +639,50 @@ def _wrong_upstream(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
     ]
 
 
+def _wrong_prompt(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    calls = [c for c in ctx.upstream_calls or () if c.prompt is not None and c.api != "generic-sse"]
+    if ctx.user_content is None or not calls:
+        return None
+    asked = ctx.user_content.strip()
+    code = ctx.expression.strip() if ctx.mode in STRUCTURED_MODES else ""
+    prefills = dict.fromkeys(("", prefill_for(ctx.mode, ctx.requested_order)))  # type: ignore[arg-type]
+    found: Findings = []
+    # a side call (a title, a summary) asks something else: the answer's call must carry both
+    first = calls[0]
+    assert first.prompt is not None
+    where = f"upstream call 1 ({first.api})"
+    if asked and not any(asked in c.prompt.body_text for c in calls if c.prompt):
+        found.append(
+            (
+                f"{where}: no request (last user message {excerpt(first.prompt.user_text, 0)})"
+                f" carries the user's message {excerpt(asked, 0)}",
+                first.t_ms,
+            )
+        )
+    if code and not any(code in c.prompt.body_text for c in calls if c.prompt):
+        found.append(
+            (
+                f"{where}: no request carries the code context (the case's"
+                f" {len(code)}-character context.expression, {excerpt(code, 0)})",
+                first.t_ms,
+            )
+        )
+    for number, call in enumerate(calls, start=1):
+        prompt = call.prompt
+        assert prompt is not None
+        if prompt.prefill not in prefills:
+            wanted = " or ".join(repr(p) for p in prefills if p) or "none"
+            found.append(
+                (
+                    f"upstream call {number} ({call.api}): prefill {excerpt(prompt.prefill, 0)}"
+                    f" is not the {ctx.mode} answer's start for order {ctx.requested_order}"
+                    f" ({wanted})",
+                    call.t_ms,
+                )
+            )
+    return found
+
+
 RULES: dict[str, Rule] = {
     rule.slug: rule
     for rule in (
@@ -647,6 +720,11 @@ RULES: dict[str, Rule] = {
             "wrong-upstream",
             "The SUT called another provider API than the recording's.",
             _wrong_upstream,
+        ),
+        Rule(
+            "wrong-prompt",
+            "An upstream request lacks the user's message or code, or prefills another answer.",
+            _wrong_prompt,
         ),
         Rule(
             "split-variance",

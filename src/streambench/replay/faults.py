@@ -13,11 +13,11 @@ Error bodies and events come from each API's module (:mod:`streambench.providers
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from streambench.errors import SpecError
 from streambench.providers import registry
-from streambench.replay.specs import Term, parse_placed
+from streambench.replay.specs import PLACEMENT_OPTIONS, Aim, Term, parse_aim, parse_placed
 from streambench.sse import SSEEvent
 
 
@@ -99,6 +99,8 @@ class Fault:
     arg: str | None = None
     count: int = 0
     fraction: float | None = None
+    # which upstream it hits; skip a case where the position does not exist
+    aim: Aim = field(default_factory=Aim)
 
     @property
     def content(self) -> bool:
@@ -133,12 +135,11 @@ def parse_fault(spec: str) -> Fault:
     if where.name not in kind.positions:
         allowed = " | ".join(p if p == "start" else f"{p}=N" for p in kind.positions)
         raise fault.fail(f"position must be {allowed}")
-    unknown = sorted(set(where.options) - set(kind.options))
+    known = (*kind.options, *PLACEMENT_OPTIONS)
+    unknown = sorted(set(where.options) - set(known))
     if unknown:
-        raise fault.fail(
-            f"unknown option {unknown[0]!r} (known: {', '.join(kind.options) or 'none'})"
-        )
-    return _placed(fault, where)
+        raise fault.fail(f"unknown option {unknown[0]!r} (known: {', '.join(known)})")
+    return replace(_placed(fault, where), aim=parse_aim(where))
 
 
 def _expand_alias(spec: str) -> str:

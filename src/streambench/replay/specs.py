@@ -5,6 +5,13 @@ A term is ``name``, ``name:N`` or ``name:k=v,k=v``; terms compose with ``+``
 itself a term spelled ``pos=N[,k=v]`` or ``pos[,k=v]`` after ``@`` (``disconnect@event=5``,
 ``stall@event=3,ms=2000``, ``http:529@start``, ``stop:max_tokens@char=120``); faults compose
 with ``;`` (``reformat:compact;pings:3``).
+
+Every placement also takes two options of its own (:data:`PLACEMENT_OPTIONS`): ``call=N``
+aims the fault at the case's N-th upstream recording (1-based; default 1) and ``call=served``
+at the one that serves the case without faults (the second of a failover case whose first
+answers 529); ``else=skip`` leaves a case out of the fault's runs when the position does not
+exist on that upstream (past the end of its stream, or an HTTP error with no stream) instead
+of failing (``disconnect@text=20,call=served,else=skip``).
 """
 
 from __future__ import annotations
@@ -61,6 +68,33 @@ class Term:
         if value != int(value):
             raise self.fail(f"{key or self.name + ':N'} must be an integer, got {value:g}")
         return int(value)
+
+
+# Placement options every fault takes (see the module docstring).
+PLACEMENT_OPTIONS = ("call", "else")
+SERVED_CALL = "served"
+
+
+@dataclass(frozen=True)
+class Aim:
+    """Which upstream a placed fault hits (``call``: 1-based, or 0 for ``served``) and whether
+    a case where its position does not exist is skipped (``else=skip``) rather than an error."""
+
+    call: int = 1
+    skip_unfit: bool = False
+
+
+def parse_aim(where: Term) -> Aim:
+    """The ``call=`` / ``else=`` options of a placement term."""
+    raw = where.options.get("call", "1")
+    if raw == SERVED_CALL:
+        call = 0
+    else:
+        call = Term(where.spec, "call", options={"call": raw}).integer("call", minimum=1)
+    otherwise = where.options.get("else")
+    if otherwise not in (None, "skip"):
+        raise where.fail(f"else= takes 'skip', got {otherwise!r}")
+    return Aim(call, otherwise == "skip")
 
 
 NUMBER_LIMIT = 1e9  # above this a spec number (ms, bytes, counts) is a typo and overflows

@@ -32,9 +32,10 @@ from streambench.grade.expect import (
 from streambench.grade.metrics import compute_metrics
 from streambench.grade.profile import load_profile
 from streambench.grade.quality import code_quality
-from streambench.grade.rules import ChainStep, RunContext, UpstreamCall, judge
+from streambench.grade.rules import ChainStep, Prompt, RunContext, UpstreamCall, judge
 from streambench.grade.upstream import analyse_plan, served_call
 from streambench.grade.variance import cross_run_violations
+from streambench.providers import registry
 from streambench.providers.apis import detect
 from streambench.replay import ReplayPlan, build_plan, parse_chunking, parse_fault, parse_latency
 from streambench.replay.specs import split_composed
@@ -67,6 +68,12 @@ DEFAULT_CHUNKINGS = (
     "deltas:1",
     "deltas:adversarial",
 )
+# No fault, and one cut mid-stream on the upstream that serves the case (upstream 2 of a
+# failover case; a case without a 20th character is left out of it).
+MID_STREAM_FAULT = "disconnect@text=20,call=served,else=skip"
+DEFAULT_FAULTS: tuple[tuple[str, ...], ...] = ((), (MID_STREAM_FAULT,))
+# Two seeds: status picks and random splits are seeded; a second one varies them.
+DEFAULT_SEEDS = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -87,29 +94,64 @@ class RunSpec:
     chain_faults: tuple[tuple[str, ...], ...] = ()
     chain: tuple[ChainStep, ...] | None = None
 
-    def upstream_faults(self, index: int) -> tuple[str, ...]:
-        """The faults of upstream call ``index``: ``faults`` hit the first one only."""
+    def upstream_faults(self, index: int, served: int = 0) -> tuple[str, ...]:
+        """The faults of upstream call ``index``: each of ``faults`` hits the upstream its
+        ``call=`` names (default the first; ``call=served``: upstream ``served``)."""
         if self.chain_faults:
             return self.chain_faults[index] if index < len(self.chain_faults) else ()
-        return self.faults if index == 0 else ()
+        return tuple(f for f in self.faults if aimed_at(f, served) == index)
+
+
+def aimed_at(fault: str, served: int) -> int:
+    """The upstream (0-based) a fault spec hits; ``served`` is the case's serving upstream."""
+    call = parse_fault(fault).aim.call
+    return served if call == 0 else call - 1
+
+
+def plans_of(spec: RunSpec, transcripts: Sequence[Transcript]) -> list[ReplayPlan]:
+    """The replay plan of each upstream of a run, with the faults aimed at it."""
+    latency = None if spec.latency == DEFAULT_LATENCY else spec.latency
+    served = served_upstream([upstream_fate(t) for t in transcripts])
+    return [
+        build_plan(t, spec.chunking, latency, spec.upstream_faults(i, served), spec.seed)
+        for i, t in enumerate(transcripts)
+    ]
+
+
+def unfit(spec: RunSpec) -> str | None:
+    """Why a run is left out (a fault placed with ``else=skip`` whose position does not exist
+    on its upstream), or None to run it."""
+    if not any(parse_fault(f).aim.skip_unfit for f in spec.faults):
+        return None
+    transcripts = cached_inputs(cached_case(spec.case_path).upstream)
+    if not all(aimed_at(f, 0) < len(transcripts) for f in spec.faults):
+        return f"{';'.join(spec.faults)}: the case has {len(transcripts)} upstream(s)"
+    try:
+        plans_of(spec, transcripts)
+    except SpecError as exc:
+        return str(exc)
+    return None
 
 
 @dataclass
 class Matrix:
     """The axes of a matrix of runs; every run is one combination (see :meth:`specs`). The
-    defaults are ``streambench run``'s: the cases in ``fixtures/`` under six chunkings."""
+    defaults are ``streambench run``'s: the cases in ``fixtures/`` under six chunkings, two
+    seeds, without a fault and with one mid-stream disconnect."""
 
     cases: list[str] = field(default_factory=lambda: [DEFAULT_CASES])
     suts: list[str] = field(default_factory=lambda: ["reference"])
     dialects: list[str] = field(default_factory=lambda: ["streambench"])
     chunkings: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKINGS))
     latencies: list[str] = field(default_factory=lambda: [DEFAULT_LATENCY])
-    faults: list[tuple[str, ...]] = field(default_factory=lambda: [()])
-    seeds: list[int] = field(default_factory=lambda: [0])
+    faults: list[tuple[str, ...]] = field(default_factory=lambda: list(DEFAULT_FAULTS))
+    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
     profile: str | None = None
     sut_cmd: str | None = None
     replay_port: int = 0
     timeouts: SutTimeouts = field(default_factory=SutTimeouts)
+    # runs :meth:`specs` left out, with why (a fault placed ``else=skip`` that cannot apply)
+    skipped: list[tuple[RunSpec, str]] = field(default_factory=list, init=False, repr=False)
 
     def specs(self) -> list[RunSpec]:
         case_paths = [str(p) for p in case_files(self.cases)]
@@ -122,7 +164,10 @@ class Matrix:
             self.faults,
             self.seeds,
         )
-        return [RunSpec(*axis, profile_path=self.profile, timeouts=self.timeouts) for axis in axes]
+        specs = [RunSpec(*axis, profile_path=self.profile, timeouts=self.timeouts) for axis in axes]
+        self.skipped = [(s, why) for s in specs if (why := unfit(s)) is not None]
+        left_out = {id(s) for s, _ in self.skipped}
+        return [s for s in specs if id(s) not in left_out]
 
     def validate(self) -> list[RunSpec]:
         """The runs, after loading every case, upstream transcript and the profile once and
@@ -234,7 +279,7 @@ def _check_latency(spec: str) -> None:
         parse_latency(spec)
 
 
-MATRIX_FIELDS = tuple(f.name for f in fields(Matrix))
+MATRIX_FIELDS = tuple(f.name for f in fields(Matrix) if f.init)
 
 SPEC_CHECKS: dict[str, Callable[[Any], object]] = {
     "suts": parse_sut,
@@ -276,7 +321,8 @@ def case_outcomes(
 def _retry_after_s(plans: Sequence[ReplayPlan]) -> float | None:
     """The first upstream's retry-after on a 429/529 when a second attempt has a recording."""
     value = plans[0].headers.get("retry-after") if len(plans) > 1 else None
-    if plans[0].status not in (429, 529) or value is None:
+    # a 429 whose connection dropped (a chaos cut at byte 0) never told the SUT to wait
+    if plans[0].status not in (429, 529) or value is None or plans[0].ending != "eof":
         return None
     try:
         return float(value)
@@ -288,11 +334,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> Row:
     """One run's result row (:class:`~streambench.runner.row.Row` has every column)."""
     case = cached_case(spec.case_path)
     transcripts = cached_inputs(case.upstream)
-    latency = None if spec.latency == DEFAULT_LATENCY else spec.latency
-    plans = [
-        build_plan(t, spec.chunking, latency, spec.upstream_faults(i), spec.seed)
-        for i, t in enumerate(transcripts)
-    ]
+    plans = plans_of(spec, transcripts)
     sut = parse_sut(spec.sut)
     body = case.request_body()
     response = sut.call(body, plans, spec.timeouts, host)
@@ -314,7 +356,8 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> Row:
         case.mode,
         expected=tuple(outcomes),
         n_upstreams=len(plans),
-        first_upstream_failed_early=bool(spec.faults) and not plans[0].content_timeline,
+        first_upstream_failed_early=bool(plans[0].spec.get("faults"))
+        and not plans[0].content_timeline,
         structured_complete_ms=upstream.structured_complete_ms,
         requested_order=sent.get("order", "changes_first")
         if isinstance(sent, dict)
@@ -326,6 +369,7 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> Row:
         upstream_window_ms=(starts[0], offset + plans[served].duration_ms) if starts else None,
         upstream_calls=calls,
         recorded_apis=frozenset(t.meta.api for t in transcripts),
+        user_content=str(body["content"]) if isinstance(body.get("content"), str) else None,
         chain=spec.chain,
     )
     violations, not_checked = judge(ctx, load_profile(spec.profile_path))
@@ -397,9 +441,28 @@ def _upstream_calls(response: SutResponse, transcripts: Sequence[Transcript]) ->
                 start_ms,
                 plan=record.plan_index,
                 cycled=position >= len(transcripts),
+                prompt=prompt_of(api, record.json),
             )
         )
     return calls
+
+
+def prompt_of(api: str, body: Any) -> Prompt | None:
+    """What an upstream request body asked, read by its API's provider module."""
+    if not isinstance(body, dict):
+        return None
+    parts = registry.lookup(api).read_prompt(body)
+    return Prompt(parts.user_text, parts.prefill, "\n".join(_strings(body)))
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 def _timeline(
@@ -412,15 +475,16 @@ def _timeline(
         for i, start in enumerate(starts[: len(plans)])
         for t_ms, kind, text in plans[i].content_timeline
     ]
-    if faults and starts:
-        # Faults apply to the first upstream: marked where its delivery stopped.
-        first = plans[0]
+    faulted = [i for i, plan in enumerate(plans[: len(starts)]) if plan.spec.get("faults")]
+    if faults and faulted:
+        # marked on the upstream the faults hit, where its delivery stopped
+        hit = plans[faulted[0]]
         rows.append(
             {
-                "t_ms": starts[0] + first.duration_ms,
-                "source": "upstream 1",
+                "t_ms": starts[faulted[0]] + hit.duration_ms,
+                "source": f"upstream {faulted[0] + 1}",
                 "kind": "fault",
-                "text": f"{';'.join(faults)} (HTTP {first.status}, {first.ending})",
+                "text": f"{';'.join(faults)} (HTTP {hit.status}, {hit.ending})",
             }
         )
     rows += [
