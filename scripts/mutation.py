@@ -52,6 +52,11 @@ MODULES = (
     "src/streambench/reference/chain.py",
     "src/streambench/reference/edits.py",
 )
+# The oracle's matrix: the main job's, with a second seed and a mid-stream disconnect.
+ORACLE_AXES = (
+    *("--seed", "0", "--seed", "1"),
+    *("--fault", "none", "--fault", "disconnect@text=20,call=served,else=skip"),
+)
 EQUIVALENT_FILE = ROOT / "scripts" / "mutation_equivalent.txt"
 # Traces the reference modules' executed lines while running the CLI in this process.
 TRACER = """
@@ -219,7 +224,8 @@ def oracle(scratch: Path, env: dict[str, str], timeout_s: float) -> tuple[bool, 
     shutil.rmtree(out, ignore_errors=True)
     try:
         run = subprocess.run(
-            ["streambench", "run", "--jobs", "1", "--format", "jsonl", "--out", str(out)],
+            ["streambench", "run", *ORACLE_AXES, "--jobs", "1", "--format", "jsonl"]
+            + ["--out", str(out)],
             cwd=scratch,
             env=env,
             capture_output=True,

@@ -52,11 +52,11 @@ def run_command(
         list[str] | None,
         typer.Option(
             help="A fault; 'a;b' combines two in one run, 'none' is a run without one"
-            " [default: none, and disconnect@text=20,call=served,else=skip]"
+            " [default: none]"
         ),
     ] = None,
     seed: Annotated[
-        list[int] | None, typer.Option(show_default=False, help="A seed [default: 0 and 1]")
+        list[int] | None, typer.Option(show_default=False, help="A seed [default: 0]")
     ] = None,
     profile: Annotated[
         Path | None,
