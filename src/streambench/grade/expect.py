@@ -197,11 +197,13 @@ def planned_answer(
 def unusable_answer(transcript: Transcript, plan: ReplayPlan | None, mode: str) -> str:
     """Why the complete answer of an upstream cannot be used: a job_code / workflow answer
     whose structured part does not parse (stopped at max_tokens inside the code, corrupted,
-    refused); "" when it can (or the mode has no structured part)."""
+    refused); "" when it can, the mode has no structured part, or it is a tool call's."""
     if mode not in SHAPES:
         return ""
     body = plan.body if plan is not None else transcript.response.body
     summary = summarize(transcript.meta.api, decode_all(body))
+    if summary.tool_json:  # the structured part may ride in a tool call: not judged here
+        return ""
     if _structured_object(summary.text, mode, recorded_prefill(transcript.request.body)):
         return ""
     faults = [f for f in _content_faults(plan) if f.kind not in VALUE_KEEPING_FAULTS]
@@ -215,11 +217,12 @@ def unusable_answer(transcript: Transcript, plan: ReplayPlan | None, mode: str) 
 
 
 def _content_before(plan: ReplayPlan, origin: str) -> bool:
-    """Whether content was delivered before the first frame of ``origin`` (or at all)."""
+    """Whether content the user sees (not thinking) was delivered before the first frame of
+    ``origin`` (or at all)."""
     for entry in plan.timeline:
         if entry.frame.origin == origin:
             return False
-        if any(text for _, text in entry.frame.content):
+        if any(text and kind != "thinking" for kind, text in entry.frame.content):
             return True
     return False
 
@@ -232,9 +235,10 @@ def upstream_fate(
     answer must hold a structured part that parses."""
     faults = [parse_fault(str(s)) for s in plan.spec.get("faults", ())] if plan else []  # type: ignore[attr-defined]
     summary = summarize(transcript.meta.api, decode_all(transcript.response.body))
-    recorded = bool(summary.text or summary.tool_json or summary.thinking)
-    # an empty delta (the "" that opens a tool's input) commits no chain: it shows nothing
-    shown = any(text for _, _, text in plan.content_timeline) if plan else recorded
+    # an empty delta (the "" that opens a tool's input) commits no chain: it shows nothing, and
+    # thinking is never shown to the user: a chain that saw only thinking may still fall through
+    recorded = bool(summary.text or summary.tool_json)
+    shown = any(t and k != "thinking" for _, k, t in plan.content_timeline) if plan else recorded
     status = plan.status if plan else transcript.response.status
     if status != 200:
         return UpstreamFate(
