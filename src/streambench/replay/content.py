@@ -240,7 +240,7 @@ def _refusal(
     api: str, wire: ProviderAPI, frames: list[Frame], times: list[float], fault: Fault
 ) -> tuple[list[Frame], list[float]]:
     """refusal: the provider's refusal instead of the answer: a refusal stop reason after no
-    content (anthropic, google), or the refusal text in refusal deltas (openai-chat)."""
+    content (anthropic, google), or the refusal text in refusal deltas (openai-chat, -responses)."""
     hits = _locate(wire, frames)
     if wire.refusal_key is not None:
         return _refusal_deltas(api, wire, frames, times, hits, fault)
