@@ -260,9 +260,19 @@ def transcript_faults(transcript: Transcript) -> dict[tuple[str, str], str]:
     for position in POSITIONS:
         for kind in FAULT_KINDS:
             spec = _fault_spec(kind, position, upstream, 3000)
-            if spec is not None:
+            if spec is not None and (kind not in CONTENT_KINDS or _applies(transcript, spec)):
                 found[(kind, position)] = spec
     return found
+
+
+def _applies(transcript: Transcript, spec: str) -> bool:
+    """Whether a content fault has what it changes in this stream (two tool calls, blocks of
+    several kinds ...)."""
+    try:
+        build_plan(transcript, faults=[spec])
+    except SpecError:
+        return False
+    return True
 
 
 def cells(
