@@ -230,13 +230,16 @@ def _carrying(
 def _fault_spec(kind: str, position: str, upstream: _Upstream, stall_ms: int) -> str | None:
     """The replay fault spec for ``kind`` at ``position`` of ``upstream``'s stream, None when
     the combination does not exist (HTTP errors only come before the first byte; event
-    positions need a streaming provider)."""
+    positions need a streaming provider; a content fault needs what it changes in the stream)."""
     if position == "before-first-byte":
         return _BEFORE_FIRST_BYTE.get(kind)
     if kind in ("http", "rate-limit"):
         return None
     if kind in CONTENT_KINDS:
-        return CONTENT_FAULTS[kind] if upstream.streaming and position == "mid-text" else None
+        spec = CONTENT_FAULTS[kind]
+        if not upstream.streaming or position != "mid-text":
+            return None
+        return spec if _applies(upstream.transcript, spec) else None
     if not upstream.streaming:
         # a JSON answer is one chunk: the only position inside it is before that chunk
         if position == "before-first-chunk" and kind == "disconnect":
@@ -260,7 +263,7 @@ def transcript_faults(transcript: Transcript) -> dict[tuple[str, str], str]:
     for position in POSITIONS:
         for kind in FAULT_KINDS:
             spec = _fault_spec(kind, position, upstream, 3000)
-            if spec is not None and (kind not in CONTENT_KINDS or _applies(transcript, spec)):
+            if spec is not None:
                 found[(kind, position)] = spec
     return found
 
