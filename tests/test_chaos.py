@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tests.conftest import free_port, uvicorn_command
 from streambench.cli import main
 from streambench.errors import SpecError
 from streambench.uses.chaos import (
+    CONTENT_KINDS,
     CONTRACT_RULES,
     MID_STREAM,
     POSITIONS,
@@ -44,6 +46,8 @@ def test_matrix_covers_every_position_kind_and_chain_place() -> None:
         "stall",
         "pings",
         "empty-deltas",
+        "blocks",
+        "tool",
     }
     assert {c.chain_index for c in matrix} == {0, 1, 2}
     # the non-streaming provider has no event positions: only before its single chunk
@@ -65,10 +69,12 @@ def test_reference_chain_passes_every_cell() -> None:
     # after it: ends in error with exactly what was shown
     mid = outcomes[("mid-text", 1, "error-event")]
     assert mid.outcome == "error" and mid.shown.startswith("[1:openai]")
-    # keep-alive events and empty deltas mid-text: the answer comes through whole
-    for kind in ("pings", "empty-deltas"):
-        kept = outcomes[("mid-text", 0, kind)]
-        assert (kept.outcome, kept.provider) == ("done", "0:anthropic")
+    # keep-alive events, empty deltas, thinking moved after the text, the two tool calls'
+    # arguments interleaved: the answer comes through whole, from either streaming provider
+    for kind, index in itertools.product(CONTENT_KINDS, (0, 1)):
+        kept = outcomes[("mid-text", index, kind)]
+        assert (kept.outcome, kept.provider) == ("done", kept.cell.chain_provider), kind
+        assert kept.shown == f"[{kept.cell.chain_provider}] the answer, in 6 deltas of text."
     # the last provider failing before its chunk: nothing shown, all failed
     assert outcomes[("before-first-byte", 2, "http")].outcome == "raised"
 
@@ -79,7 +85,7 @@ def test_naive_chain_fails_exactly_the_mid_stream_cells(naive_chain: str) -> Non
     mid_stream_failures = {
         (r.cell.position, r.cell.chain_index, r.cell.kind)
         for r in results
-        if r.cell.mid_stream and r.cell.kind not in ("stall", "pings", "empty-deltas")
+        if r.cell.mid_stream and r.cell.kind not in ("stall", *CONTENT_KINDS)
     }
     assert failed == mid_stream_failures
     assert {position for position, _, _ in failed} == MID_STREAM
@@ -147,7 +153,7 @@ def test_failing_table_cells_show_what_the_user_was_shown(
 # ---------------------------------------------------------------------------- any SUT
 
 FAILOVER = "tests.suts.failover"
-HARMLESS = ("stall", "pings", "empty-deltas")  # faults after which the answer must come whole
+HARMLESS = ("stall", *CONTENT_KINDS)  # faults after which the answer must come whole
 TWO_ANTHROPIC = ["anthropic", "anthropic"]
 
 

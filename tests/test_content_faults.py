@@ -39,6 +39,8 @@ CONTENT_FAULTS = (
     "bad-json@char=2",
     "refusal",
     "tool:duplicate-id",
+    "tool:split-args",
+    "blocks:reorder",
 )
 # Faults that need a structured part; a stream without one is refused by name.
 NEEDS_STRUCTURE = ("empty-edits", "bad-json")
@@ -58,6 +60,17 @@ def _cases() -> list[object]:
 def _sdk(api: str, plan: object) -> tuple[str, object]:
     with via_transport(plan) as (http, base):  # type: ignore[arg-type]
         return _outcome(api, http, base)
+
+
+def _parts(outcome: tuple[str, object]) -> list[str]:
+    """What the SDK parsed, as a sorted list of its blocks / items / calls (order aside)."""
+    value = outcome[1]
+    if isinstance(value, tuple):  # (text, calls): the text stays whole, calls are sorted
+        return [
+            repr(value[0]),
+            *sorted(map(repr, value[1].items() if isinstance(value[1], dict) else value[1])),
+        ]
+    return sorted(map(repr, value)) if isinstance(value, list) else [repr(value)]
 
 
 def _json_or_text(text: str) -> object:
@@ -88,11 +101,14 @@ def test_every_content_fault_applies_and_the_sdk_decodes_it(api: str, path: Path
             if spec.startswith(NEEDS_STRUCTURE):
                 assert "structured part" in message or "past the end" in message, message
                 continue
-            if spec == "tool:duplicate-id":  # a stream with fewer than two tool calls
+            if spec.startswith("tool:"):  # a stream with fewer than two tool calls
                 assert "needs two" in message, message
                 continue
-            if spec == "refusal":  # openai-responses: no refusal shape written yet
-                assert api == "openai-responses" or "no " in message, message
+            if spec == "blocks:reorder":  # one kind of block, or already text, tools, thinking
+                assert "already run" in message or api == "google-generate", message
+                continue
+            if spec == "refusal":  # a stream with no text to carry it
+                assert "no " in message, message
                 continue
             assert spec.startswith(("stop", "pings", "empty"))
             no_pings = spec.startswith("pings") and api == "google-generate"
@@ -103,6 +119,12 @@ def test_every_content_fault_applies_and_the_sdk_decodes_it(api: str, path: Path
         if spec.startswith("bad-json") and got[0] != expected[0]:
             # the SDK parses tool input itself: it raises its JSON error, as on a real model's
             assert "json" in (got[0] + str(got[1])).lower(), (spec, got)
+            continue
+        if spec in ("tool:split-args", "blocks:reorder"):
+            # the same blocks (moved: the SDK lists them in stream order), each call's input
+            assert got[0] == expected[0] and _parts(got) == _parts(expected), (spec, got)
+            after = summarize(api, decode_all(plan.body))
+            assert (after.text, after.thinking) == (before.text, before.thinking), spec
             continue
         if spec == "tool:duplicate-id" and api == "openai-responses" and expected[0] == "ok":
             assert got == DUPLICATE_OUTPUT, got
@@ -232,7 +254,8 @@ def test_every_content_kind_of_the_vocabulary_is_applied() -> None:
         text=json.dumps(
             {"code_edits": [{"new_code": "x"}], "a": "b ç d " * 40}, ensure_ascii=False
         ),
-        tool_calls=[synth.ToolCall("f"), synth.ToolCall("g")],
+        tool_calls=[synth.ToolCall("f", '{"a": 1}'), synth.ToolCall("g", '{"b": 2}')],
+        thinking="Let me see.",
     )
     frames = frames_of("anthropic-messages", body)
     assert set(CONTENT_FAULT_KINDS) == {s.split(":")[0].split("@")[0] for s in CONTENT_FAULTS}
@@ -306,3 +329,72 @@ def test_duplicate_tool_id_gives_two_calls_one_id(api: str) -> None:
     with pytest.raises(SpecError, match="needs two"):
         one = synth.make_transcript(api, synth.render(api, tool_calls=calls[:1]), request_body={})
         build_plan(one, faults=["tool:duplicate-id"])
+
+
+def _call_order(api: str, body: bytes) -> list[object]:
+    """The block / call each argument delta belongs to, in stream order."""
+    wire = registry.get(api)
+    order = []
+    for e in decode_all(body):
+        obj = json.loads(e.data) if e.data.startswith("{") else None
+        where = wire.locate(obj) if obj is not None else None
+        unit = wire.unit(obj) if obj is not None else None
+        if where is not None and where.kind == "tool_json" and unit is not None:
+            order.append(unit.key)
+    return order
+
+
+@pytest.mark.parametrize("api", ["anthropic-messages", "openai-chat", "openai-responses"])
+def test_split_args_interleaves_the_calls_arguments_by_index(api: str) -> None:
+    calls = [synth.ToolCall("read", '{"path": "a/b.txt"}'), synth.ToolCall("ls", '{"dir": "c"}')]
+    body = synth.render(api, text="Reading.", tool_calls=calls)
+    t = synth.make_transcript(api, body, request_body={})
+    plan = build_plan(t, faults=["tool:split-args"], seed=4)
+    order = _call_order(api, plan.body)
+    assert len(order) > len(_call_order(api, body))  # each delta cut in two
+    first, second = order[0], order[1]
+    assert first != second and first in order[order.index(second) :]  # interleaved
+    assert _sdk(api, plan) == _sdk(api, build_plan(t))  # each call keeps its own arguments
+    assert plan.body == build_plan(t, faults=["tool:split-args"], seed=4).body  # seeded
+    assert plan.body != build_plan(t, faults=["tool:split-args"], seed=5).body
+
+
+@pytest.mark.parametrize("api", ["anthropic-messages", "openai-chat", "openai-responses"])
+def test_blocks_reorder_puts_thinking_after_the_text_and_renumbers(api: str) -> None:
+    body = synth.render(
+        api, text="Hello.", thinking="Hmm, let me think.", tool_calls=[synth.ToolCall("f", "{}")]
+    )
+    t = synth.make_transcript(api, body, request_body={})
+    plan = build_plan(t, faults=["blocks:reorder"])
+    kinds = [k for _, k, _ in plan.content_timeline]
+    assert kinds.index("text") < kinds.index("thinking")
+    assert max(i for i, k in enumerate(kinds) if k == "tool_json") < kinds.index("thinking")
+    got, expected = _sdk(api, plan), _sdk(api, build_plan(t))
+    assert got[0] == "ok" and _parts(got) == _parts(expected)
+    if api == "anthropic-messages":  # blocks renumbered: thinking is the last block now
+        assert [b[0] for b in got[1]] == ["text", "tool_use", "thinking"]  # type: ignore[index]
+    with pytest.raises(SpecError, match="already run text, tool use, thinking"):
+        plain = synth.make_transcript(api, synth.render(api, text="Hi."), request_body={})
+        build_plan(plain, faults=["blocks:reorder"])
+
+
+def test_refusal_on_openai_responses_is_a_refusal_content_part() -> None:
+    api = "openai-responses"
+    body = synth.render(
+        api, text="Sure: run rm -rf.", thinking="ok", tool_calls=[synth.ToolCall("f", "{}")]
+    )
+    t = synth.make_transcript(api, body, request_body={})
+    plan = build_plan(t, faults=["refusal"])
+    events = [json.loads(e.data) for e in decode_all(plan.body)]
+    types = [e["type"] for e in events]
+    assert "response.output_text.delta" not in types and "response.refusal.done" in types
+    refusal = "".join(e["delta"] for e in events if e["type"] == "response.refusal.delta")
+    assert refusal == "I'm sorry, but I can't help with that."
+    output = events[-1]["response"]["output"]
+    assert (
+        output == [{**output[0], "content": [{"type": "refusal", "refusal": refusal}]}]
+        and output[0]["type"] == "message"
+    )
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert {e.get("output_index", 0) for e in events} == {0}  # the message is the only item
+    assert _sdk(api, plan) == ("ok", ("", [("message", None)]))

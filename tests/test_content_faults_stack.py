@@ -43,11 +43,14 @@ def test_the_reference_is_clean_under_reformat_and_escape_on_every_fixture() -> 
     assert len(frame) == len(SEE_THROUGH) * len({*frame["case"]}) > 40
     dirty = frame[frame["violations"].map(len) > 0]
     assert dirty.empty, dirty[["case", "fault", "violations"]].to_string()
-    assert (frame["terminal"] == "done").all()
+    assert (frame["terminal"] == frame["expected_terminal"]).all()
+    # the one fixture whose recording stops inside the code stays incomplete under every fault
+    assert set(frame[frame["terminal"] == "error"]["case"]) == {"job-max-tokens-mid-code"}
 
 
 def test_the_reference_reports_an_answer_cut_inside_the_code_as_incomplete() -> None:
     cases = sorted(str(p) for p in FIXTURES.glob("job-*") if p.is_dir())
+    cases.remove(str(FIXTURES / "job-max-tokens-mid-code"))  # under 30% of its own text
     frame = run_matrix(
         Matrix(seeds=[0], cases=cases, chunkings=["events"], faults=[("stop:max_tokens@text=30%",)])
     )
@@ -81,3 +84,31 @@ def test_the_naive_sut_is_flagged_under_a_content_fault_with_events_chunking(
     )
     assert rule not in _rules(frame, case, "")  # the recording as it was hides the bug
     assert rule in _rules(frame, case, fault)
+
+
+def test_an_answer_stopped_inside_the_code_is_incomplete_and_done_there_is_flagged() -> None:
+    # the recording itself stops at max_tokens mid-code: no expect.terminal, the grader derives
+    # error, also under content faults; the reference says so, a backend answering done does not
+    case = str(FIXTURES / "job-max-tokens-mid-code")
+    faults = [(), ("reformat:compact",), ("pings:2",)]
+    suts = ["reference", "tests.suts.broken:done_on_max_tokens"]
+    frame = run_matrix(
+        Matrix(cases=[case], suts=suts, chunkings=["events", "bytes:16"], faults=faults)
+    )
+    assert len(frame) == 12 and (frame["expected_terminal"] == "error").all()
+    reference = frame[frame["sut"] == "reference"]
+    assert (reference["terminal"] == "error").all() and reference["final_code"].isna().all()
+    assert (reference["violations"].map(len) == 0).all(), reference["violations"].tolist()
+    broken = frame[frame["sut"] != "reference"]
+    assert (broken["terminal"] == "done").all()
+    assert all("done-after-truncation" in {v["rule"] for v in vs} for vs in broken["violations"])
+
+
+@pytest.mark.parametrize("fault", ["stop:max_tokens@text=60%", "refusal", "bad-json@char=0"])
+def test_a_backend_answering_done_on_an_unusable_answer_is_flagged(fault: str) -> None:
+    case = str(FIXTURES / "job-rewrite")
+    suts = ["reference", "tests.suts.broken:done_on_max_tokens"]
+    frame = run_matrix(Matrix(cases=[case], suts=suts, chunkings=["events"], faults=[(fault,)]))
+    rules = {row.sut: {v["rule"] for v in row.violations} for row in frame.itertuples()}
+    assert rules["reference"] == set(), rules
+    assert "done-after-truncation" in rules["tests.suts.broken:done_on_max_tokens"], rules

@@ -20,9 +20,11 @@ from streambench.grade.expect import Answer, Outcome, UpstreamFate, expected_out
 from streambench.grade.profile import default_profile
 from streambench.grade.rules import RunContext, judge
 from streambench.grade.variance import cross_run_violations
+from streambench.providers.apis import summarize
 from streambench.runner.cases import load_case, load_cases
 from streambench.runner.executors import LocalExecutor
 from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, RunSpec, run_matrix, run_one
+from streambench.sse import decode_all
 from streambench.transcript import load_inputs
 from streambench.uses.chaos import transcript_faults
 
@@ -35,14 +37,23 @@ CHUNKINGS = list(DEFAULT_CHUNKINGS) if FULL else ["events", "bytes:16", "random:
 
 
 def _wrong(row: pd.Series) -> bool:
-    """Independent of the rules: the user did not end with the case's answer."""
+    """Independent of the rules: the user did not end with the case's answer (or, where the
+    recording stops at max_tokens inside the code, with an error that applied nothing)."""
     case = load_case(FIXTURES / row["case"])
     code = case.expect_code if case.expect_code is not None else case.expect_yaml
+    if case.mode != "chat" and _recorded_stop(case) == "max_tokens":
+        cut_code = isinstance(row["final_code"], str)
+        return row["terminal"] != "error" or row["streamed_text"] != case.expect_text or cut_code
     return (
         row["terminal"] != "done"
         or row["streamed_text"] != case.expect_text
         or (code is not None and row["final_code"] != code)
     )
+
+
+def _recorded_stop(case: Any) -> str | None:
+    transcript = load_inputs([case.upstream[0]])[0]
+    return summarize(transcript.meta.api, decode_all(transcript.response.body)).stop_reason
 
 
 def test_broken_backends_have_every_wrong_run_flagged() -> None:
@@ -53,9 +64,15 @@ def test_broken_backends_have_every_wrong_run_flagged() -> None:
     wrong = frame.apply(_wrong, axis=1)
     unflagged = frame[wrong & (frame["n_violations"] == 0)]
     assert unflagged.empty, unflagged[["sut", "case", "chunking"]].to_string()
-    # a right run is flagged only by the cross-run rules, when the wrong runs are the majority
+    # a right run is flagged only by the cross-run rules, when the wrong runs are the majority,
+    # or (always_error on the stop mid-code, rightly an error) for never calling the provider
     right_rules = {v["rule"] for vs in frame[~wrong]["violations"] for v in vs}
-    assert right_rules <= {"split-variance"}
+    assert right_rules <= {"split-variance", "status-variance", "no-upstream-call"}
+    called = frame[~wrong & (frame["sut"] != "tests.suts.broken:always_error")]
+    assert {v["rule"] for vs in called["violations"] for v in vs} <= {
+        "split-variance",
+        "status-variance",
+    }
     for sut in BROKEN:  # each bug shows up somewhere
         assert wrong[frame["sut"] == sut].any(), sut
     rules = {v["rule"] for vs in frame["violations"] for v in vs}
@@ -334,13 +351,17 @@ def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
         return {r.case for r in runs.itertuples() if any(v["rule"] == rule for v in r.violations)}
 
     everything = set(frame["case"])
-    assert flagged("seconds_latency", "latency-mismatch") == everything
-    # text-first requests write their code after the text: statuses there are expected; an
-    # empty answer shows no text for a status to follow
+    # a max_tokens stop mid-code ends in error: no final message carries latency_ms
+    assert flagged("seconds_latency", "latency-mismatch") == everything - {
+        "job-max-tokens-mid-code"
+    }
+    # text-first requests write their code after the text: statuses there are expected; where
+    # no text is shown (an empty answer, a stop mid-code) no status can follow it
     assert flagged("status_pings", "status-after-text") == everything - {
         "job-text-first",
         "workflow-text-first",
         "chat-empty",
+        "job-max-tokens-mid-code",
     }
     # only where an edit is skipped does counting the edits differ from counting the patches
     assert flagged("counted_patches", "patch-count") == {

@@ -76,8 +76,12 @@ async def test_case_streams_exactly_the_expected_answer(
     assert names[:3] == ["thread", "user", "status"]
     assert run.of("status")[0] == {"message": "Thinking..."}
     terminal, final = run.terminal
-    assert terminal == "done", final
     assert names.count("done") + names.count("error") == 1
+    if case.name == "job-max-tokens-mid-code":  # the model stopped mid-code: nothing to apply
+        assert terminal == "error" and "unusable" in final["message"], final
+        assert run.of("changes") == [] and run.streamed_text == case.expect_text
+        return
+    assert terminal == "done", final
     assert run.streamed_text == final["content"] == case.expect_text
     assert all(chunk["content"] for chunk in run.of("chunk"))
     changes = run.of("changes")

@@ -72,7 +72,7 @@ def test_content_faults_are_drawn_and_replay_on_any_text(spec: str, text: str) -
 
 @FAST
 @given(
-    spec=faults(kinds=[k for k in STRUCTURED_FAULT_KINDS if k != "tool"]),
+    spec=faults(kinds=[k for k in STRUCTURED_FAULT_KINDS if k not in ("tool", "blocks")]),
     text=stream_texts(),
     data=st.data(),
 )
@@ -86,6 +86,19 @@ def test_structured_faults_apply_to_json_answers(spec: str, text: str, data: st.
         return
     with pytest.raises(ValueError) if spec.startswith("bad-json") else nullcontext():
         assert json.loads(delivered, strict=True)["code_edits"] == []
+
+
+@FAST
+@given(spec=faults(kinds=["tool", "blocks"]), data=st.data())
+def test_tool_and_block_faults_apply_to_answers_with_thinking_and_two_calls(
+    spec: str, data: st.DataObject
+) -> None:
+    api = data.draw(st.sampled_from(["anthropic-messages", "openai-chat", "openai-responses"]))
+    calls = [synth.ToolCall("read", '{"path": "a"}'), synth.ToolCall("ls", '{"dir": "b"}')]
+    body = synth.render(api, text="Looking.", thinking="First the files.", tool_calls=calls)
+    t = synth.make_transcript(api, body, request_body={})
+    plan = build_plan(t, faults=[spec], seed=data.draw(seeds()))
+    assert sorted(plan.content()) == sorted(build_plan(t).content())  # the same pieces, moved
 
 
 def test_faults_rejects_unknown_kinds() -> None:

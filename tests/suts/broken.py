@@ -11,6 +11,9 @@
 * ``counted_patches``: reports ``patches_applied = len(code_edits)`` and drops the warnings;
 * ``previous_turn``: builds the prompt from the thread's history as read before this turn was
   stored, so the model is asked the previous question (on a new thread: an empty message).
+* ``done_on_max_tokens``: treats the model's stop at max_tokens as a finished answer: where the
+  reference says the answer is unusable it sends ``done`` with what arrived (the text so far,
+  the code as far as the edits got).
 
 All but the first are the reference stack with the user's code swapped in at one place:
 everything else about them is correct, so what the rules flag is the bug.
@@ -168,6 +171,18 @@ class _PreviousTurn(ReferenceService):
             yield event
 
 
+class _DoneOnMaxTokens(ReferenceService):
+    async def message_events(self, *args: Any, **kwargs: Any) -> AsyncIterator[WireEvent]:
+        code: Any = None
+        async for name, data in super().message_events(*args, **kwargs):
+            if name == "changes":
+                code = data.get("code", data.get("yaml"))
+            if name == "error" and "unusable" in data["message"]:  # "the model just stopped"
+                name = "done"
+                data = {"content": data["partial_content"], "code": code, "latency_ms": 0.0}
+            yield name, data
+
+
 def _app(service_class: type[ReferenceService]) -> Starlette:
     service = service_class(ReferenceConfig(store=Store(":memory:")), Store(":memory:"))
     return Starlette(routes=[Route("/messages", service.post_message, methods=["POST"])])
@@ -187,3 +202,7 @@ def counted_patches() -> Starlette:
 
 def previous_turn() -> Starlette:
     return _app(_PreviousTurn)
+
+
+def done_on_max_tokens() -> Starlette:
+    return _app(_DoneOnMaxTokens)

@@ -28,6 +28,8 @@ from streambench.transcript import Transcript
 
 # Faults that end the upstream stream early: what follows them never arrives.
 CUTTING_FAULTS = frozenset({"disconnect", "truncate", "error-event"})
+# Content faults that keep every value of the answer: the user must see the same text and code.
+VALUE_KEEPING_FAULTS = frozenset({"reformat", "escape", "pings", "empty-deltas", "tool", "blocks"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class UpstreamFate:
     tolerable: bool = False  # a malformed or repeated event: a tolerant parser may carry on
     answer_changed: bool = False  # the fault altered the delivered content (a duplicated delta)
     why: str = ""
+    unusable: str = ""  # why the complete answer cannot be used (its JSON is cut or broken)
 
 
 # ---------------------------------------------------------------------------- answers
@@ -134,23 +137,32 @@ def apply_code_edits(code: str, edits: Any) -> tuple[str, int, int] | None:
     return code, applied, len(edits) - applied
 
 
-def structured_answer(content: str, mode: str, expression: str, prefill: str | None) -> Answer:
-    """The text and code/YAML of a job_code / workflow answer continued from a prefill."""
+def _structured_object(content: str, mode: str, prefill: str | None) -> dict[str, Any] | None:
+    """The JSON object of a job_code / workflow answer continued from a prefill (the recorded
+    one, else the known ones); None when no guess parses with the mode's keys."""
     shape = SHAPES[mode]
     guesses = [p for p in (prefill, *known_prefills(mode)) if p is not None]
     for guess in dict.fromkeys(guesses):
         obj = _json_object(guess + content)
-        if obj is None or not set(shape.keys) <= obj.keys():
-            continue
-        text = obj.get(shape.text_key)
-        structured = obj[shape.structured_key]
-        if mode == "workflow":
-            code = structured if isinstance(structured, str) else None
-        else:
-            resolved = apply_code_edits(expression, structured)
-            code = resolved[0] if resolved else None
-        return Answer(text if isinstance(text, str) else None, code)
-    return Answer(None, None)
+        if obj is not None and set(shape.keys) <= obj.keys():
+            return obj
+    return None
+
+
+def structured_answer(content: str, mode: str, expression: str, prefill: str | None) -> Answer:
+    """The text and code/YAML of a job_code / workflow answer continued from a prefill."""
+    shape = SHAPES[mode]
+    obj = _structured_object(content, mode, prefill)
+    if obj is None:
+        return Answer(None, None)
+    text = obj.get(shape.text_key)
+    structured = obj[shape.structured_key]
+    if mode == "workflow":
+        code = structured if isinstance(structured, str) else None
+    else:
+        resolved = apply_code_edits(expression, structured)
+        code = resolved[0] if resolved else None
+    return Answer(text if isinstance(text, str) else None, code)
 
 
 def recorded_answer(transcript: Transcript, mode: str, expression: str = "") -> Answer:
@@ -163,27 +175,70 @@ def recorded_answer(transcript: Transcript, mode: str, expression: str = "") -> 
     return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
 
 
+def _content_faults(plan: ReplayPlan | None) -> list[Any]:
+    faults = [parse_fault(str(s)) for s in plan.spec.get("faults", ())] if plan else []  # type: ignore[attr-defined]
+    return [f for f in faults if f.content]
+
+
+def planned_answer(
+    transcript: Transcript, plan: ReplayPlan, mode: str, expression: str = ""
+) -> Answer | None:
+    """The answer the plan's stream carries when a content fault changed its values
+    (``stop``, ``refusal``, ``empty-edits``, ``bad-json``), decoded like a recording's; None
+    when no such fault applies (the recording's answer stands)."""
+    if all(f.kind in VALUE_KEEPING_FAULTS for f in _content_faults(plan)):
+        return None
+    text = summarize(transcript.meta.api, decode_all(plan.body)).text
+    if mode not in SHAPES:
+        return Answer(text)
+    return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
+
+
+def unusable_answer(transcript: Transcript, plan: ReplayPlan | None, mode: str) -> str:
+    """Why the complete answer of an upstream cannot be used: a job_code / workflow answer
+    whose structured part does not parse (stopped at max_tokens inside the code, corrupted,
+    refused); "" when it can, the mode has no structured part, or it is a tool call's."""
+    if mode not in SHAPES:
+        return ""
+    body = plan.body if plan is not None else transcript.response.body
+    summary = summarize(transcript.meta.api, decode_all(body))
+    if summary.tool_json:  # the structured part may ride in a tool call: not judged here
+        return ""
+    if _structured_object(summary.text, mode, recorded_prefill(transcript.request.body)):
+        return ""
+    faults = [f for f in _content_faults(plan) if f.kind not in VALUE_KEEPING_FAULTS]
+    if faults:
+        return f"{faults[0].spec} leaves no complete {SHAPES[mode].structured_key}"
+    stop = f", stop reason {summary.stop_reason}" if summary.stop_reason else ""
+    return f"the recorded answer's {SHAPES[mode].structured_key} is incomplete{stop}"
+
+
 # ---------------------------------------------------------------------------- fates
 
 
 def _content_before(plan: ReplayPlan, origin: str) -> bool:
-    """Whether content was delivered before the first frame of ``origin`` (or at all)."""
+    """Whether content the user sees (not thinking) was delivered before the first frame of
+    ``origin`` (or at all)."""
     for entry in plan.timeline:
         if entry.frame.origin == origin:
             return False
-        if any(text for _, text in entry.frame.content):
+        if any(text and kind != "thinking" for kind, text in entry.frame.content):
             return True
     return False
 
 
-def upstream_fate(transcript: Transcript, plan: ReplayPlan | None = None) -> UpstreamFate:
+def upstream_fate(
+    transcript: Transcript, plan: ReplayPlan | None = None, mode: str = "chat"
+) -> UpstreamFate:
     """What the chain gets from this upstream: its recording, with the plan's faults when a
-    plan is given (without one: the recording as it is)."""
+    plan is given (without one: the recording as it is); ``mode`` tells whether a complete
+    answer must hold a structured part that parses."""
     faults = [parse_fault(str(s)) for s in plan.spec.get("faults", ())] if plan else []  # type: ignore[attr-defined]
     summary = summarize(transcript.meta.api, decode_all(transcript.response.body))
-    recorded = bool(summary.text or summary.tool_json or summary.thinking)
-    # an empty delta (the "" that opens a tool's input) commits no chain: it shows nothing
-    shown = any(text for _, _, text in plan.content_timeline) if plan else recorded
+    # an empty delta (the "" that opens a tool's input) commits no chain: it shows nothing, and
+    # thinking is never shown to the user: a chain that saw only thinking may still fall through
+    recorded = bool(summary.text or summary.tool_json)
+    shown = any(t and k != "thinking" for _, k, t in plan.content_timeline) if plan else recorded
     status = plan.status if plan else transcript.response.status
     if status != 200:
         return UpstreamFate(
@@ -204,7 +259,7 @@ def upstream_fate(transcript: Transcript, plan: ReplayPlan | None = None) -> Ups
     if plan is not None and duplicate is not None:
         repeated = any(e.frame.origin == "duplicate" and e.frame.content for e in plan.timeline)
         return UpstreamFate(False, shown, answer_changed=repeated, why=duplicate.spec)
-    return UpstreamFate(False, shown)
+    return UpstreamFate(False, shown, unusable=unusable_answer(transcript, plan, mode))
 
 
 # ---------------------------------------------------------------------------- the chain
@@ -219,6 +274,8 @@ def _walk(answers: Sequence[Answer], fates: Sequence[UpstreamFate]) -> list[Outc
             strict = [*fates[:i], replace(fate, tolerable=False), *fates[i + 1 :]]
             lenient = [*fates[:i], UpstreamFate(False, True), *fates[i + 1 :]]
             return [*_walk(answers, strict), *_walk(answers, lenient)]
+        if not fate.fails and fate.unusable:  # nothing to apply: say so, never half an edit
+            return [Outcome("error", answer, f"{where}'s answer is unusable: {fate.unusable}")]
         if not fate.fails:
             if fate.answer_changed:
                 answer = Answer(None, None)
@@ -236,7 +293,7 @@ def _walk(answers: Sequence[Answer], fates: Sequence[UpstreamFate]) -> list[Outc
 def served_upstream(fates: Sequence[UpstreamFate]) -> int:
     """The upstream the chain commits to (index), or the last one when all fail first."""
     for i, fate in enumerate(fates):
-        if not fate.fails or fate.shows_content:
+        if (not fate.fails and not fate.unusable) or fate.shows_content:
             return i
     return len(fates) - 1
 

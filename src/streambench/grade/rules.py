@@ -703,7 +703,7 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "done-after-truncation",
-            "The upstream answer ended early or failed and the SUT still answered done.",
+            "The upstream answer ended early, was unusable or failed; the SUT still answered done.",
             _done_after_truncation,
         ),
         Rule(

@@ -17,6 +17,7 @@ from streambench.providers.base import (
     ToolCall,
     ToolChoice,
     ToolDefinition,
+    Unit,
     digest,
     dumps,
     error_message,
@@ -37,6 +38,7 @@ _DELTA_KINDS: dict[str, Any] = {
     "input_json_delta": "tool_json",
     "thinking_delta": "thinking",
 }
+_BLOCK_KINDS = {"text": "text", "thinking": "thinking", "redacted_thinking": "thinking"}
 _BLOCK_EVENTS = ("content_block_start", "content_block_delta", "content_block_stop")
 _ERRORS = {
     400: ("invalid_request_error", "Invalid request."),
@@ -112,6 +114,21 @@ class AnthropicMessages(JsonEventsAPI):
         if obj.get("type") != "content_block_start" or not isinstance(block, dict):
             return []
         return [("content_block", "id")] if str(block.get("type")).endswith("tool_use") else []
+
+    def unit(self, obj: dict[str, Any]) -> Unit | None:
+        index = obj.get("index")
+        if obj.get("type") not in _BLOCK_EVENTS or not isinstance(index, int):
+            return None
+        kind = None
+        if obj["type"] == "content_block_start":
+            block_type = str((obj.get("content_block") or {}).get("type"))
+            tool = "tool" if block_type.endswith("tool_use") else "other"
+            kind = _BLOCK_KINDS.get(block_type, tool)
+        return Unit(("anthropic", index), kind, index, obj["type"] == "content_block_start")
+
+    def reindex(self, obj: dict[str, Any], moved: dict[int, int]) -> None:
+        if obj.get("type") in _BLOCK_EVENTS and obj.get("index") in moved:
+            obj["index"] = moved[obj["index"]]
 
     def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
         kind = obj.get("type")

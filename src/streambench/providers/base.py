@@ -97,6 +97,20 @@ class Cut:
     before: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Unit:
+    """The block of the answer an event belongs to (a content block, an output item, a
+    choice's content or tool call): ``key`` names it, ``kind`` says what it holds (text, tool,
+    thinking, other; None when only its opening event says), ``position`` is its wire index
+    (anthropic's ``index``, responses' ``output_index``; None where blocks are not numbered),
+    ``opens``: the event starts the block (a tool call's id and name ride there)."""
+
+    key: tuple[Any, ...]
+    kind: str | None
+    position: int | None = None
+    opens: bool = False
+
+
 # ------------------------------------------------------------------------------ render
 
 
@@ -299,12 +313,26 @@ class ProviderAPI:
         """Where an event names a tool call's id (every place, so all can be rewritten)."""
         return []
 
+    def unit(self, obj: dict[str, Any]) -> Unit | None:
+        """The block an event belongs to, for faults that move blocks (``blocks:reorder``,
+        ``tool:split-args``); None for events outside blocks (pings, the stream's envelope)
+        and for APIs whose blocks cannot be moved."""
+        return None
+
+    def reindex(self, obj: dict[str, Any], moved: dict[int, int]) -> None:
+        """Renumber the block positions an event names after blocks moved (``moved``: old
+        position -> new), the final response's list of blocks included."""
+
     def refuse(self, obj: dict[str, Any], where: Delta, piece: str) -> None:
         """A text delta event turned into a refusal delta carrying ``piece``."""
         raise NotImplementedError(f"{self.name} has no refusal deltas")
 
-    def refused(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """Any other event of a refused answer: kept, rewritten (finish reason) or dropped."""
+    def refused(
+        self, obj: dict[str, Any], said: dict[tuple[Any, ...], str], events: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Any other event of a refused answer: kept, rewritten (finish reason, the done texts
+        now holding the refusal ``said`` in each slot) or dropped; ``events``: the whole stream,
+        parsed."""
         return obj
 
     # --- errors

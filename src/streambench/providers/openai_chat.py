@@ -20,6 +20,7 @@ from streambench.providers.base import (
     ToolCall,
     ToolChoice,
     ToolDefinition,
+    Unit,
     digest,
     dumps,
     error_message,
@@ -197,12 +198,29 @@ class OpenAIChat(JsonEventsAPI):
                     paths.append(("choices", c, "delta", "tool_calls", k, "id"))
         return paths
 
+    def unit(self, obj: dict[str, Any]) -> Unit | None:
+        """A choice's content, its reasoning, or one of its tool calls (by ``index``)."""
+        where = self.locate(obj)
+        choices = obj.get("choices")
+        if where is None and isinstance(choices, list) and len(choices) == 1:
+            calls = (choices[0].get("delta") or {}).get("tool_calls")
+            if isinstance(calls, list) and len(calls) == 1 and calls[0].get("id"):
+                index = choices[0].get("index")  # a tool call's opening chunk, arguments ""
+                return Unit(("chat", index, "tool", calls[0].get("index")), "tool", opens=True)
+        if where is None:
+            return None
+        calls = obj["choices"][0]["delta"].get("tool_calls") or [{}]
+        opens = where.kind == "tool_json" and bool(calls[0].get("id"))
+        return Unit(where.slot, "tool" if where.kind == "tool_json" else where.kind, opens=opens)
+
     def refuse(self, obj: dict[str, Any], where: Delta, piece: str) -> None:
         delta = obj["choices"][0]["delta"]
         delta.pop(str(where.path[-1]), None)
         delta["refusal"] = piece
 
-    def refused(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+    def refused(
+        self, obj: dict[str, Any], said: dict[tuple[Any, ...], str], events: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
         choices = obj.get("choices")
         if not isinstance(choices, list) or not choices:
             return obj

@@ -16,6 +16,7 @@ from streambench.providers.base import (
     JsonEventsAPI,
     Path,
     PromptParts,
+    Unit,
     digest,
     dumps,
     error_message,
@@ -34,6 +35,7 @@ DELTAS: dict[str, ContentKind] = {
     "response.reasoning_text.delta": "thinking",
     "response.reasoning_summary_text.delta": "thinking",
 }
+_ITEM_KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool"}
 _TERMINALS = ("response.completed", "response.incomplete", "response.failed")
 
 
@@ -90,6 +92,16 @@ def _cut_item(item: dict[str, Any], cut: Cut) -> dict[str, Any]:
     return item
 
 
+def _refused_item(item: dict[str, Any], said: dict[tuple[Any, ...], str]) -> dict[str, Any]:
+    """A message item whose content parts are refusals (what ``said`` holds for each)."""
+    if isinstance(item.get("content"), list):
+        item["content"] = [
+            {"type": "refusal", "refusal": said.get(("responses", item.get("id"), i, None), "")}
+            for i in range(len(item["content"]))
+        ]
+    return item
+
+
 class OpenAIResponses(JsonEventsAPI):
     name = "openai-responses"
     provider = "openai"
@@ -101,6 +113,7 @@ class OpenAIResponses(JsonEventsAPI):
     routes = ("/v1/responses",)
     id_prefix = "resp_"
     numbered = True
+    refusal_key = "refusal"
     stop_reasons: ClassVar[dict[str, str]] = {
         "end_turn": "completed",
         "max_tokens": "max_output_tokens",
@@ -147,6 +160,27 @@ class OpenAIResponses(JsonEventsAPI):
                 paths.append(("response", "output", i, "call_id"))
         return paths
 
+    def unit(self, obj: dict[str, Any]) -> Unit | None:
+        """An output item, by ``output_index``; its kind is on ``response.output_item.added``."""
+        item = obj.get("item") if isinstance(obj.get("item"), dict) else {}
+        item_id = obj.get("item_id") or item.get("id")
+        index = obj.get("output_index")
+        if item_id is None or not isinstance(index, int):
+            return None
+        opens = obj.get("type") == "response.output_item.added"
+        kind = _ITEM_KINDS.get(str(item.get("type")), "other") if opens else None
+        return Unit(("responses", item_id), kind, index, opens)
+
+    def reindex(self, obj: dict[str, Any], moved: dict[int, int]) -> None:
+        if obj.get("output_index") in moved:
+            obj["output_index"] = moved[obj["output_index"]]
+        output = (obj.get("response") or {}).get("output") if "response" in obj else None
+        if isinstance(output, list) and sorted(moved) == list(range(len(output))):
+            reordered = list(output)
+            for old, new in moved.items():
+                reordered[new] = output[old]
+            obj["response"]["output"] = reordered
+
     def after_cut(self, obj: dict[str, Any], cut: Cut) -> dict[str, Any] | None:
         kind = str(obj.get("type"))
         if kind in DELTAS:
@@ -171,6 +205,45 @@ class OpenAIResponses(JsonEventsAPI):
             response["incomplete_details"] = {"reason": cut.reason}
             output = response.get("output") or []
             response["output"] = [_cut_item(i, cut) for i in output if i.get("id") in seen]
+        return obj
+
+    def refuse(self, obj: dict[str, Any], where: Delta, piece: str) -> None:
+        obj["type"] = "response.refusal.delta"
+        obj["delta"] = piece
+        obj.pop("logprobs", None)
+
+    def refused(
+        self, obj: dict[str, Any], said: dict[tuple[Any, ...], str], events: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """A refusal is a message whose content parts are ``refusal`` parts; every other output
+        item (reasoning, tool calls) is gone."""
+        messages = {
+            (o.get("item") or {}).get("id")
+            for o in events
+            if o.get("type") == "response.output_item.added"
+            and (o.get("item") or {}).get("type") == "message"
+        }
+        kind = str(obj.get("type"))
+        item_id = obj.get("item_id") or (obj.get("item") or {}).get("id")
+        if item_id is not None and item_id not in messages:
+            return None
+        if "annotation" in kind:
+            return None
+        slot = ("responses", item_id, obj.get("content_index"), None)
+        if kind == "response.output_text.done":
+            obj["type"] = "response.refusal.done"
+            obj.pop("text", None)
+            obj.pop("logprobs", None)
+            obj["refusal"] = said.get(slot, "")
+        if isinstance(obj.get("part"), dict):
+            done = kind == "response.content_part.done"
+            obj["part"] = {"type": "refusal", "refusal": said.get(slot, "") if done else ""}
+        if isinstance(obj.get("item"), dict):
+            obj["item"] = _refused_item(obj["item"], said)
+        if kind in _TERMINALS:
+            response = obj.setdefault("response", {})
+            output = response.get("output") or []
+            response["output"] = [_refused_item(i, said) for i in output if i.get("id") in messages]
         return obj
 
     def http_error(self, status: int, retry_after_s: float | None) -> tuple[dict[str, str], Any]:

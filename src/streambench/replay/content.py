@@ -14,6 +14,10 @@ shapes; events whose content does not change are kept byte for byte.
   astral characters), or every ``\\uXXXX`` escape that may be raw sent raw.
 * ``pings:N`` / ``empty-deltas:N``: N keep-alive events / empty content deltas at seeded places
   between the deltas.
+* ``tool:split-args``: the tool calls' argument deltas, each cut in two, interleaved across the
+  calls (seeded), every call opened first: parallel calls told apart only by their index.
+* ``blocks:reorder``: the answer's blocks moved to text, tool use, thinking (thinking after the
+  text, text before the tool use), their wire indexes renumbered.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from streambench.providers.base import (
     Cut,
     Delta,
     ProviderAPI,
+    Unit,
     dumps,
     get_path,
     set_path,
@@ -96,8 +101,12 @@ def apply_content_faults(
             frames = _empty_edits(api, wire, frames, fault, prefill)
         elif fault.kind == "stop":
             frames, times = _stop(api, wire, frames, times, fault)
+        elif fault.kind == "tool" and fault.arg == "split-args":
+            frames, times = _split_args(api, wire, frames, times, fault, rng)
         elif fault.kind == "tool":
             frames = _duplicate_tool_id(api, wire, frames, fault)
+        elif fault.kind == "blocks":
+            frames, times = _reorder_blocks(api, wire, frames, times, fault)
         elif fault.kind == "refusal":
             frames, times = _refusal(api, wire, frames, times, fault)
         elif fault.kind in ("pings", "empty-deltas"):
@@ -231,7 +240,7 @@ def _refusal(
     api: str, wire: ProviderAPI, frames: list[Frame], times: list[float], fault: Fault
 ) -> tuple[list[Frame], list[float]]:
     """refusal: the provider's refusal instead of the answer: a refusal stop reason after no
-    content (anthropic, google), or the refusal text in refusal deltas (openai-chat)."""
+    content (anthropic, google), or the refusal text in refusal deltas (openai-chat, -responses)."""
     hits = _locate(wire, frames)
     if wire.refusal_key is not None:
         return _refusal_deltas(api, wire, frames, times, hits, fault)
@@ -259,28 +268,31 @@ def _refusal_deltas(
     pieces = [*words[:last], "".join(words[last:])]
     pieces += [""] * (len(text_hits) - len(pieces))
     by_index = {h.index: (h, piece) for h, piece in zip(text_hits, pieces, strict=True)}
+    said: dict[tuple[Any, ...], str] = {}
+    for hit, piece in by_index.values():
+        said[hit.where.slot] = said.get(hit.where.slot, "") + piece
     other = {h.index for h in hits if h.where.kind != "text"}
+    events = [o for f in frames if (o := json_object(f)) is not None]
     out_frames: list[Frame] = []
     out_times: list[float] = []
     for i, (frame, t) in enumerate(zip(frames, times, strict=True)):
         if i in other:
             continue  # a refusal carries no tool calls or thinking
+        parsed = json_object(frame)
         if i in by_index:
             hit, piece = by_index[i]
             obj = copy.deepcopy(hit.obj)
             wire.refuse(obj, hit.where, piece)
-            frame = _reencode(api, frame, obj)
-        else:
-            parsed = json_object(frame)
-            rewritten = wire.refused(copy.deepcopy(parsed)) if parsed is not None else None
-            if parsed is not None and rewritten is None:
+            frame = _reencode(api, frame, obj, hit.obj.get("type"))
+        elif parsed is not None:
+            rewritten = wire.refused(copy.deepcopy(parsed), said, events)
+            if rewritten is None:
                 continue
-            if parsed is not None and rewritten != parsed:
-                assert rewritten is not None
-                frame = _reencode(api, frame, rewritten)
+            if rewritten != parsed:
+                frame = _reencode(api, frame, rewritten, parsed.get("type"))
         out_frames.append(frame)
         out_times.append(t)
-    return out_frames, out_times
+    return _reindexed(api, wire, out_frames), out_times
 
 
 def _cut(
@@ -360,6 +372,178 @@ def _duplicate_tool_id(
                     set_path(changed, path, ids[0])
             out[i] = _reencode(api, frames[i], changed)
     return out
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+@dataclass
+class _Block:
+    """One block of the answer and the frames it spans (a ping inside it travels with it)."""
+
+    key: tuple[Any, ...]
+    kind: str
+    position: int | None
+    frames: list[int]
+
+
+_RANKS = {"text": 0, "tool": 1, "other": 1, "thinking": 2}  # blocks:reorder's order
+
+
+def _blocks(wire: ProviderAPI, frames: list[Frame]) -> tuple[list[_Block], int, int]:
+    """The answer's blocks in stream order and the span ``[first, end)`` of frames they cover;
+    a frame of no block inside the span belongs to the block before it."""
+    units: list[Unit | None] = []
+    for frame in frames:
+        obj = json_object(frame)
+        units.append(wire.unit(obj) if obj is not None else None)
+    owned = [i for i, unit in enumerate(units) if unit is not None]
+    if not owned:
+        return [], 0, 0
+    blocks: dict[tuple[Any, ...], _Block] = {}
+    current: _Block | None = None
+    for i in range(owned[0], owned[-1] + 1):
+        unit = units[i]
+        if unit is not None:
+            current = blocks.get(unit.key)
+            if current is None:
+                current = blocks[unit.key] = _Block(unit.key, "other", unit.position, [])
+            if unit.kind is not None and (unit.opens or len(current.frames) == 0):
+                current.kind = unit.kind
+        assert current is not None
+        current.frames.append(i)
+    return list(blocks.values()), owned[0], owned[-1] + 1
+
+
+def _moved_blocks(
+    api: str,
+    wire: ProviderAPI,
+    frames: list[Frame],
+    times: list[float],
+    span: tuple[int, int],
+    region: list[Frame],
+) -> tuple[list[Frame], list[float]]:
+    """``frames`` with ``span`` replaced by ``region`` (the same times, in order; a split frame
+    shares its time), the blocks' wire positions renumbered in their new order."""
+    first, end = span
+    out = [*frames[:first], *region, *frames[end:]]
+    span_times = sorted(times[first:end] + [times[first]] * (len(region) - (end - first)))
+    return _reindexed(api, wire, out), [*times[:first], *span_times, *times[end:]]
+
+
+def _reindexed(api: str, wire: ProviderAPI, frames: list[Frame]) -> list[Frame]:
+    """The blocks' wire positions (anthropic's ``index``, responses' ``output_index``) made
+    0, 1, 2 ... in stream order, after blocks moved or were dropped."""
+    moved: dict[int, int] = {}
+    for frame in frames:
+        obj = json_object(frame)
+        unit = wire.unit(obj) if obj is not None else None
+        if unit is not None and unit.position is not None and unit.position not in moved:
+            moved[unit.position] = len(moved)
+    if all(old == new for old, new in moved.items()):
+        return frames
+    out = list(frames)
+    for i, frame in enumerate(out):
+        obj = json_object(frame)
+        if obj is None:
+            continue
+        changed = copy.deepcopy(obj)
+        wire.reindex(changed, moved)
+        if changed != obj:
+            out[i] = _reencode(api, frame, changed)
+    return out
+
+
+def _reorder_blocks(
+    api: str, wire: ProviderAPI, frames: list[Frame], times: list[float], fault: Fault
+) -> tuple[list[Frame], list[float]]:
+    """blocks:reorder: the blocks sorted text, tool use, thinking (stable)."""
+    blocks, first, end = _blocks(wire, frames)
+    if not blocks:
+        raise fault.fail(f"{api} streams no blocks streambench can move")
+    ranked = sorted(blocks, key=lambda b: _RANKS[b.kind])
+    region = [frames[i] for b in ranked for i in b.frames]
+    if region == frames[first:end]:
+        kinds = ", ".join(dict.fromkeys(b.kind for b in blocks))
+        raise fault.fail(f"the blocks already run text, tool use, thinking ({kinds})")
+    return _moved_blocks(api, wire, frames, times, (first, end), region)
+
+
+def _split_args(
+    api: str,
+    wire: ProviderAPI,
+    frames: list[Frame],
+    times: list[float],
+    fault: Fault,
+    rng: random.Random,
+) -> tuple[list[Frame], list[float]]:
+    """tool:split-args: every call opened, then the argument deltas of all calls, each cut in
+    two, interleaved (the first call's, the second's, then seeded), then their ends."""
+    frames, times = _separated(api, wire, frames, times)
+    blocks, _, _ = _blocks(wire, frames)
+    deltas: dict[tuple[Any, ...], list[int]] = {}
+    for block in blocks:
+        for i in block.frames:
+            obj = json_object(frames[i])
+            where = wire.locate(obj) if obj is not None else None
+            if block.kind == "tool" and where is not None and where.kind == "tool_json":
+                deltas.setdefault(block.key, []).append(i)
+    tools = [b for b in blocks if b.key in deltas]
+    if len(tools) < 2:
+        raise fault.fail(
+            f"the stream has {len(tools)} tool call(s) with streamed arguments ({api});"
+            " it needs two"
+        )
+    first, end = tools[0].frames[0], tools[-1].frames[-1] + 1
+    heads: list[Frame] = []
+    tails: list[Frame] = []
+    queues: list[list[Frame]] = []
+    for block in tools:
+        at = block.frames.index(deltas[block.key][0])
+        heads += [frames[i] for i in block.frames[:at]]
+        tails += [frames[i] for i in block.frames[at:] if i not in deltas[block.key]]
+        queues.append([p for i in deltas[block.key] for p in _halves(api, wire, frames[i], rng)])
+    merged = [queues[0].pop(0), queues[1].pop(0)]
+    while any(queues):
+        merged.append(rng.choice([q for q in queues if q]).pop(0))
+    inside = {i for b in tools for i in b.frames}
+    others = [frames[i] for i in range(first, end) if i not in inside]
+    region = [*heads, *merged, *tails, *others]
+    return _moved_blocks(api, wire, frames, times, (first, end), region)
+
+
+def _separated(
+    api: str, wire: ProviderAPI, frames: list[Frame], times: list[float]
+) -> tuple[list[Frame], list[float]]:
+    """Events carrying several tool calls at once as one event per call."""
+    out_frames: list[Frame] = []
+    out_times: list[float] = []
+    for frame, t in zip(frames, times, strict=True):
+        obj = json_object(frame)
+        parts = wire.separate(obj) if obj is not None and wire.locate(obj) is None else []
+        for part in parts or [None]:
+            out_frames.append(frame if part is None else _reencode(api, frame, part))
+            out_times.append(t)
+    return out_frames, out_times
+
+
+def _halves(api: str, wire: ProviderAPI, frame: Frame, rng: random.Random) -> list[Frame]:
+    """A delta event cut in two at a seeded place (one of a single character kept whole)."""
+    obj = json_object(frame)
+    assert obj is not None
+    where = wire.locate(obj)
+    assert where is not None
+    text = str(get_path(obj, where.path))
+    if len(text) < 2:
+        return [frame]
+    cut = rng.randint(1, len(text) - 1)
+    pieces = []
+    for piece, first in ((text[:cut], True), (text[cut:], False)):
+        part = copy.deepcopy(obj)
+        set_path(part, where.path, piece)
+        wire.shape_piece(part, first=first, last=not first)
+        pieces.append(_reencode(api, frame, part))
+    return pieces
 
 
 # ------------------------------------------------------------------- pings / empty deltas

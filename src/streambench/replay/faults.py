@@ -61,8 +61,11 @@ FAULTS: dict[str, FaultKind] = {
                   ("compact", "spaced", "newlines"), content=True, example="reformat:compact"),
         FaultKind("escape", "non-ASCII in the structured part's JSON strings escaped / raw",
                   ("ascii", "raw"), content=True, example="escape:ascii"),
-        FaultKind("tool", "the second tool call reuses the first one's id", ("duplicate-id",),
-                  content=True, example="tool:duplicate-id"),
+        FaultKind("tool", "the second tool call reuses the first one's id (duplicate-id), or "
+                  "the calls' argument deltas interleave by index (split-args)",
+                  ("duplicate-id", "split-args"), content=True, example="tool:duplicate-id"),
+        FaultKind("blocks", "the answer's blocks reordered: thinking after text, text before "
+                  "tool use", ("reorder",), content=True, example="blocks:reorder"),
         FaultKind("refusal", "the provider's refusal instead of the answer", content=True,
                   example="refusal"),
         FaultKind("empty-edits", "the structured part's edits array (a key ending in edits) empty",

@@ -25,6 +25,7 @@ from streambench.grade.expect import (
     Answer,
     Outcome,
     expected_outcomes,
+    planned_answer,
     recorded_answer,
     served_upstream,
     upstream_fate,
@@ -304,14 +305,18 @@ def case_outcomes(
     """What a correct system may end with on this run (grade/expect.py): the case's ``expect``
     describes the upstream that serves a run without faults, the recordings the others."""
     answers = [recorded_answer(t, case.mode, case.expression) for t in transcripts]
-    served = served_upstream([upstream_fate(t) for t in transcripts])
+    served = served_upstream([upstream_fate(t, mode=case.mode) for t in transcripts])
     stated_code = case.expect_code if case.expect_code is not None else case.expect_yaml
     recorded = answers[served]
     answers[served] = Answer(
         case.expect_text if case.expect_text is not None else recorded.text,
         stated_code if stated_code is not None else recorded.code,
     )
-    fates = [upstream_fate(t, p) for t, p in zip(transcripts, plans, strict=True)]
+    for i, (t, plan) in enumerate(zip(transcripts, plans, strict=True)):
+        changed = planned_answer(t, plan, case.mode, case.expression)
+        if changed is not None and changed != Answer(None, None):
+            answers[i] = changed  # a content fault changed what the model said
+    fates = [upstream_fate(t, p, case.mode) for t, p in zip(transcripts, plans, strict=True)]
     return expected_outcomes(answers, fates, None if faulted else case.expect_terminal)
 
 

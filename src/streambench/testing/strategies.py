@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from streambench.replay.faults import FAULT_KINDS, FAULTS
 from streambench.transcript import Transcript, synth
 
-# Faults that need a structured answer (JSON text or tool input), two tool calls, or a provider
-# with a refusal shape (not openai-responses): drawn only when asked for.
-STRUCTURED_FAULT_KINDS = ("empty-edits", "bad-json", "refusal", "tool")
+# Faults that need a structured answer (JSON text or tool input), two tool calls, blocks of
+# several kinds, or a provider with a refusal shape (not generic SSE): drawn only when asked for.
+STRUCTURED_FAULT_KINDS = ("empty-edits", "bad-json", "refusal", "tool", "blocks")
 ANY_STREAM_FAULT_KINDS = tuple(k for k in FAULT_KINDS if k not in STRUCTURED_FAULT_KINDS)
 
 
@@ -89,7 +89,8 @@ def faults(
     ``kinds`` defaults to every kind a stream with content takes; add
     :data:`STRUCTURED_FAULT_KINDS` for answers with a JSON part.
     Example: ``'disconnect@event=3'``, ``'http:529@start'``, ``'stall@event=2,ms=800'``,
-    ``'stop:max_tokens@text=40%'``, ``'reformat:compact'``, ``'pings:2'``."""
+    ``'stop:max_tokens@text=40%'``, ``'reformat:compact'``, ``'pings:2'``,
+    ``'tool:split-args'``, ``'blocks:reorder'``."""
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
     if unknown:
         raise ValueError(f"faults(): unknown kind(s) {', '.join(unknown)}")
@@ -114,7 +115,8 @@ def faults(
         "empty-deltas": st.integers(1, 5).map(lambda n: f"empty-deltas:{n}"),
         "empty-edits": st.just("empty-edits"),
         "refusal": st.just("refusal"),
-        "tool": st.just("tool:duplicate-id"),
+        "tool": st.sampled_from(FAULTS["tool"].args).map(lambda a: f"tool:{a}"),
+        "blocks": st.just("blocks:reorder"),
         "bad-json": st.integers(0, 8).map(lambda n: f"bad-json@char={n}"),
     }
     return st.one_of(*(by_kind[kind] for kind in kinds))

@@ -1,7 +1,8 @@
 """Chaos matrix for provider failover: every fault kind x stream position x place in the chain.
 
 The fault kinds are the replay's transport faults (:mod:`streambench.replay.faults`) and a small
-content-fault axis (``pings``, ``empty-deltas`` mid-text: the answer must come through whole).
+content-fault axis (``pings``, ``empty-deltas``, ``blocks:reorder``, ``tool:split-args``: the
+answer must come through whole).
 
 Each cell is one run whose upstream calls get planned faults in order: the calls before the
 place under test fail with HTTP 500 (so the chain reaches it), the one at it gets the fault,
@@ -68,9 +69,16 @@ MID_STREAM = frozenset({"after-first-chunk", "mid-text", "at-terminal"})
 # duplicate@ is left out on purpose: a provider that repeats an event corrupts its own text,
 # which no chain can detect; it is a parser test, not a failover test.
 _LEFT_OUT = {"http", "duplicate"}
-# Content faults a provider commits mid-text that must change nothing the user sees: keep-alive
-# events and empty deltas between the text deltas.
-CONTENT_KINDS = ("pings", "empty-deltas")
+# Content faults a provider commits that must change nothing the user sees: keep-alive events
+# and empty deltas between the text deltas, the thinking block moved after the text, the two
+# tool calls' argument deltas interleaved (each upstream thinks first and calls two tools).
+CONTENT_FAULTS = {
+    "pings": "pings:3",
+    "empty-deltas": "empty-deltas:3",
+    "blocks": "blocks:reorder",
+    "tool": "tool:split-args",
+}
+CONTENT_KINDS = tuple(CONTENT_FAULTS)
 FAULT_KINDS = (
     "http",
     "rate-limit",  # http:429 with retry-after
@@ -163,6 +171,14 @@ class _Upstream:
         return KINDS[self.kind][1]
 
 
+# What each streaming upstream also says around its text; a chat chain shows neither.
+_THINKING = "The user wants an answer; two look-ups first."
+_TOOL_CALLS = (
+    synth.ToolCall("lookup", '{"query": "the answer", "limit": 3}'),
+    synth.ToolCall("lookup", '{"query": "its source", "limit": 1}'),
+)
+
+
 def _host(index: int) -> str:
     return f"provider-{index}.chaos.invalid"
 
@@ -187,19 +203,25 @@ def _upstream(kind: str, index: int, answer: str = "text") -> _Upstream:
         )
     else:
         body = (
-            synth.render(api, deltas=deltas) if streaming else synth.render_json_response(api, text)
+            synth.render(api, deltas=deltas, thinking=_THINKING, tool_calls=_TOOL_CALLS)
+            if streaming
+            else synth.render_json_response(api, text)
         )
     transcript = synth.make_transcript(api, body, request_body={"stream": streaming})
     events = decode_all(body) if streaming else []
-    return _Upstream(kind, name, text, transcript, *_carrying(api, events))
+    # a text answer's positions count its text, not the tool calls around it
+    kinds = ("tool_json",) if answer == "tool" else ("text",)
+    return _Upstream(kind, name, text, transcript, *_carrying(api, events, kinds))
 
 
-def _carrying(api: str, events: Sequence[SSEEvent]) -> tuple[int, int, int]:
+def _carrying(
+    api: str, events: Sequence[SSEEvent], kinds: Sequence[str] = ("text", "tool_json")
+) -> tuple[int, int, int]:
     """The first and last events carrying answer content (text or tool input), and the last."""
     carrying = [
         i
         for i, ev in enumerate(events)
-        if any(k in ("text", "tool_json") and piece for k, piece in event_content(api, ev))
+        if any(k in kinds and piece for k, piece in event_content(api, ev))
     ]
     first, last = (carrying[0], carrying[-1]) if carrying else (0, 0)
     return first, last, max(len(events) - 1, 0)
@@ -208,13 +230,16 @@ def _carrying(api: str, events: Sequence[SSEEvent]) -> tuple[int, int, int]:
 def _fault_spec(kind: str, position: str, upstream: _Upstream, stall_ms: int) -> str | None:
     """The replay fault spec for ``kind`` at ``position`` of ``upstream``'s stream, None when
     the combination does not exist (HTTP errors only come before the first byte; event
-    positions need a streaming provider)."""
+    positions need a streaming provider; a content fault needs what it changes in the stream)."""
     if position == "before-first-byte":
         return _BEFORE_FIRST_BYTE.get(kind)
     if kind in ("http", "rate-limit"):
         return None
     if kind in CONTENT_KINDS:
-        return f"{kind}:3" if upstream.streaming and position == "mid-text" else None
+        spec = CONTENT_FAULTS[kind]
+        if not upstream.streaming or position != "mid-text":
+            return None
+        return spec if _applies(upstream.transcript, spec) else None
     if not upstream.streaming:
         # a JSON answer is one chunk: the only position inside it is before that chunk
         if position == "before-first-chunk" and kind == "disconnect":
@@ -241,6 +266,16 @@ def transcript_faults(transcript: Transcript) -> dict[tuple[str, str], str]:
             if spec is not None:
                 found[(kind, position)] = spec
     return found
+
+
+def _applies(transcript: Transcript, spec: str) -> bool:
+    """Whether a content fault has what it changes in this stream (two tool calls, blocks of
+    several kinds ...)."""
+    try:
+        build_plan(transcript, faults=[spec])
+    except SpecError:
+        return False
+    return True
 
 
 def cells(
