@@ -21,9 +21,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streambench.answer import SHAPES, known_prefills
-from streambench.providers.apis import summarize
+from streambench.providers.apis import summarize_body
 from streambench.replay import ReplayPlan, parse_fault
-from streambench.sse import decode_all
 from streambench.transcript import Transcript
 
 # Faults that end the upstream stream early: what follows them never arrives.
@@ -157,7 +156,7 @@ def recorded_answer(transcript: Transcript, mode: str, expression: str = "") -> 
     """The answer the recording carries for ``mode`` (the whole text in chat mode)."""
     if transcript.response.status != 200:
         return Answer(None, None)
-    text = summarize(transcript.meta.api, decode_all(transcript.response.body)).text
+    text = summarize_body(transcript.meta.api, transcript.response.body).text
     if mode not in SHAPES:
         return Answer(text)
     return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
@@ -180,7 +179,7 @@ def upstream_fate(transcript: Transcript, plan: ReplayPlan | None = None) -> Ups
     """What the chain gets from this upstream: its recording, with the plan's faults when a
     plan is given (without one: the recording as it is)."""
     faults = [parse_fault(str(s)) for s in plan.spec.get("faults", ())] if plan else []  # type: ignore[attr-defined]
-    summary = summarize(transcript.meta.api, decode_all(transcript.response.body))
+    summary = summarize_body(transcript.meta.api, transcript.response.body)
     recorded = bool(summary.text or summary.tool_json or summary.thinking)
     # an empty delta (the "" that opens a tool's input) commits no chain: it shows nothing
     shown = any(text for _, _, text in plan.content_timeline) if plan else recorded
