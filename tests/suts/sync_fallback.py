@@ -16,7 +16,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
-
 from tests.suts.failover import UpstreamFailed, anthropic_deltas, sse
 
 
