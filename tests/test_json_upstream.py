@@ -51,8 +51,10 @@ def test_a_client_that_shows_nothing_of_a_json_answer_is_flagged(api: str, tmp_p
     assert {"wrong-text", "unexpected-error"} & {v["rule"] for v in row["violations"]}
 
 
-def test_a_json_body_is_one_chunk_of_content_only_when_it_arrives_whole() -> None:
-    api = "anthropic-messages"
+@pytest.mark.parametrize(
+    "api", ["anthropic-messages", "openai-chat", "openai-responses", "google-generate"]
+)
+def test_a_json_body_is_one_chunk_of_content_only_when_it_arrives_whole(api: str) -> None:
     body = synth.render_json_response(api, TEXT)
     transcript = synth.make_transcript(api, body, request_body={"stream": False})
     assert recorded_answer(transcript, "chat").text == TEXT
