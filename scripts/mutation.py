@@ -224,8 +224,7 @@ def oracle(scratch: Path, env: dict[str, str], timeout_s: float) -> tuple[bool, 
     shutil.rmtree(out, ignore_errors=True)
     try:
         run = subprocess.run(
-            ["streambench", "run", *ORACLE_AXES, "--jobs", "1", "--format", "jsonl"]
-            + ["--out", str(out)],
+            ["streambench", "run", *ORACLE_AXES, "--jobs", "1", "--format", "jsonl", "--out", out],
             cwd=scratch,
             env=env,
             capture_output=True,

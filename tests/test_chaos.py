@@ -214,6 +214,42 @@ def test_the_reference_app_passes_every_cell_as_a_sut() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("providers", "answer"),
+    [(CHAIN, "text"), (["openai", "anthropic", "anthropic-sync"], "text"), (CHAIN, "tool")],
+)
+def test_the_reference_passes_every_cell_of_a_chain_ending_in_a_sync_provider(
+    providers: list[str], answer: str
+) -> None:
+    results = run_sut_chaos("reference", providers, answer=answer)
+    assert len(results) == 51 and all(r.passed for r in results), [
+        (_key(r), r.violations) for r in results if not r.passed
+    ]
+    synced = [r for r in results if r.shown.startswith("[2:anthropic-sync]")]
+    assert synced and all(r.outcome == "done" for r in synced)
+
+
+SYNC_FALLBACK = "tests.suts.sync_fallback"
+
+
+def _reaches_the_sync_fallback(r: CellResult) -> bool:
+    """The second provider fails before its first chunk, so the third (JSON) one answers."""
+    return r.cell.chain_index == 1 and not r.cell.mid_stream and r.cell.kind not in HARMLESS
+
+
+def test_a_dropped_sync_fallback_answer_is_wrong_text_on_exactly_the_cells_that_reach_it() -> None:
+    clean = run_sut_chaos(f"{SYNC_FALLBACK}:app", CHAIN)
+    assert all(r.passed for r in clean), [(_key(r), r.violations) for r in clean if not r.passed]
+    results = run_sut_chaos(f"{SYNC_FALLBACK}:dropped_fallback_app", CHAIN)
+    failed = {_key(r): r for r in results if not r.passed}
+    assert set(failed) == {_key(r) for r in results if _reaches_the_sync_fallback(r)}
+    assert len(failed) == 6
+    for r in failed.values():
+        assert (r.outcome, r.shown) == ("done", "")
+        wrong = [m for rule, m in r.violations if rule == "wrong-text"]
+        assert wrong and "expected '[2:anthropic-sync]" in wrong[0], r.violations
+
+
 @pytest.mark.parametrize(("attr", "clean"), [("app", True), ("swallowing_app", False)])
 def test_over_http_with_sut_cmd(attr: str, clean: bool, capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()

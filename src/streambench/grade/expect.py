@@ -21,9 +21,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streambench.answer import SHAPES, known_prefills
-from streambench.providers.apis import summarize
+from streambench.providers.apis import summarize_body
 from streambench.replay import ReplayPlan, parse_fault
-from streambench.sse import decode_all
 from streambench.transcript import Transcript
 
 # Faults that end the upstream stream early: what follows them never arrives.
@@ -169,7 +168,7 @@ def recorded_answer(transcript: Transcript, mode: str, expression: str = "") -> 
     """The answer the recording carries for ``mode`` (the whole text in chat mode)."""
     if transcript.response.status != 200:
         return Answer(None, None)
-    text = summarize(transcript.meta.api, decode_all(transcript.response.body)).text
+    text = summarize_body(transcript.meta.api, transcript.response.body).text
     if mode not in SHAPES:
         return Answer(text)
     return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
@@ -188,7 +187,7 @@ def planned_answer(
     when no such fault applies (the recording's answer stands)."""
     if all(f.kind in VALUE_KEEPING_FAULTS for f in _content_faults(plan)):
         return None
-    text = summarize(transcript.meta.api, decode_all(plan.body)).text
+    text = summarize_body(transcript.meta.api, plan.body).text
     if mode not in SHAPES:
         return Answer(text)
     return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
@@ -201,7 +200,7 @@ def unusable_answer(transcript: Transcript, plan: ReplayPlan | None, mode: str) 
     if mode not in SHAPES:
         return ""
     body = plan.body if plan is not None else transcript.response.body
-    summary = summarize(transcript.meta.api, decode_all(body))
+    summary = summarize_body(transcript.meta.api, body)
     if summary.tool_json:  # the structured part may ride in a tool call: not judged here
         return ""
     if _structured_object(summary.text, mode, recorded_prefill(transcript.request.body)):
@@ -234,7 +233,7 @@ def upstream_fate(
     plan is given (without one: the recording as it is); ``mode`` tells whether a complete
     answer must hold a structured part that parses."""
     faults = [parse_fault(str(s)) for s in plan.spec.get("faults", ())] if plan else []  # type: ignore[attr-defined]
-    summary = summarize(transcript.meta.api, decode_all(transcript.response.body))
+    summary = summarize_body(transcript.meta.api, transcript.response.body)
     # an empty delta (the "" that opens a tool's input) commits no chain: it shows nothing, and
     # thinking is never shown to the user: a chain that saw only thinking may still fall through
     recorded = bool(summary.text or summary.tool_json)

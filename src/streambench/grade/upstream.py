@@ -23,7 +23,7 @@ from streambench.answer import (
     StringDelta,
     known_prefills,
 )
-from streambench.providers.apis import ToolCallPiece, event_tool_calls
+from streambench.providers.apis import ToolCallPiece, event_tool_calls, json_tool_calls
 from streambench.replay.plan import ReplayPlan
 
 ContentTimeline = Sequence[tuple[float, str, str]]  # (t_ms, kind, text) of the replay plan
@@ -205,6 +205,8 @@ def analyse_upstream(
 
 def tool_timeline(plan: ReplayPlan) -> list[tuple[float, ToolCallPiece]]:
     """Every tool-call piece the plan delivers, with its delivery time."""
+    if plan.json_payload is not None:
+        return [(plan.duration_ms, piece) for piece in json_tool_calls(plan.api, plan.json_payload)]
     return [
         (entry.t_ms, piece)
         for entry in plan.timeline

@@ -260,6 +260,14 @@ class AnthropicMessages(JsonEventsAPI):
             forced = offered[0][0]
         return tool_choice(offered, None if forced is None else str(forced))
 
+    def response_text(self, body: Any) -> str:
+        blocks = body.get("content") if isinstance(body, dict) else None
+        return "".join(
+            str(b.get("text", ""))
+            for b in blocks or []
+            if isinstance(b, dict) and b.get("type") == "text"
+        )
+
     def response_tool_calls(self, body: Any) -> list[ToolCall]:
         blocks = body.get("content") if isinstance(body, dict) else None
         return [

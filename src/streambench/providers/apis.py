@@ -161,6 +161,33 @@ def summarize(api: str, events: Iterable[SSEEvent]) -> ContentSummary:
     return summary
 
 
+def json_response(body: bytes) -> dict[str, Any] | None:
+    """The object a non-streaming (``"stream": false``) response body holds; None for a stream
+    (an SSE body never parses as one JSON object)."""
+    if not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:  # UnicodeDecodeError is one
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def summarize_body(api: str, body: bytes) -> ContentSummary:
+    """:func:`summarize` over a whole response body: an SSE stream's events, or the text and
+    tool-call input of a non-streaming JSON response (a body that is one chunk of content)."""
+    payload = json_response(body)
+    return summarize(api, decode_all(body)) if payload is None else summarize_json(api, payload)
+
+
+def summarize_json(api: str, payload: dict[str, Any]) -> ContentSummary:
+    """What a non-streaming JSON response said: its text and tool-call input."""
+    return ContentSummary(
+        text=registry.lookup(api).response_text(payload),
+        tool_json="".join(piece.arguments for piece in json_tool_calls(api, payload)),
+    )
+
+
 # ---------------------------------------------------------------------------- tool calls
 
 
@@ -242,3 +269,9 @@ def _tool_calls(api: str, data: str) -> tuple[ToolCallPiece, ...]:
     interpreter = _TOOL_INTERPRETERS.get(api)
     payload = _json(data) if interpreter is not None else None
     return tuple(interpreter(payload)) if isinstance(payload, dict) and interpreter else ()
+
+
+def json_tool_calls(api: str, payload: dict[str, Any]) -> list[ToolCallPiece]:
+    """The tool calls of a non-streaming JSON response, each whole in one piece."""
+    calls = registry.lookup(api).response_tool_calls(payload)
+    return [ToolCallPiece(str(i), call.name, call.arguments) for i, call in enumerate(calls)]

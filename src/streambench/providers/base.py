@@ -387,6 +387,10 @@ class ProviderAPI:
         """The tools a request body offers, and the one it forces."""
         return ToolChoice()
 
+    def response_text(self, body: Any) -> str:
+        """The answer text of a non-streaming response body."""
+        return ""
+
     def response_tool_calls(self, body: Any) -> list[ToolCall]:
         """The tool calls of a non-streaming response body, their input as JSON text."""
         return []

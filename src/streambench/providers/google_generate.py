@@ -150,6 +150,20 @@ class GoogleGenerate(JsonEventsAPI):
             frames.append(sse(self._chunk(c, [part], finish if last else None), tokens=tokens))
         return frames
 
+    def response_text(self, body: Any) -> str:
+        candidates = body.get("candidates") if isinstance(body, dict) else None
+        parts = [
+            part
+            for candidate in candidates or []
+            if isinstance(candidate, dict)
+            for part in (candidate.get("content") or {}).get("parts") or []
+        ]
+        return "".join(
+            p["text"]
+            for p in parts
+            if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
+        )
+
     def render_json(self, c: Content) -> dict[str, Any]:
         finish = self.stop_reasons.get(c.stop_reason or "", c.stop_reason) or "STOP"
         return self._chunk(c, [{"text": c.text}], finish)

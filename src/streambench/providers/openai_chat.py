@@ -364,6 +364,15 @@ class OpenAIChat(JsonEventsAPI):
             forced = offered[0][0]
         return tool_choice(offered, None if forced is None else str(forced))
 
+    def response_text(self, body: Any) -> str:
+        choices = body.get("choices") if isinstance(body, dict) else None
+        messages = [c.get("message") for c in choices or [] if isinstance(c, dict)]
+        return "".join(
+            m["content"]
+            for m in messages
+            if isinstance(m, dict) and isinstance(m.get("content"), str)
+        )
+
     def response_tool_calls(self, body: Any) -> list[ToolCall]:
         choices = body.get("choices") if isinstance(body, dict) else None
         calls = []

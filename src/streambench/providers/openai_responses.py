@@ -330,6 +330,22 @@ class OpenAIResponses(JsonEventsAPI):
         emit(final, response=response_object(c, status, output))
         return frames
 
+    def response_text(self, body: Any) -> str:
+        items = body.get("output") if isinstance(body, dict) else None
+        parts = [
+            part
+            for item in items or []
+            if isinstance(item, dict) and item.get("type") == "message"
+            for part in item.get("content") or []
+        ]
+        return "".join(
+            p["text"]
+            for p in parts
+            if isinstance(p, dict)
+            and p.get("type") == "output_text"
+            and isinstance(p.get("text"), str)
+        )
+
     def render_json(self, c: Content) -> dict[str, Any]:
         part = {"type": "output_text", "annotations": [], "logprobs": [], "text": c.text}
         item = {

@@ -13,11 +13,12 @@ import json
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from streambench._pacing import paced
 from streambench.errors import SpecError
 from streambench.providers import registry
+from streambench.providers.apis import json_response, summarize_json
 from streambench.replay.chunking import Chunking, parse_chunking
 from streambench.replay.content import apply_content_faults
 from streambench.replay.deltas import resplit
@@ -79,8 +80,21 @@ class ReplayPlan:
         return self.chunks[-1].t_ms if self.chunks else 0.0
 
     @property
+    def json_payload(self) -> dict[str, Any] | None:
+        """The non-streaming JSON response delivered whole (status 200, no SSE event, a clean
+        close), None otherwise: a cut JSON body delivers nothing."""
+        if self.status != 200 or self.ending != "eof" or any(e.event for e in self.timeline):
+            return None
+        return json_response(self.body)
+
+    @property
     def content_timeline(self) -> list[tuple[float, str, str]]:
-        """``(t_ms, kind, text)`` for every content delta delivered, in order."""
+        """``(t_ms, kind, text)`` for every content delta delivered, in order (a complete
+        non-streaming JSON response is one delta of each kind, at its last byte)."""
+        if self.json_payload is not None:
+            whole = summarize_json(self.api, self.json_payload)
+            pieces = (("text", whole.text), ("tool_json", whole.tool_json))
+            return [(self.duration_ms, kind, text) for kind, text in pieces if text]
         return [
             (entry.t_ms, kind, text)
             for entry in self.timeline
