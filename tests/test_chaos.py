@@ -222,7 +222,8 @@ def test_the_reference_passes_every_cell_of_a_chain_ending_in_a_sync_provider(
     providers: list[str], answer: str
 ) -> None:
     results = run_sut_chaos("reference", providers, answer=answer)
-    assert len(results) == 51 and all(r.passed for r in results), [
+    # 51 cells of transport faults and pings (the text chain's upstreams add blocks / tool)
+    assert len(results) >= 51 and all(r.passed for r in results), [
         (_key(r), r.violations) for r in results if not r.passed
     ]
     synced = [r for r in results if r.shown.startswith("[2:anthropic-sync]")]

@@ -17,7 +17,7 @@ async def batching_reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
     yield sse("status", {"message": "Thinking..."})
     shown, held = "", ""
     async with httpx.AsyncClient() as client:
-        async for delta in upstream_text(client, 0):
+        async for delta in upstream_text(client, 0, body):
             held += delta
             if len(held) >= FLUSH_CHARS:
                 yield sse("chunk", {"content": held})

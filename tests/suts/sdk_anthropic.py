@@ -43,7 +43,9 @@ EDIT_TOOL = {
 
 def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
     history = [{"role": m["role"], "content": m["content"]} for m in body.get("history") or []]
-    return [*history, {"role": "user", "content": body["message"]}]
+    code = body.get("code") or ""
+    asked = f"My code:\n{code}\n\n{body['message']}" if code else body["message"]
+    return [*history, {"role": "user", "content": asked}]
 
 
 async def _claude(messages: list[dict[str, str]], tools: list[Any]) -> AsyncIterator[Any]:
