@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from streambench._server import _raise_open_file_limit
+from streambench._server import _raise_open_file_limit, stop_process
 from streambench.transcript import save, synth
 
 SERVER_CORE, CLIENT_CORE = 0, 1
@@ -181,12 +181,7 @@ def running(command: list[str]) -> Iterator[tuple[int, subprocess.Popen[bytes]]]
                     time.sleep(0.05)
             yield port, proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def server_cpu_s(pid: int) -> float:

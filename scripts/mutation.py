@@ -52,7 +52,8 @@ MODULES = (
     "src/streambench/reference/chain.py",
     "src/streambench/reference/edits.py",
 )
-# The oracle's matrix: the main job's, with a second seed and a mid-stream disconnect.
+# The oracle's matrix: the main job's, with a second seed and a mid-stream disconnect on the
+# upstream that serves each case (a case without a 20th character is left out of it).
 ORACLE_AXES = (
     *("--seed", "0", "--seed", "1"),
     *("--fault", "none", "--fault", "disconnect@text=20,call=served,else=skip"),

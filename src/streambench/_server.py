@@ -9,6 +9,7 @@ import ipaddress
 import select
 import selectors
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -59,6 +60,16 @@ def _raise_open_file_limit() -> None:
     if soft != resource.RLIM_INFINITY and soft < target:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """Terminate a server process, and kill it if it has not exited within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def precise_event_loop() -> asyncio.AbstractEventLoop:

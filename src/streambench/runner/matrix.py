@@ -69,9 +69,6 @@ DEFAULT_CHUNKINGS = (
     "deltas:1",
     "deltas:adversarial",
 )
-# One cut mid-stream on the upstream that serves the case (upstream 2 of a failover case; a
-# case without a 20th character is left out of it): the mutation oracle's extra fault.
-MID_STREAM_FAULT = "disconnect@text=20,call=served,else=skip"
 
 
 @dataclass(frozen=True)

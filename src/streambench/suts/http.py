@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from streambench._server import running_server
+from streambench._server import running_server, stop_process
 from streambench.errors import ConfigError, SutError
 from streambench.replay.plan import ReplayPlan
 from streambench.replay.transports import RequestRecord
@@ -190,9 +190,4 @@ def sut_process(cmd: str, sut_url: str, replay_url: str) -> Iterator[None]:
             _wait_for_port(sut_url, process)
             yield
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
