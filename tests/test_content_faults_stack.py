@@ -34,7 +34,6 @@ def _rules(frame: pd.DataFrame, case: str, fault: str) -> set[str]:
 def test_the_reference_is_clean_under_reformat_and_escape_on_every_fixture() -> None:
     frame = run_matrix(
         Matrix(
-            seeds=[0],
             cases=[str(FIXTURES)],
             chunkings=["events"],
             faults=[(f,) for f in SEE_THROUGH],
@@ -52,7 +51,7 @@ def test_the_reference_reports_an_answer_cut_inside_the_code_as_incomplete() -> 
     cases = sorted(str(p) for p in FIXTURES.glob("job-*") if p.is_dir())
     cases.remove(str(FIXTURES / "job-max-tokens-mid-code"))  # under 30% of its own text
     frame = run_matrix(
-        Matrix(seeds=[0], cases=cases, chunkings=["events"], faults=[("stop:max_tokens@text=30%",)])
+        Matrix(cases=cases, chunkings=["events"], faults=[("stop:max_tokens@text=30%",)])
     )
     assert len(frame) == len(cases)
     # never a silent done with half the code: an error naming the cut answer, no edit applied
@@ -75,7 +74,6 @@ def test_the_naive_sut_is_flagged_under_a_content_fault_with_events_chunking(
 ) -> None:
     frame = run_matrix(
         Matrix(
-            seeds=[0],
             cases=[str(FIXTURES / case)],
             suts=[NAIVE],
             chunkings=["events"],

@@ -27,7 +27,7 @@ def scheduler() -> Iterator[str]:
 
 
 def _run(out: Path, *extra: str) -> pd.DataFrame:
-    args = ["run", "--out", str(out), "--format", "json", "--seed", "3", "--fault", "none"]
+    args = ["run", "--out", str(out), "--format", "json", "--seed", "3"]
     for case in CASES:
         args += ["--case", str(FIXTURES / case)]
     args += ["--chunking", "events", "--chunking", "deltas:adversarial", *extra]

@@ -294,8 +294,6 @@ def _verdicts_over_http_and_in_process(
         "dialects": [dialect],
         "chunkings": ["events", "deltas:adversarial"],
         "latencies": ["scale:0.05"],
-        "seeds": [0],
-        "faults": [()],
     }
     cmd = f"{sys.executable} -m uvicorn --app-dir {root} --port {port} --log-level warning {app}"
     over_http = run_matrix(Matrix(suts=[f"http://127.0.0.1:{port}/messages"], sut_cmd=cmd, **axes))

@@ -15,7 +15,7 @@ from tests.conftest import chromium_page, free_port, needs_chromium
 
 from streambench.cli import main
 from streambench.report.files import REPORT_FILES, load_results
-from streambench.runner.matrix import Matrix, RunSpec, run_matrix, run_one
+from streambench.runner.matrix import MID_STREAM_FAULT, Matrix, RunSpec, run_matrix, run_one
 from streambench.transcript import Meta, Request, Response, Transcript, save
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,8 +134,6 @@ def test_a_naive_sut_is_flagged_and_the_reference_is_clean() -> None:
     cases = [str(FIXTURES)]
     frame = run_matrix(
         Matrix(
-            seeds=[0],
-            faults=[()],
             cases=cases,
             suts=["reference", NAIVE],
             chunkings=["deltas:adversarial"],
@@ -180,7 +178,6 @@ def test_an_http_sut_started_with_sut_cmd_gives_the_in_process_verdicts() -> Non
         "chunkings": ["deltas:adversarial"],
         "latencies": ["scale:0.05"],
         "faults": [(), ("http:529@start",)],
-        "seeds": [0],
     }
     executable = shutil.which("streambench", path=str(Path(sys.executable).parent))
     assert executable is not None
@@ -233,8 +230,10 @@ def test_run_without_arguments_writes_all_five_reports(default_run: Path) -> Non
     for name in REPORT_FILES:
         assert (default_run / name).stat().st_size > 0, name
     frame = load_results(default_run)
-    cases = len(list(FIXTURES.glob("*/case.yaml")))
-    assert len(frame) == cases * 6  # x 6 chunkings
+    # the fixtures x 6 chunkings, the second seed's cells and the mid-stream fault's
+    assert len(frame) == len(Matrix(cases=[str(FIXTURES)]).specs())
+    assert set(frame["seed"]) == {0, 1} and set(frame["fault"]) == {"", MID_STREAM_FAULT}
+    assert frame["n_violations"].sum() == 0
     assert set(frame["chunking"]) >= {"events", "deltas:1", "deltas:adversarial"}
     junit = (default_run / "junit.xml").read_text()
     assert junit.count("<testcase") == len(frame)

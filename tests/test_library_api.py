@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import streambench
-from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix
+from streambench.runner.matrix import DEFAULT_CHUNKINGS, MID_STREAM_FAULT, Matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def test_run_equals_the_cli_on_the_default_matrix(monkeypatch, tmp_path, capsys)
     cli = json.loads(capsys.readouterr().out)
     assert len(library) == len(cli) == len(Matrix().specs()) > 0
     assert set(library["chunking"]) == set(DEFAULT_CHUNKINGS)
-    assert set(library["seed"]) == {0} and set(library["fault"]) == {""}
+    assert set(library["seed"]) == {0, 1} and set(library["fault"]) == {"", MID_STREAM_FAULT}
     assert _rows(json.loads(library.to_json(orient="records"))) == _rows(cli)
 
 
@@ -41,7 +41,7 @@ def test_overrides_and_matrix_objects(monkeypatch) -> None:
 def test_a_matrix_file_with_out_runs(tmp_path) -> None:
     matrix = tmp_path / "m.yaml"
     case = ROOT / "fixtures" / "chat-hello"
-    matrix.write_text(f"case: [{case}]\nchunking: events\nseed: 0\nfault: none\nout: here\n")
+    matrix.write_text(f"case: [{case}]\nchunking: events\nout: here\n")
     rows = streambench.run(matrix)
     assert list(rows["case"]) == ["chat-hello"]
 

@@ -25,16 +25,14 @@ FIXTURES = str(REPO_ROOT / "fixtures")
 # The fixtures x six chunkings (the default matrix's first seed, no fault), a paced random
 # split over seeds, a fault.
 MATRICES = (
-    Matrix(cases=[FIXTURES], chunkings=list(DEFAULT_CHUNKINGS), faults=[()], seeds=[0]),
+    Matrix(cases=[FIXTURES], chunkings=list(DEFAULT_CHUNKINGS)),
     Matrix(
-        faults=[()],
         cases=[FIXTURES],
         chunkings=["random:min=1,max=64"],
         latencies=["tokens:rate=50"],
         seeds=[1, 2],
     ),
     Matrix(
-        seeds=[0],
         cases=[FIXTURES],
         chunkings=["deltas:1"],
         faults=[("http:529@start",)],

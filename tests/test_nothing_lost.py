@@ -236,7 +236,7 @@ def test_a_non_loopback_bind_warns_once_naming_what_is_exposed(
 def test_reports_of_one_run_are_swapped_in_together(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    frame = run_matrix(Matrix([str(REPO / "fixtures" / "chat-hello")], seeds=[0], faults=[()]))
+    frame = run_matrix(Matrix([str(REPO / "fixtures" / "chat-hello")]))
     out = tmp_path / "reports"
     write_reports(frame, out)
     before = {name: (out / name).read_bytes() for name in REPORT_FILES}

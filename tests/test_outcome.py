@@ -23,7 +23,15 @@ from streambench.grade.variance import cross_run_violations
 from streambench.providers.apis import summarize
 from streambench.runner.cases import load_case, load_cases
 from streambench.runner.executors import LocalExecutor
-from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, RunSpec, run_matrix, run_one
+from streambench.runner.matrix import (
+    DEFAULT_CHUNKINGS,
+    DEFAULT_EXTRA_CELLS,
+    MID_STREAM_FAULT,
+    Matrix,
+    RunSpec,
+    run_matrix,
+    run_one,
+)
 from streambench.sse import decode_all
 from streambench.transcript import load_inputs
 from streambench.uses.chaos import transcript_faults
@@ -38,9 +46,18 @@ CHUNKINGS = list(DEFAULT_CHUNKINGS) if FULL else ["events", "bytes:16", "random:
 
 def _wrong(row: pd.Series) -> bool:
     """Independent of the rules: the user did not end with the case's answer (or, where the
-    recording stops at max_tokens inside the code, with an error that applied nothing)."""
+    recording stops at max_tokens inside the code, with an error that applied nothing; under
+    the mid-stream cut, with an error that shows a prefix of the answer and applies nothing)."""
     case = load_case(FIXTURES / row["case"])
     code = case.expect_code if case.expect_code is not None else case.expect_yaml
+    if row["fault"]:
+        assert row["fault"] == MID_STREAM_FAULT
+        shown = row["streamed_text"]
+        return (
+            row["terminal"] != "error"
+            or not case.expect_text.startswith(shown)
+            or (isinstance(row["final_code"], str))
+        )
     if case.mode != "chat" and _recorded_stop(case) == "max_tokens":
         cut_code = isinstance(row["final_code"], str)
         return row["terminal"] != "error" or row["streamed_text"] != case.expect_text or cut_code
@@ -57,10 +74,12 @@ def _recorded_stop(case: Any) -> str | None:
 
 
 def test_broken_backends_have_every_wrong_run_flagged() -> None:
-    frame = run_matrix(
-        Matrix(seeds=[0], faults=[()], cases=[str(FIXTURES)], suts=BROKEN, chunkings=CHUNKINGS),
-        LocalExecutor(2),
+    # the default matrix's extra cells (the second seed, the mid-stream fault) on top
+    matrix = Matrix(
+        cases=[str(FIXTURES)], suts=BROKEN, chunkings=CHUNKINGS, also=list(DEFAULT_EXTRA_CELLS)
     )
+    frame = run_matrix(matrix, LocalExecutor(2))
+    assert set(frame["seed"]) == {0, 1} and set(frame["fault"]) == {"", MID_STREAM_FAULT}
     wrong = frame.apply(_wrong, axis=1)
     unflagged = frame[wrong & (frame["n_violations"] == 0)]
     assert unflagged.empty, unflagged[["sut", "case", "chunking"]].to_string()
@@ -81,8 +100,6 @@ def test_broken_backends_have_every_wrong_run_flagged() -> None:
 
 def test_a_lossy_reader_differs_under_one_chunking_only_and_is_split_variance() -> None:
     matrix = Matrix(
-        seeds=[0],
-        faults=[()],
         cases=[str(FIXTURES / "chat-hello")],
         suts=["tests.suts.broken:lossy_lines"],
         chunkings=["events", "deltas:1", "bytes:16"],
@@ -126,19 +143,10 @@ def test_a_transcript_is_a_case(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     row = run_one(RunSpec(str(recording), chunking="random:min=1,max=64"))
     assert row["case"] == "anthropic-chat" and row["violations"] == []
     assert row["expected_text"] == row["streamed_text"] != ""
-    args = [
-        "run",
-        "--seed",
-        "0",
-        "--fault",
-        "none",
-        "--case",
-        str(recording),
-        "--out",
-        str(tmp_path),
-    ]
+    args = ["run", "--case", str(recording), "--out", str(tmp_path)]
     assert cli_exit_code(args) == 0
-    assert "6 clean" in capsys.readouterr().err
+    runs = len(Matrix(cases=[str(recording)]).specs())  # the default cells, fault and seed too
+    assert runs > 6 and f"{runs} clean" in capsys.readouterr().err
     # a folder of transcripts: each file is a case
     folder = tmp_path / "recs"
     folder.mkdir()
@@ -150,9 +158,7 @@ def test_a_transcript_is_a_case(capsys: pytest.CaptureFixture[str], tmp_path: Pa
         ("anthropic-job-code-text-first", "job_code"),
     ]
     assert cases[1].request["order"] == "text_first"
-    frame = run_matrix(
-        Matrix(seeds=[0], faults=[()], cases=[str(folder)], chunkings=["events", "bytes:16"])
-    )
+    frame = run_matrix(Matrix(cases=[str(folder)], chunkings=["events", "bytes:16"]))
     assert frame["n_violations"].sum() == 0 and (frame["terminal"] == "done").all()
 
 
@@ -200,7 +206,7 @@ CHAOS_CASES = (
 def test_the_reference_is_clean_under_every_chaos_fault(name: str) -> None:
     case = FIXTURES / name
     faults = [(f,) for f in _chaos_faults(case)]
-    frame = run_matrix(Matrix(seeds=[0], cases=[str(case)], chunkings=["events"], faults=faults))
+    frame = run_matrix(Matrix(cases=[str(case)], chunkings=["events"], faults=faults))
     flagged = frame[frame["n_violations"] > 0]
     assert flagged.empty, [(r.fault, r.violations) for r in flagged.itertuples()]
     assert len(frame) >= 3 and set(frame["terminal"]) <= {"done", "error"}
@@ -342,9 +348,7 @@ def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
         f"tests.suts.broken:{n}"
         for n in ("seconds_latency", "status_pings", "counted_patches", "previous_turn")
     ]
-    frame = run_matrix(
-        Matrix(seeds=[0], faults=[()], cases=[str(FIXTURES)], suts=suts, chunkings=["events"])
-    )
+    frame = run_matrix(Matrix(cases=[str(FIXTURES)], suts=suts, chunkings=["events"]))
 
     def flagged(sut: str, rule: str) -> set[str]:
         runs = frame[frame["sut"] == f"tests.suts.broken:{sut}"]
@@ -379,8 +383,6 @@ def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:
     from streambench.uses.shrink import shrink_failures
 
     matrix = Matrix(
-        seeds=[0],
-        faults=[()],
         cases=[str(FIXTURES / "chat-hello")],
         suts=["tests.suts.broken:lossy_lines"],
         chunkings=["events", "deltas:1", "bytes:16"],
@@ -394,7 +396,7 @@ def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:
 def test_a_fault_aimed_at_the_serving_upstream_or_skipped_where_it_cannot_apply() -> None:
     fault = "disconnect@text=20,call=served,else=skip"
     cases = [str(FIXTURES / n) for n in ("failover-openai-chat", "chat-empty", "chat-hello")]
-    matrix = Matrix(seeds=[0], cases=cases, chunkings=["events"], faults=[(fault,)])
+    matrix = Matrix(cases=cases, chunkings=["events"], faults=[(fault,)])
     frame = run_matrix(matrix)
     # the empty answer has no 20th character: left out, and said so
     assert sorted(frame["case"]) == ["chat-hello", "failover-openai-chat"]
@@ -412,11 +414,7 @@ def test_a_fault_aimed_at_the_serving_upstream_or_skipped_where_it_cannot_apply(
     assert failover["streamed_text"]
     # aimed at a call the case does not have, or never skipped: the spec is the error
     with pytest.raises(Exception, match="past the end"):
-        run_matrix(
-            Matrix(
-                seeds=[0], cases=cases[1:2], chunkings=["events"], faults=[("disconnect@text=20",)]
-            )
-        )
+        run_matrix(Matrix(cases=cases[1:2], chunkings=["events"], faults=[("disconnect@text=20",)]))
     from streambench.replay import parse_fault
 
     assert parse_fault("disconnect@text=1,call=2").aim.call == 2

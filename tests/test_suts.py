@@ -29,7 +29,15 @@ from streambench.grade.profile import default_profile
 from streambench.grade.rules import RunContext, UpstreamCall, check_rules
 from streambench.providers.apis import summarize
 from streambench.replay import build_plan
-from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, RunSpec, run_matrix, run_one
+from streambench.runner.matrix import (
+    DEFAULT_CHUNKINGS,
+    DEFAULT_EXTRA_CELLS,
+    MID_STREAM_FAULT,
+    Matrix,
+    RunSpec,
+    run_matrix,
+    run_one,
+)
 from streambench.sse import decode_all
 from streambench.suts import SutTimeouts, parse_sut
 from streambench.transcript import load_inputs, synth
@@ -164,8 +172,6 @@ def test_the_sdk_backends_show_the_recorded_text_on_the_chat_fixtures() -> None:
     chunkings = CHUNKINGS if FULL else ["random:min=1,max=64"]
     frame = run_matrix(
         Matrix(
-            seeds=[0],
-            faults=[()],
             cases=[str(FIXTURES / c) for c in CHAT_FIXTURES],
             suts=[ANTHROPIC_SUT],
             dialects=[DIALECTS[ANTHROPIC_SUT]],
@@ -198,8 +204,6 @@ def test_the_sdk_backends_show_the_recorded_text_of_every_plain_text_corpus_stre
     cases = [str(corpus_case(tmp_path / str(i), p, t)) for i, (p, t) in enumerate(chosen)]
     frame = run_matrix(
         Matrix(
-            seeds=[0],
-            faults=[()],
             cases=cases,
             suts=[sut],
             dialects=[DIALECTS[sut]],
@@ -240,8 +244,6 @@ def test_over_http_with_sut_cmd_the_sdk_backends_give_the_in_process_verdicts(
         "chunkings": CHUNKINGS if FULL else ["events"],
         "latencies": ["scale:0.05"],
         "dialects": [DIALECTS[sut]],
-        "seeds": [0],
-        "faults": [()],
     }
     over_http = run_matrix(
         Matrix(
@@ -282,20 +284,21 @@ def test_the_upstream_rules_flag_every_run_of_a_broken_backend_on_every_fixture(
     sut: str, rule: str
 ) -> None:
     chunkings = list(DEFAULT_CHUNKINGS) if FULL else ["events", "bytes:16"]
-    frame = run_matrix(
-        Matrix(seeds=[0], faults=[()], cases=[str(FIXTURES)], suts=[sut], chunkings=chunkings)
+    # the default matrix's extra cells (the second seed, the mid-stream fault) on top
+    matrix = Matrix(
+        cases=[str(FIXTURES)], suts=[sut], chunkings=chunkings, also=list(DEFAULT_EXTRA_CELLS)
     )
-    assert len(frame) == len(list(FIXTURES.glob("*/case.yaml"))) * len(chunkings)
+    frame = run_matrix(matrix)
+    assert (
+        len(frame) == len(matrix.specs()) > len(list(FIXTURES.glob("*/case.yaml"))) * len(chunkings)
+    )
+    assert set(frame["seed"]) == {0, 1} and set(frame["fault"]) == {"", MID_STREAM_FAULT}
     for _, row in frame.iterrows():
         assert rule in [v["rule"] for v in row["violations"]], (row["case"], row["chunking"])
 
 
 def test_the_reference_and_the_sdk_backend_never_trip_the_upstream_rules() -> None:
-    frame = run_matrix(
-        Matrix(
-            seeds=[0], faults=[()], cases=[str(FIXTURES)], suts=["reference"], chunkings=["events"]
-        )
-    )
+    frame = run_matrix(Matrix(cases=[str(FIXTURES)], suts=["reference"], chunkings=["events"]))
     rules = {v["rule"] for vs in frame["violations"] for v in vs}
     assert not rules & {"wrong-upstream", "no-upstream-call"}
 
@@ -400,8 +403,6 @@ def test_a_hostile_http_sut_is_a_row_with_sut_error_never_an_aborted_matrix(
     suts = [hostile_server + path for path in _Hostile.answers]
     frame = run_matrix(
         Matrix(
-            seeds=[0],
-            faults=[()],
             cases=[str(FIXTURES / "chat-hello")],
             suts=[*suts, "reference"],
             chunkings=["events"],

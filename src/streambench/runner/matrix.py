@@ -1,4 +1,5 @@
-"""A matrix of runs: cases x SUTs x dialects x chunkings x latencies x faults x seeds.
+"""A matrix of runs: cases x SUTs x dialects x chunkings x latencies x faults x seeds, plus
+extra cells (a union of cross products: :class:`ExtraCells`).
 
 ``run_one`` is one run end to end: case -> replay plans -> SUT -> SSE -> dialect -> client
 model -> metrics, rules, quality -> one result row. ``run_matrix`` maps it over an executor.
@@ -69,6 +70,11 @@ DEFAULT_CHUNKINGS = (
     "deltas:1",
     "deltas:adversarial",
 )
+# The default matrix's mid-stream fault: a cut after the 20th text character of the upstream
+# that serves the case (cases without one, such as an empty answer, are left out).
+MID_STREAM_FAULT = "disconnect@text=20,call=served,else=skip"
+# The axes of a matrix, in RunSpec's order.
+AXES = ("cases", "suts", "dialects", "chunkings", "latencies", "faults", "seeds")
 
 
 @dataclass(frozen=True)
@@ -128,19 +134,57 @@ def unfit(spec: RunSpec) -> str | None:
     return None
 
 
+class DefaultAxis(list):  # type: ignore[type-arg]
+    """An axis value a :class:`Matrix` was not given (its default). Any other list is a pinned
+    axis, even one equal to the default: ``Matrix(seeds=[0])`` pins the seed."""
+
+
+@dataclass(frozen=True)
+class ExtraCells:
+    """Runs added to a matrix beside its cross product: the cross product of the axes named
+    here, each axis left None taken from the main matrix. ``ExtraCells(seeds=[1],
+    chunkings=["events"])`` adds seed 1 under ``events`` for every case, SUT, dialect,
+    latency and fault of the matrix; a run already in the matrix is not run twice."""
+
+    cases: Sequence[str] | None = None
+    suts: Sequence[str] | None = None
+    dialects: Sequence[str] | None = None
+    chunkings: Sequence[str] | None = None
+    latencies: Sequence[str] | None = None
+    faults: Sequence[tuple[str, ...]] | None = None
+    seeds: Sequence[int] | None = None
+
+    def named(self) -> frozenset[str]:
+        """The axes these cells set (the others inherit)."""
+        return frozenset(axis for axis in AXES if getattr(self, axis) is not None)
+
+
+# The default matrix's extra cells: a second seed where a default chunking draws from it (the
+# others split the same way under every seed), and the mid-stream fault under two chunkings.
+DEFAULT_EXTRA_CELLS = (
+    ExtraCells(chunkings=["random:min=1,max=64"], seeds=[1]),
+    ExtraCells(chunkings=["events", "deltas:1"], faults=[(MID_STREAM_FAULT,)]),
+)
+
+
 @dataclass
 class Matrix:
-    """The axes of a matrix of runs; every run is one combination (see :meth:`specs`). The
-    defaults are ``streambench run``'s: the cases in ``fixtures/`` under six chunkings, seed 0,
-    no fault."""
+    """The axes of a matrix of runs; every run is one combination (see :meth:`specs`) of the
+    axes, or of an entry of ``also``. The defaults are ``streambench run``'s: the cases in
+    ``fixtures/`` under six chunkings, seed 0, no fault, plus :data:`DEFAULT_EXTRA_CELLS`.
 
-    cases: list[str] = field(default_factory=lambda: [DEFAULT_CASES])
-    suts: list[str] = field(default_factory=lambda: ["reference"])
-    dialects: list[str] = field(default_factory=lambda: ["streambench"])
-    chunkings: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKINGS))
-    latencies: list[str] = field(default_factory=lambda: [DEFAULT_LATENCY])
-    faults: list[tuple[str, ...]] = field(default_factory=lambda: [()])
-    seeds: list[int] = field(default_factory=lambda: [0])
+    ``also`` None takes the default extra cells except those setting an axis this matrix was
+    given (a pinned axis holds on every run: ``Matrix(seeds=[3])`` has no seed-1 cell, and
+    ``chunkings=[...]`` drops both); a list (``[]``: none) is taken as it is."""
+
+    cases: list[str] = field(default_factory=lambda: DefaultAxis([DEFAULT_CASES]))
+    suts: list[str] = field(default_factory=lambda: DefaultAxis(["reference"]))
+    dialects: list[str] = field(default_factory=lambda: DefaultAxis(["streambench"]))
+    chunkings: list[str] = field(default_factory=lambda: DefaultAxis(DEFAULT_CHUNKINGS))
+    latencies: list[str] = field(default_factory=lambda: DefaultAxis([DEFAULT_LATENCY]))
+    faults: list[tuple[str, ...]] = field(default_factory=lambda: DefaultAxis([()]))
+    seeds: list[int] = field(default_factory=lambda: DefaultAxis([0]))
+    also: list[ExtraCells] | None = None
     profile: str | None = None
     sut_cmd: str | None = None
     replay_port: int = 0
@@ -148,21 +192,36 @@ class Matrix:
     # runs :meth:`specs` left out, with why (a fault placed ``else=skip`` that cannot apply)
     skipped: list[tuple[RunSpec, str]] = field(default_factory=list, init=False, repr=False)
 
+    def pinned(self) -> frozenset[str]:
+        """The axes this matrix was given (not left at their defaults)."""
+        return frozenset(a for a in AXES if not isinstance(getattr(self, a), DefaultAxis))
+
+    def extra_cells(self) -> list[ExtraCells]:
+        """The extra cells this matrix runs (``also``, or the defaults left by its pins)."""
+        if self.also is not None:
+            return list(self.also)
+        return [cells for cells in DEFAULT_EXTRA_CELLS if not cells.named() & self.pinned()]
+
+    def products(self) -> list[dict[str, Sequence[Any]]]:
+        """Each cross product of the matrix (the main one, then each extra cells') by axis."""
+        main = {axis: getattr(self, axis) for axis in AXES}
+        extra = [
+            {axis: v if (v := getattr(cells, axis)) is not None else main[axis] for axis in AXES}
+            for cells in self.extra_cells()
+        ]
+        return [main, *extra]
+
     def specs(self) -> list[RunSpec]:
-        case_paths = [str(p) for p in case_files(self.cases)]
-        axes = itertools.product(
-            case_paths,
-            self.suts,
-            self.dialects,
-            self.chunkings,
-            self.latencies,
-            self.faults,
-            self.seeds,
-        )
-        specs = [RunSpec(*axis, profile_path=self.profile, timeouts=self.timeouts) for axis in axes]
+        specs: dict[RunSpec, None] = {}
+        for product in self.products():
+            case_paths = [str(p) for p in case_files(product["cases"])]
+            axes = itertools.product(case_paths, *(product[axis] for axis in AXES[1:]))
+            for axis in axes:
+                spec = RunSpec(*axis, profile_path=self.profile, timeouts=self.timeouts)
+                specs.setdefault(spec)
         self.skipped = [(s, why) for s in specs if (why := unfit(s)) is not None]
-        left_out = {id(s) for s, _ in self.skipped}
-        return [s for s in specs if id(s) not in left_out]
+        left_out = {s for s, _ in self.skipped}
+        return [s for s in specs if s not in left_out]
 
     def validate(self) -> list[RunSpec]:
         """The runs, after loading every case, upstream transcript and the profile once and
@@ -170,8 +229,9 @@ class Matrix:
         specs = self.specs()
         if not specs:
             raise ConfigError("the matrix has no runs (an axis is empty)")
+        products = self.products()
         for axis, check in SPEC_CHECKS.items():
-            for value in getattr(self, axis):
+            for value in dict.fromkeys(v for product in products for v in product[axis]):
                 check(value)
         for case_path in dict.fromkeys(s.case_path for s in specs):
             cached_inputs(cached_case(case_path).upstream)  # parsed once: the runs reuse it
@@ -198,32 +258,62 @@ MATRIX_KEYS = {
 
 def load_matrix(path: str | Path) -> dict[str, Any]:
     """A matrix YAML's axes (keys as on the command line, singular or plural, scalar or list)
-    plus ``profile``, ``sut_cmd``, ``out``; paths (cases, profile, out) resolve against the
-    file's folder."""
+    plus ``profile``, ``sut_cmd``, ``out`` and ``also`` (a list of extra cells, each a mapping
+    of axes; ``also: []``: none); paths (cases, profile, out) resolve against the file's
+    folder."""
     path = Path(path)
     data = load_yaml(path, "matrix")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a matrix is a mapping of axes (case, sut, chunking, ...)")
+    settings = {key: data.pop(key) for key in ("profile", "sut_cmd", "out", "also") if key in data}
+    axes = _load_axes(data, path, "")
+    for key in ("profile", "sut_cmd", "out"):
+        if key in settings:
+            value = settings[key]
+            axes[key] = None if value is None else str(value)
+    for key in ("profile", "out"):
+        if axes.get(key):
+            axes[key] = str(path.parent / axes[key])
+    if "also" in settings:
+        axes["also"] = _load_extra_cells(settings["also"], path)
+    return axes
+
+
+def _load_extra_cells(value: Any, path: Path) -> list[ExtraCells]:
+    """A matrix file's ``also:``: a list of mappings of axes."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: also: a list of extra cells (mappings of axes), got {value!r}")
+    cells = []
+    for index, entry in enumerate(value):
+        where = f"also[{index}]"
+        if not isinstance(entry, dict) or not entry:
+            raise ConfigError(f"{path}: {where}: a mapping of axes (seed, chunking, ...)")
+        cells.append(ExtraCells(**_load_axes(entry, path, where)))
+    return cells
+
+
+def _load_axes(data: dict[Any, Any], path: Path, where: str) -> dict[str, Any]:
+    """The axes of one mapping of a matrix file (``where``: its place, for messages), checked."""
+    prefix = f"{path}: {where}: " if where else f"{path}: "
     plural = {v: v for v in MATRIX_KEYS.values()}
     known = {**MATRIX_KEYS, **plural}
     axes: dict[str, Any] = {}
     written: dict[str, str] = {}  # axis -> the key as the file spells it, for messages
     for key, value in data.items():
-        if key in ("profile", "sut_cmd", "out"):
-            axes[key] = None if value is None else str(value)
-            continue
         if key not in known:
-            raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(MATRIX_KEYS)}, ...)")
+            extra = "" if where else ", profile, sut_cmd, out, also"
+            raise ConfigError(
+                f"{prefix}unknown key {key!r} (known: {', '.join(MATRIX_KEYS)}{extra})"
+            )
         values = value if isinstance(value, list) else [value]
         if not values:
-            raise ConfigError(f"{path}: {key}: an empty list gives no runs")
+            raise ConfigError(f"{prefix}{key}: an empty list gives no runs")
         axes[known[key]] = values
         written[known[key]] = key
     if "cases" in axes:
         axes["cases"] = [str(path.parent / str(c)) for c in axes["cases"]]
-    for key in ("profile", "out"):
-        if axes.get(key):
-            axes[key] = str(path.parent / axes[key])
     if "faults" in axes:
         axes["faults"] = [
             parse_faults(f if isinstance(f, str | list) else str(f)) for f in axes["faults"]
@@ -231,7 +321,7 @@ def load_matrix(path: str | Path) -> dict[str, Any]:
     if "seeds" in axes:
         for seed in axes["seeds"]:
             if isinstance(seed, bool) or not isinstance(seed, int):
-                raise ConfigError(f"{path}: seed: must be integers, got {seed!r}")
+                raise ConfigError(f"{prefix}{written['seeds']}: must be integers, got {seed!r}")
     for axis in ("suts", "dialects", "chunkings", "latencies"):
         if axis in axes:
             axes[axis] = [str(v) for v in axes[axis]]
@@ -241,7 +331,7 @@ def load_matrix(path: str | Path) -> dict[str, Any]:
             for value in axes.get(axis, ()):
                 check(value)
         except SpecError as exc:
-            raise SpecError(f"{path}: {written[axis]}: {exc}") from None
+            raise SpecError(f"{prefix}{written[axis]}: {exc}") from None
     return axes
 
 
@@ -250,17 +340,23 @@ def build_matrix(
 ) -> tuple[Matrix, str]:
     """The matrix of a matrix file (or of the defaults), with ``overrides`` (Matrix fields,
     e.g. ``cases=[...]``; None or empty leaves the file's value) on top, and its report folder
-    (``out``, else the file's ``out``, else ``reports``)."""
+    (``out``, else the file's ``out``, else ``reports``). An axis in ``overrides`` is pinned:
+    the file's extra cells (``also``) and the default ones that set it are dropped."""
     axes: dict[str, Any] = load_matrix(path) if path is not None else {}
     if out:
         axes["out"] = out
+    pinned: set[str] = set()
     for key, value in overrides.items():
         if key not in MATRIX_FIELDS:
             raise ConfigError(f"matrix: unknown axis {key!r} (known: {', '.join(MATRIX_FIELDS)})")
-        if value:
+        if value or (key == "also" and value is not None):
             axes[key] = value
+            pinned.add(key)
+    if axes.get("also") and "also" not in pinned:
+        # an axis given here holds on every run: the file's cells that set it are dropped
+        axes["also"] = [cells for cells in axes["also"] if not cells.named() & pinned]
     out = axes.pop("out", None) or DEFAULT_OUT
-    cases = axes.get("cases") or [DEFAULT_CASES]
+    cases = axes.get("cases") or DefaultAxis([DEFAULT_CASES])
     if cases == [DEFAULT_CASES] and not Path(DEFAULT_CASES).is_dir():
         raise ConfigError(
             f"no cases given and no {DEFAULT_CASES}/ folder here: run from the streambench "
