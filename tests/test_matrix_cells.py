@@ -18,6 +18,7 @@ from streambench.runner.matrix import (
     ExtraCells,
     Matrix,
     build_matrix,
+    load_matrix,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,3 +124,12 @@ def test_a_matrix_file_adds_cells_with_also(tmp_path: Path, capsys: pytest.Captu
     matrix.write_text(f"case: [{FIXTURES / 'chat-hello'}]\nseed: [0]\n")
     built, _ = build_matrix(matrix)
     assert built.extra_cells() == [DEFAULT_EXTRA_CELLS[1]]
+
+
+def test_the_documented_default_cells_are_the_defaults(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "evaluation.md").read_text()
+    section = doc[doc.index("### Extra cells (`also:`)") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", 10)]
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(block)
+    assert load_matrix(matrix)["also"] == list(DEFAULT_EXTRA_CELLS)

@@ -52,11 +52,12 @@ def run_command(
         list[str] | None,
         typer.Option(
             help="A fault; 'a;b' combines two in one run, 'none' is a run without one"
-            " [default: none]"
+            " [default: none, plus the mid-stream fault's extra cells]"
         ),
     ] = None,
     seed: Annotated[
-        list[int] | None, typer.Option(show_default=False, help="A seed [default: 0]")
+        list[int] | None,
+        typer.Option(show_default=False, help="A seed [default: 0, plus seed 1's extra cells]"),
     ] = None,
     profile: Annotated[
         Path | None,
