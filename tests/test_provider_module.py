@@ -20,6 +20,7 @@ import streambench.providers
 streambench.providers.__path__.append(sys.argv[1])
 
 from streambench._server import running_server
+from streambench.grade.expect import recorded_answer
 from streambench.grade.upstream import analyse_plan
 from streambench.providers import apis, registry
 from streambench.record import recorder
@@ -44,6 +45,15 @@ out["replayed_events"] = len(plan.content_timeline)
 out["graded_text"] = analyse_plan(plan, "chat", None).text
 cut = build_plan(t, "events", None, ("disconnect@delta=2",), 0)
 out["cut"] = [cut.ending, analyse_plan(cut, "chat", None).text]
+# its tool calls: the answer tool's input is the expected answer, timed by the grader
+edits = [{"action": "rewrite", "new_code": "fn(state => state.data);"}]
+call = synth.ToolCall("edit_job_code", json.dumps({"code_edits": edits, "text_answer": "Done."}))
+body = synth.render("toy-chat", text="", tool_calls=[call])
+tool = synth.make_transcript("toy-chat", body, request_body={}, url=api.url(api.default_model))
+answer = recorded_answer(tool, "job_code", "fn(state => state);")
+out["tool_answer"] = [answer.text, answer.code]
+timed = analyse_plan(build_plan(tool, "events", None, (), 0), "job_code", None)
+out["tool_timed"] = [timed.tool, timed.structured_complete_ms is not None, timed.text]
 print(json.dumps(out))
 """
 
@@ -65,3 +75,6 @@ def test_a_provider_module_alone_records_replays_and_grades(tmp_path: Path) -> N
     assert out["graded_text"] == "Sunny and 21 degrees in Paris."
     ending, text = out["cut"]
     assert ending != "complete" and text and "Sunny and 21 degrees in Paris.".startswith(text)
+    # its tool calls, read by its module alone: the expected answer and the grader's timing
+    assert out["tool_answer"] == ["Done.", "fn(state => state.data);"]
+    assert out["tool_timed"] == ["edit_job_code", True, "Done."]

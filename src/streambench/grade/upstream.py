@@ -10,7 +10,7 @@ several parallel calls kept apart), and the user-visible text is the plain text 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from streambench.answer import (
@@ -117,17 +117,25 @@ def _json_answer(deltas: Sequence[tuple[float, str]], mode: str) -> UpstreamCont
 
 
 @dataclass
-class _ToolCall:
+class ToolCallInput:
+    """One tool call of a stream: its tool's name and its input's pieces, each with the time
+    it was delivered."""
+
     name: str
     pieces: list[tuple[float, str]] = field(default_factory=list)
 
+    @property
+    def arguments(self) -> str:
+        """The whole input JSON text."""
+        return "".join(text for _, text in self.pieces)
 
-def _tool_calls(tools: ToolTimeline) -> list[_ToolCall]:
+
+def tool_calls(tools: ToolTimeline) -> list[ToolCallInput]:
     """The calls in order of their first piece; a piece without ``call`` is a call of its own."""
-    calls: dict[object, _ToolCall] = {}
+    calls: dict[object, ToolCallInput] = {}
     for t_ms, piece in tools:
         key: object = piece.call if piece.call is not None else object()
-        call = calls.setdefault(key, _ToolCall(piece.name or ""))
+        call = calls.setdefault(key, ToolCallInput(piece.name or ""))
         if piece.name and not call.name:
             call.name = piece.name
         if piece.arguments:
@@ -135,7 +143,7 @@ def _tool_calls(tools: ToolTimeline) -> list[_ToolCall]:
     return list(calls.values())
 
 
-def _read_tool_input(call: _ToolCall, mode: str) -> tuple[set[str], _Parsed]:
+def _read_tool_input(call: ToolCallInput, mode: str) -> tuple[set[str], _Parsed]:
     """The input's top-level keys, and when its structured member (else the whole input) ended."""
     shape = SHAPES[mode]
     stream = JsonObjectStream()
@@ -166,23 +174,30 @@ def _read_tool_input(call: _ToolCall, mode: str) -> tuple[set[str], _Parsed]:
 def _tool_answer(
     deltas: Sequence[tuple[float, str]], tools: ToolTimeline, mode: str, tool: str | None
 ) -> UpstreamContent | None:
-    """The structured part from the tool call that carries it: the case's ``tool`` when named,
-    else the first call whose input has the mode's structured member, else the only call."""
-    calls = _tool_calls(tools)
-    read = [(call, *_read_tool_input(call, mode)) for call in calls]
-    if tool is not None:
-        chosen = next((r for r in read if r[0].name == tool), None)
-    else:
-        key = SHAPES[mode].structured_key
-        chosen = next((r for r in read if key in r[1]), read[0] if len(read) == 1 else None)
-    if chosen is None:
+    """The structured part from the tool call that carries it (:func:`answer_call`)."""
+    read = [(call, *_read_tool_input(call, mode)) for call in tool_calls(tools)]
+    index = answer_call([(call.name, keys) for call, keys, _ in read], mode, tool)
+    if index is None:
         return None
-    _, keys, parsed = chosen
+    _, keys, parsed = read[index]
     content = parsed.content
     if SHAPES[mode].text_key not in keys:  # the text is the plain text beside the call
         plain = _plain(deltas)
         content.text_times_ms, content.text = plain.text_times_ms, plain.text
     return content
+
+
+def answer_call(
+    calls: Sequence[tuple[str, Collection[str]]], mode: str, tool: str | None = None
+) -> int | None:
+    """Which of a stream's tool calls (each its tool's name and its input's top-level keys)
+    carries the structured part: the case's ``tool`` when named, else the first call whose
+    input has the mode's structured member, else the only call; None when none does."""
+    if tool is not None:
+        return next((i for i, (name, _) in enumerate(calls) if name == tool), None)
+    key = SHAPES[mode].structured_key
+    only = 0 if len(calls) == 1 else None
+    return next((i for i, (_, keys) in enumerate(calls) if key in keys), only)
 
 
 def analyse_upstream(

@@ -15,6 +15,7 @@ from streambench.providers.base import (
     JsonEventsAPI,
     Path,
     ToolCall,
+    ToolCallPiece,
     ToolChoice,
     ToolDefinition,
     Unit,
@@ -96,6 +97,17 @@ class AnthropicMessages(JsonEventsAPI):
             info.stop_reason = (payload.get("delta") or {}).get("stop_reason")
         elif kind == "error":
             info.error = error_message(payload.get("error", payload))
+
+    def tool_call_pieces(self, obj: dict[str, Any]) -> list[ToolCallPiece]:
+        kind = obj.get("type")
+        index = str(obj.get("index"))
+        block = obj.get("content_block") or {}
+        if kind == "content_block_start" and block.get("type") in ("tool_use", "server_tool_use"):
+            return [ToolCallPiece(index, str(block.get("name") or ""), "")]
+        delta = obj.get("delta") or {}
+        if kind == "content_block_delta" and delta.get("type") == "input_json_delta":
+            return [ToolCallPiece(index, None, str(delta.get("partial_json", "")))]
+        return []
 
     def locate(self, obj: dict[str, Any]) -> Delta | None:
         delta = obj.get("delta")

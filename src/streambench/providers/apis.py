@@ -2,8 +2,9 @@
 
 :func:`detect` names the provider and api of a recorded exchange (host table here, URL and
 event shapes from each API module), :func:`event_content` returns the text / tool-input JSON /
-thinking pieces one event carries, and :func:`summarize` condenses a whole stream. The
-per-API rules live in the API modules (:mod:`streambench.providers.registry`).
+thinking pieces one event carries, :func:`summarize` condenses a whole stream and
+:func:`body_tool_calls` assembles its tool calls. The per-API rules live in the API modules
+(:mod:`streambench.providers.registry`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from streambench.providers import registry
-from streambench.providers.base import ContentKind, EventInfo, ProviderAPI
+from streambench.providers.base import ContentKind, EventInfo, ProviderAPI, ToolCallPiece
 from streambench.sse import SSEEvent, decode_all
 
 API_NAMES = registry.api_names()
@@ -191,74 +192,6 @@ def summarize_json(api: str, payload: dict[str, Any]) -> ContentSummary:
 # ---------------------------------------------------------------------------- tool calls
 
 
-@dataclass(frozen=True)
-class ToolCallPiece:
-    """A piece of one tool call's input JSON. ``call`` names the call within its stream (the
-    content block index, the ``tool_calls`` index, the output item id; None for a call that is
-    complete in this one event); ``name`` is set on the event that names the tool."""
-
-    call: str | None
-    name: str | None
-    arguments: str
-
-
-def _anthropic_tools(payload: dict[str, Any]) -> list[ToolCallPiece]:
-    kind = payload.get("type")
-    index = str(payload.get("index"))
-    block = payload.get("content_block") or {}
-    if kind == "content_block_start" and block.get("type") in ("tool_use", "server_tool_use"):
-        return [ToolCallPiece(index, str(block.get("name") or ""), "")]
-    delta = payload.get("delta") or {}
-    if kind == "content_block_delta" and delta.get("type") == "input_json_delta":
-        return [ToolCallPiece(index, None, str(delta.get("partial_json", "")))]
-    return []
-
-
-def _openai_chat_tools(payload: dict[str, Any]) -> list[ToolCallPiece]:
-    pieces: list[ToolCallPiece] = []
-    for choice in payload.get("choices") or []:
-        for call in (choice.get("delta") or {}).get("tool_calls") or []:
-            function = call.get("function") or {}
-            name = function.get("name")
-            pieces.append(
-                ToolCallPiece(
-                    str(call.get("index", 0)),
-                    None if name is None else str(name),
-                    str(function.get("arguments") or ""),
-                )
-            )
-    return pieces
-
-
-def _openai_responses_tools(payload: dict[str, Any]) -> list[ToolCallPiece]:
-    kind = payload.get("type")
-    item = payload.get("item") or {}
-    if kind == "response.output_item.added" and item.get("type") == "function_call":
-        return [ToolCallPiece(str(item.get("id")), str(item.get("name") or ""), "")]
-    if kind == "response.function_call_arguments.delta":
-        return [ToolCallPiece(str(payload.get("item_id")), None, str(payload.get("delta", "")))]
-    return []
-
-
-def _google_tools(payload: dict[str, Any]) -> list[ToolCallPiece]:
-    pieces: list[ToolCallPiece] = []
-    for candidate in payload.get("candidates") or []:
-        for part in (candidate.get("content") or {}).get("parts") or []:
-            if "functionCall" in part:
-                call = part["functionCall"] or {}
-                args = json.dumps(call.get("args") or {}, ensure_ascii=False)
-                pieces.append(ToolCallPiece(None, str(call.get("name") or ""), args))
-    return pieces
-
-
-_TOOL_INTERPRETERS = {
-    "anthropic-messages": _anthropic_tools,
-    "openai-chat": _openai_chat_tools,
-    "openai-responses": _openai_responses_tools,
-    "google-generate": _google_tools,
-}
-
-
 def event_tool_calls(api: str, ev: SSEEvent) -> list[ToolCallPiece]:
     """The tool-call pieces one event carries (parallel calls kept apart by ``call``)."""
     return list(_tool_calls(api, ev.data))
@@ -266,9 +199,20 @@ def event_tool_calls(api: str, ev: SSEEvent) -> list[ToolCallPiece]:
 
 @functools.lru_cache(maxsize=_CACHED_EVENTS)
 def _tool_calls(api: str, data: str) -> tuple[ToolCallPiece, ...]:
-    interpreter = _TOOL_INTERPRETERS.get(api)
-    payload = _json(data) if interpreter is not None else None
-    return tuple(interpreter(payload)) if isinstance(payload, dict) and interpreter else ()
+    provider = registry.lookup(api)
+    if type(provider).tool_call_pieces is ProviderAPI.tool_call_pieces:
+        return ()  # no tool calls in this API: its events need no parsing
+    payload = _json(data)
+    return tuple(provider.tool_call_pieces(payload)) if isinstance(payload, dict) else ()
+
+
+def body_tool_calls(api: str, body: bytes) -> list[ToolCallPiece]:
+    """The tool-call pieces of a whole response body: an SSE stream's, in order, or each call
+    of a non-streaming JSON response whole."""
+    payload = json_response(body)
+    if payload is not None:
+        return json_tool_calls(api, payload)
+    return [piece for ev in decode_all(body) for piece in event_tool_calls(api, ev)]
 
 
 def json_tool_calls(api: str, payload: dict[str, Any]) -> list[ToolCallPiece]:

@@ -87,6 +87,17 @@ def dumps(obj: Any) -> str:
 
 
 @dataclass(frozen=True)
+class ToolCallPiece:
+    """A piece of one tool call's input JSON. ``call`` names the call within its stream (the
+    content block index, the ``tool_calls`` index, the output item id; None for a call that is
+    complete in this one event); ``name`` is set on the event that names the tool."""
+
+    call: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Cut:
     """An answer ended early (``stop:max_tokens``): the wire ``reason``, the ``slot`` it ends in,
     the content each slot keeps, and the events before the cut (parsed)."""
@@ -264,6 +275,8 @@ class ProviderAPI:
     stop_reasons: ClassVar[dict[str, str]] = {}  # end_turn | max_tokens | refusal -> wire value
     numbered: ClassVar[bool] = False  # events carry a consecutive ``sequence_number``
     refusal_key: ClassVar[str | None] = None  # a refusal streams as deltas of this field
+    # the official SDK's stream refuses two tool calls sharing one id (tool:duplicate-id)
+    unique_call_ids: ClassVar[bool] = False
 
     # --- detect
     def matches_url(self, host: str, segments: list[str], path: str) -> bool:
@@ -280,6 +293,11 @@ class ProviderAPI:
     def locate(self, obj: dict[str, Any]) -> Delta | None:
         """Where the one content string of a delta event sits; None for any other event."""
         return None
+
+    def tool_call_pieces(self, obj: dict[str, Any]) -> list[ToolCallPiece]:
+        """The tool-call pieces one event's parsed data carries (parallel calls kept apart by
+        ``call``); [] for an API without tool calls."""
+        return []
 
     def separate(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
         """An event carrying several content strings at once (parallel tool calls sent

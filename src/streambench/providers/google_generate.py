@@ -15,12 +15,26 @@ from streambench.providers.base import (
     Frame,
     JsonEventsAPI,
     PromptParts,
+    ToolCall,
+    ToolCallPiece,
     dumps,
     error_message,
     last_user_and_prefill,
     sse,
 )
 from streambench.sse import SSEEvent
+
+# How a functionCall's args object is read back as the JSON text of its input.
+_AS_SENT: dict[str, Any] = {"ensure_ascii": False}
+
+
+def _call_parts(c: Content) -> list[dict[str, Any]]:
+    """A ``functionCall`` part per tool call of ``c``."""
+    return [
+        {"functionCall": {"name": call.name, "args": json.loads(call.arguments or "{}")}}
+        for call in c.tool_calls
+    ]
+
 
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -68,12 +82,17 @@ class GoogleGenerate(JsonEventsAPI):
                     info.pieces.append((kind, part["text"]))
                 if "functionCall" in part:
                     args = (part["functionCall"] or {}).get("args") or {}
-                    info.pieces.append(("tool_json", json.dumps(args, ensure_ascii=False)))
+                    info.pieces.append(("tool_json", json.dumps(args, **_AS_SENT)))
             if candidate.get("finishReason"):
                 info.stop_reason = candidate["finishReason"]
         block_reason = (payload.get("promptFeedback") or {}).get("blockReason")
         if block_reason:
             info.stop_reason = block_reason
+
+    def tool_call_pieces(self, obj: dict[str, Any]) -> list[ToolCallPiece]:
+        return [
+            ToolCallPiece(None, call.name, call.arguments) for call in self.response_tool_calls(obj)
+        ]
 
     def locate(self, obj: dict[str, Any]) -> Delta | None:
         candidates = obj.get("candidates")
@@ -138,9 +157,7 @@ class GoogleGenerate(JsonEventsAPI):
             ({"text": piece, "thought": True}, 1) for piece in c.thinking
         ]
         pieces += [({"text": piece}, 1) for piece in c.deltas]
-        for call in c.tool_calls:
-            call_part = {"name": call.name, "args": json.loads(call.arguments or "{}")}
-            pieces.append(({"functionCall": call_part}, 1))
+        pieces += [(part, 1) for part in _call_parts(c)]
         if not pieces:
             pieces.append(({"text": ""}, 0))
         finish = self.stop_reasons.get(c.stop_reason or "", c.stop_reason) or "STOP"
@@ -149,6 +166,17 @@ class GoogleGenerate(JsonEventsAPI):
             last = i == len(pieces) - 1
             frames.append(sse(self._chunk(c, [part], finish if last else None), tokens=tokens))
         return frames
+
+    def response_tool_calls(self, body: Any) -> list[ToolCall]:
+        """A streamed chunk and the whole response alike: each ``functionCall`` part whole."""
+        candidates = body.get("candidates") if isinstance(body, dict) else None
+        return [
+            ToolCall(str(call.get("name") or ""), json.dumps(call.get("args") or {}, **_AS_SENT))
+            for candidate in candidates or []
+            if isinstance(candidate, dict)
+            for part in (candidate.get("content") or {}).get("parts") or []
+            if isinstance(part, dict) and isinstance(call := part.get("functionCall"), dict)
+        ]
 
     def response_text(self, body: Any) -> str:
         candidates = body.get("candidates") if isinstance(body, dict) else None
@@ -166,7 +194,7 @@ class GoogleGenerate(JsonEventsAPI):
 
     def render_json(self, c: Content) -> dict[str, Any]:
         finish = self.stop_reasons.get(c.stop_reason or "", c.stop_reason) or "STOP"
-        return self._chunk(c, [{"text": c.text}], finish)
+        return self._chunk(c, [{"text": c.text}, *_call_parts(c)], finish)
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"x-goog-api-key": key} if key else {}

@@ -18,6 +18,7 @@ from streambench.providers.base import (
     JsonEventsAPI,
     Path,
     ToolCall,
+    ToolCallPiece,
     ToolChoice,
     ToolDefinition,
     Unit,
@@ -113,6 +114,21 @@ class OpenAIChat(JsonEventsAPI):
                     info.pieces.append(("tool_json", str(arguments)))
             if choice.get("finish_reason"):
                 info.stop_reason = choice["finish_reason"]
+
+    def tool_call_pieces(self, obj: dict[str, Any]) -> list[ToolCallPiece]:
+        pieces: list[ToolCallPiece] = []
+        for choice in obj.get("choices") or []:
+            for call in (choice.get("delta") or {}).get("tool_calls") or []:
+                function = call.get("function") or {}
+                name = function.get("name")
+                pieces.append(
+                    ToolCallPiece(
+                        str(call.get("index", 0)),
+                        None if name is None else str(name),
+                        str(function.get("arguments") or ""),
+                    )
+                )
+        return pieces
 
     def locate(self, obj: dict[str, Any]) -> Delta | None:
         choices = obj.get("choices")

@@ -16,6 +16,10 @@ from streambench.providers.base import (
     JsonEventsAPI,
     Path,
     PromptParts,
+    ToolCall,
+    ToolCallPiece,
+    ToolChoice,
+    ToolDefinition,
     Unit,
     digest,
     dumps,
@@ -23,6 +27,7 @@ from streambench.providers.base import (
     last_user_and_prefill,
     split_deltas,
     sse,
+    tool_choice,
 )
 from streambench.providers.openai_chat import SERVER_ERROR, openai_http_error
 from streambench.sse import SSEEvent
@@ -37,6 +42,18 @@ DELTAS: dict[str, ContentKind] = {
 }
 _ITEM_KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool"}
 _TERMINALS = ("response.completed", "response.incomplete", "response.failed")
+
+
+def call_item(c: Content, index: int, status: str, arguments: str) -> dict[str, Any]:
+    """The ``function_call`` output item of ``c``'s ``index``-th tool call."""
+    return {
+        "id": "fc_" + digest(c.message_id, "call", index, n=48),
+        "type": "function_call",
+        "status": status,
+        "arguments": arguments,
+        "call_id": c.call_id(index, "call_"),
+        "name": c.tool_calls[index].name,
+    }
 
 
 def response_object(c: Content, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,6 +131,7 @@ class OpenAIResponses(JsonEventsAPI):
     id_prefix = "resp_"
     numbered = True
     refusal_key = "refusal"
+    unique_call_ids = True  # "Response snapshot has conflicting output identities."
     stop_reasons: ClassVar[dict[str, str]] = {
         "end_turn": "completed",
         "max_tokens": "max_output_tokens",
@@ -137,6 +155,15 @@ class OpenAIResponses(JsonEventsAPI):
                 info.error = error_message(response.get("error") or "response failed")
         elif kind == "error":
             info.error = error_message(payload.get("error") or payload)
+
+    def tool_call_pieces(self, obj: dict[str, Any]) -> list[ToolCallPiece]:
+        kind = obj.get("type")
+        item = obj.get("item") or {}
+        if kind == "response.output_item.added" and item.get("type") == "function_call":
+            return [ToolCallPiece(str(item.get("id")), str(item.get("name") or ""), "")]
+        if kind == "response.function_call_arguments.delta":
+            return [ToolCallPiece(str(obj.get("item_id")), None, str(obj.get("delta", "")))]
+        return []
 
     def locate(self, obj: dict[str, Any]) -> Delta | None:
         kind = obj.get("type")
@@ -307,16 +334,8 @@ class OpenAIResponses(JsonEventsAPI):
             emit("response.output_item.done", output_index=index, item=item)
             output.append(item)
         for i, call in enumerate(c.tool_calls):
-            item_id = "fc_" + digest(c.message_id, "call", i, n=48)
-            index = len(output)
-            item = {
-                "id": item_id,
-                "type": "function_call",
-                "status": "in_progress",
-                "arguments": "",
-                "call_id": c.call_id(i, "call_"),
-                "name": call.name,
-            }
+            item = call_item(c, i, "in_progress", "")
+            item_id, index = item["id"], len(output)
             emit("response.output_item.added", output_index=index, item=item)
             for piece in split_deltas(call.arguments):
                 emit("response.function_call_arguments.delta", tokens=1, item_id=item_id,
@@ -329,6 +348,14 @@ class OpenAIResponses(JsonEventsAPI):
         final = "response.completed" if status == "completed" else "response.incomplete"
         emit(final, response=response_object(c, status, output))
         return frames
+
+    def response_tool_calls(self, body: Any) -> list[ToolCall]:
+        items = body.get("output") if isinstance(body, dict) else None
+        return [
+            ToolCall(str(item.get("name", "")), str(item.get("arguments", "")), item.get("call_id"))
+            for item in items or []
+            if isinstance(item, dict) and item.get("type") == "function_call"
+        ]
 
     def response_text(self, body: Any) -> str:
         items = body.get("output") if isinstance(body, dict) else None
@@ -355,7 +382,10 @@ class OpenAIResponses(JsonEventsAPI):
             "role": "assistant",
             "content": [part],
         }
-        return response_object(c, "completed", [item])
+        calls = [
+            call_item(c, i, "completed", call.arguments) for i, call in enumerate(c.tool_calls)
+        ]
+        return response_object(c, "completed", [item, *calls])
 
     def build_body(
         self, request: dict[str, Any] | None, prompt: str | None, model: str | None
@@ -367,6 +397,31 @@ class OpenAIResponses(JsonEventsAPI):
             body["input"] = prompt
         body["stream"] = True
         return body
+
+    def tool_fields(self, tool: ToolDefinition, forced: bool) -> dict[str, Any]:
+        offered = {
+            "type": "function",
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.input_schema,
+        }
+        choice: Any = {"type": "function", "name": tool.name} if forced else "auto"
+        return {"tools": [offered], "tool_choice": choice}
+
+    def read_tools(self, body: dict[str, Any]) -> ToolChoice:
+        tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+        offered = [
+            (str(t["name"]), t.get("parameters"))
+            for t in tools
+            if isinstance(t, dict) and t.get("type") == "function" and t.get("name")
+        ]
+        choice = body.get("tool_choice")
+        forced = None
+        if isinstance(choice, dict) and choice.get("type") == "function":
+            forced = choice.get("name")
+        elif choice == "required" and len(offered) == 1:
+            forced = offered[0][0]
+        return tool_choice(offered, None if forced is None else str(forced))
 
     def read_prompt(self, body: dict[str, Any]) -> PromptParts:
         items = body.get("input")
