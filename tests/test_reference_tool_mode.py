@@ -119,6 +119,33 @@ def test_openai_sdk_reads_the_fake_providers_tool_calls(fake_url: str) -> None:
     assert json.loads(call.function.arguments) == FIELDS  # type: ignore[union-attr]
 
 
+def test_openai_sdk_reads_the_fake_providers_responses_tool_calls(fake_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{fake_url}/v1", api_key="k", max_retries=0)
+    for order, text, tool_input in (
+        ("changes_first", "", FIELDS),
+        ("text_first", TEXT, {"code_edits": EDITS}),
+    ):
+        offered = tool_kwargs("openai-responses", order)
+        stream = client.responses.create(model="gpt-4o", input="log it", stream=True, **offered)
+        shown, arguments, final = "", "", None
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                shown += event.delta
+            elif event.type == "response.function_call_arguments.delta":
+                arguments += event.delta
+            elif event.type == "response.completed":
+                final = event.response
+        assert shown == text and json.loads(arguments) == tool_input
+        assert final is not None
+        calls = [item for item in final.output if item.type == "function_call"]
+        assert [c.name for c in calls] == ["edit_job_code"]  # type: ignore[union-attr]
+    whole = client.responses.create(
+        model="gpt-4o", input="log it", **tool_kwargs("openai-responses", "changes_first")
+    )
+    (call,) = [item for item in whole.output if item.type == "function_call"]
+    assert json.loads(call.arguments) == FIELDS  # type: ignore[union-attr]
+
+
 # ---------------------------------------------- the reference in tool mode, end to end
 
 

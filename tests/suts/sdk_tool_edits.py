@@ -10,7 +10,9 @@ streambench wire format: ``changes``, the ``text_answer`` as ``chunk`` events, `
   so the user reads the explanation before the code arrives;
 - ``eager_app``, a user's bug: shows the code the moment the SDK's partial snapshot of the tool
   input (``input_json`` events) holds a first edit, so the user sees an edit applied before its
-  ``new_code`` (or the next edit) has arrived; ``done`` then carries the complete code.
+  ``new_code`` (or the next edit) has arrived; ``done`` then carries the complete code;
+- ``first_edit_app``, a user's bug: applies only the first of ``code_edits`` (written when the
+  model always sent one edit), so an answer of several edits ends with the wrong code.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-from tests.suts._starlette import apply_edits, sse, sse_app
+from tests.suts._starlette import apply_edits as apply_all
+from tests.suts._starlette import sse, sse_app
 
 from streambench.answer import JsonObjectStream, MemberDone, StringDelta
 
@@ -35,8 +38,11 @@ TOOL = {
 }
 
 
-def _reply(*, when: str) -> Any:
+def _reply(*, when: str, first_edit_only: bool = False) -> Any:
     """``when`` the code is sent: ``complete`` (its member parsed), ``block_stop``, ``eager``."""
+
+    def apply_edits(code: str, edits: list[Any]) -> str:
+        return apply_all(code, edits[:1] if first_edit_only else edits)
 
     async def reply(body: dict[str, Any]) -> AsyncIterator[bytes]:
         code = (body.get("context") or {}).get("expression", "")
@@ -87,3 +93,4 @@ def _reply(*, when: str) -> Any:
 app = sse_app(_reply(when="complete"))
 block_stop_app = sse_app(_reply(when="block_stop"))
 eager_app = sse_app(_reply(when="eager"))
+first_edit_app = sse_app(_reply(when="complete", first_edit_only=True))

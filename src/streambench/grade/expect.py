@@ -21,8 +21,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streambench.answer import SHAPES, known_prefills
-from streambench.providers.apis import summarize_body
+from streambench.grade.upstream import answer_call, tool_calls
+from streambench.providers import registry
+from streambench.providers.apis import body_tool_calls, summarize_body
 from streambench.replay import ReplayPlan, parse_fault
+from streambench.replay.content import CONTENT_FAULT_ORIGIN
 from streambench.transcript import Transcript
 
 # Faults that end the upstream stream early: what follows them never arrives.
@@ -150,11 +153,15 @@ def _structured_object(content: str, mode: str, prefill: str | None) -> dict[str
 
 def structured_answer(content: str, mode: str, expression: str, prefill: str | None) -> Answer:
     """The text and code/YAML of a job_code / workflow answer continued from a prefill."""
-    shape = SHAPES[mode]
     obj = _structured_object(content, mode, prefill)
-    if obj is None:
-        return Answer(None, None)
-    text = obj.get(shape.text_key)
+    return Answer(None, None) if obj is None else _answer_of(obj, mode, expression)
+
+
+def _answer_of(obj: dict[str, Any], mode: str, expression: str, text: str | None = None) -> Answer:
+    """The answer an object with the mode's structured member holds; its text member, else
+    ``text`` (the plain text beside a tool call)."""
+    shape = SHAPES[mode]
+    text = obj.get(shape.text_key, text)
     structured = obj[shape.structured_key]
     if mode == "workflow":
         code = structured if isinstance(structured, str) else None
@@ -164,14 +171,54 @@ def structured_answer(content: str, mode: str, expression: str, prefill: str | N
     return Answer(text if isinstance(text, str) else None, code)
 
 
-def recorded_answer(transcript: Transcript, mode: str, expression: str = "") -> Answer:
-    """The answer the recording carries for ``mode`` (the whole text in chat mode)."""
-    if transcript.response.status != 200:
-        return Answer(None, None)
-    text = summarize_body(transcript.meta.api, transcript.response.body).text
+def _tool_input(arguments: str) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(arguments, strict=False)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def tool_answer(
+    api: str, body: bytes, text: str, mode: str, expression: str, tool: str | None = None
+) -> Answer | None:
+    """The answer a tool call of the response ``body`` carries (Anthropic ``tool_use``, OpenAI
+    ``tool_calls`` / ``function_call``, google ``functionCall``; streamed or not): the call
+    :func:`~streambench.grade.upstream.answer_call` picks, its input read with ``json.loads``;
+    its text is the input's text member, else ``text`` (the plain text beside the call). None
+    when no call's input holds the mode's structured member (the answer is the text's)."""
+    calls = tool_calls([(0.0, piece) for piece in body_tool_calls(api, body)])
+    inputs = [_tool_input(call.arguments) or {} for call in calls]
+    index = answer_call([(c.name, i) for c, i in zip(calls, inputs, strict=True)], mode, tool)
+    if index is None or SHAPES[mode].structured_key not in inputs[index]:
+        return None
+    return _answer_of(inputs[index], mode, expression, text)
+
+
+def body_answer(
+    transcript: Transcript, body: bytes, mode: str, expression: str, tool: str | None
+) -> Answer:
+    """The answer a response body of ``transcript``'s API carries for ``mode``: the whole text
+    in chat mode; else a tool call's (:func:`tool_answer`), or the text continued from the
+    recorded prefill."""
+    api = transcript.meta.api
+    text = summarize_body(api, body).text
     if mode not in SHAPES:
         return Answer(text)
+    called = tool_answer(api, body, text, mode, expression, tool)
+    if called is not None:
+        return called
     return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
+
+
+def recorded_answer(
+    transcript: Transcript, mode: str, expression: str = "", tool: str | None = None
+) -> Answer:
+    """The answer the recording carries for ``mode`` (the whole text in chat mode); ``tool``:
+    the tool whose call carries the structured part, if the case names one."""
+    if transcript.response.status != 200:
+        return Answer(None, None)
+    return body_answer(transcript, transcript.response.body, mode, expression, tool)
 
 
 def _content_faults(plan: ReplayPlan | None) -> list[Any]:
@@ -180,17 +227,18 @@ def _content_faults(plan: ReplayPlan | None) -> list[Any]:
 
 
 def planned_answer(
-    transcript: Transcript, plan: ReplayPlan, mode: str, expression: str = ""
+    transcript: Transcript,
+    plan: ReplayPlan,
+    mode: str,
+    expression: str = "",
+    tool: str | None = None,
 ) -> Answer | None:
     """The answer the plan's stream carries when a content fault changed its values
     (``stop``, ``refusal``, ``empty-edits``, ``bad-json``), decoded like a recording's; None
     when no such fault applies (the recording's answer stands)."""
     if all(f.kind in VALUE_KEEPING_FAULTS for f in _content_faults(plan)):
         return None
-    text = summarize_body(transcript.meta.api, plan.body).text
-    if mode not in SHAPES:
-        return Answer(text)
-    return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
+    return body_answer(transcript, plan.body, mode, expression, tool)
 
 
 def unusable_answer(transcript: Transcript, plan: ReplayPlan | None, mode: str) -> str:
@@ -254,6 +302,12 @@ def upstream_fate(
     if plan is not None and garbage is not None:
         before = _content_before(plan, "garbage")
         return UpstreamFate(True, before, tolerable=True, why=garbage.spec)
+    refused = next((f for f in faults if f.kind == "tool" and f.arg == "duplicate-id"), None)
+    if plan is not None and refused is not None and registry.lookup(plan.api).unique_call_ids:
+        # a strict client (the API's official SDK) fails at the reused id; a lenient one goes on
+        before = _content_before(plan, CONTENT_FAULT_ORIGIN)
+        why = f"{refused.spec} (the {plan.api} SDK refuses two tool calls with one id)"
+        return UpstreamFate(True, before, tolerable=True, why=why)
     duplicate = next((f for f in faults if f.kind == "duplicate"), None)
     if plan is not None and duplicate is not None:
         repeated = any(e.frame.origin == "duplicate" and e.frame.content for e in plan.timeline)

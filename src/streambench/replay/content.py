@@ -46,7 +46,7 @@ from streambench.replay.frames import Frame, make_frame
 from streambench.replay.json_text import edits_array, json_start_state, rewrite, string_state
 from streambench.sse import SSEEvent, decode_all
 
-_ORIGIN = "content-fault"
+_ORIGIN = CONTENT_FAULT_ORIGIN = "content-fault"  # the origin of every frame a fault rewrote
 REFUSAL = "I'm sorry, but I can't help with that."
 
 

@@ -397,7 +397,7 @@ def case_outcomes(
 ) -> list[Outcome]:
     """What a correct system may end with on this run (grade/expect.py): the case's ``expect``
     describes the upstream that serves a run without faults, the recordings the others."""
-    answers = [recorded_answer(t, case.mode, case.expression) for t in transcripts]
+    answers = [recorded_answer(t, case.mode, case.expression, case.tool) for t in transcripts]
     served = served_upstream([upstream_fate(t, mode=case.mode) for t in transcripts])
     stated_code = case.expect_code if case.expect_code is not None else case.expect_yaml
     recorded = answers[served]
@@ -406,7 +406,7 @@ def case_outcomes(
         stated_code if stated_code is not None else recorded.code,
     )
     for i, (t, plan) in enumerate(zip(transcripts, plans, strict=True)):
-        changed = planned_answer(t, plan, case.mode, case.expression)
+        changed = planned_answer(t, plan, case.mode, case.expression, case.tool)
         if changed is not None and changed != Answer(None, None):
             answers[i] = changed  # a content fault changed what the model said
     fates = [upstream_fate(t, p, case.mode) for t, p in zip(transcripts, plans, strict=True)]
