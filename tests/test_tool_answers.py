@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
 from streambench.grade.expect import Answer, expected_outcomes, recorded_answer, upstream_fate
+from streambench.grade.upstream import tool_calls
 from streambench.providers import registry
 from streambench.providers.apis import body_tool_calls
 from streambench.replay import build_plan
@@ -134,3 +136,22 @@ def test_a_duplicated_tool_call_id_expects_what_the_apis_official_sdk_does(api: 
         assert outcomes == {("error", True), ("done", True)}
     else:
         assert not fate.fails and outcomes == {("done", True)}
+
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
+def test_every_tool_call_of_the_corpus_is_read_whole_by_its_api_module() -> None:
+    apis: Counter[str] = Counter()
+    for path in sorted(CORPUS.glob("*.yaml")):
+        for t in load_inputs([path]):
+            pieces = body_tool_calls(t.meta.api, t.response.body)
+            if t.response.status != 200 or t.meta.truncated or not pieces:
+                continue
+            for call in tool_calls([(0.0, piece) for piece in pieces]):
+                apis[t.meta.api] += 1
+                assert call.name, (path.name, call)
+                # a call without input streams none; every other input is one JSON object
+                assert call.arguments == "" or isinstance(json.loads(call.arguments), dict)
+    assert {"anthropic-messages", "openai-chat", "openai-responses"} <= set(apis), apis

@@ -102,7 +102,8 @@ class AnthropicMessages(JsonEventsAPI):
         kind = obj.get("type")
         index = str(obj.get("index"))
         block = obj.get("content_block") or {}
-        if kind == "content_block_start" and block.get("type") in ("tool_use", "server_tool_use"):
+        # tool_use, server_tool_use, mcp_tool_use: every block whose input streams as JSON
+        if kind == "content_block_start" and str(block.get("type")).endswith("tool_use"):
             return [ToolCallPiece(index, str(block.get("name") or ""), "")]
         delta = obj.get("delta") or {}
         if kind == "content_block_delta" and delta.get("type") == "input_json_delta":
