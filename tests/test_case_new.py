@@ -12,6 +12,7 @@ import yaml
 
 from conftest import CORPUS_DIR, cli_exit_code, corpus_files, run_rows, verdicts
 from streambench.runner.cases import load_case, split_context, write_case
+from streambench.runner.matrix import Matrix
 from streambench.transcript import load_inputs, save, synth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def test_a_case_from_every_bundled_recording_runs_clean(
     assert written.expect_text  # the expectation is written down, not left to the recording
     assert (case / recording.name).read_bytes() == recording.read_bytes()
     rows = run_rows(capsys, tmp_path / "reports", "--case", str(case))
-    assert len(rows) == 6
+    assert len(rows) == len(Matrix(cases=[str(case)]).specs())  # the default cells
     if api_of(recording) not in REFERENCE_APIS:
         # the default SUT cannot call this API: the case grades exactly as the transcript does
         assert all("wrong-upstream" in rules for *_, rules in verdicts(rows))
@@ -51,7 +52,12 @@ def test_a_case_from_every_bundled_recording_runs_clean(
         )
         return
     for row in rows:
-        assert row["terminal"] == "done" and row["violations"] == [], row["chunking"]
+        assert row["violations"] == [], (row["chunking"], row["fault"])
+        if row["fault"]:  # the mid-stream cut: an error showing a prefix of the answer
+            assert row["terminal"] == "error" and row["final_code"] is None
+            assert written.expect_text.startswith(row["streamed_text"])
+            continue
+        assert row["terminal"] == "done", row["chunking"]
         assert row["streamed_text"] == written.expect_text
         if written.expect_code is not None:
             assert row["final_code"] == written.expect_code
@@ -212,6 +218,10 @@ def test_the_reference_shows_a_mistral_answer_streamed_as_lists_of_parts(
     # Mistral's chat deltas carry `content` as a list of thinking / text parts.
     cassette = CORPUS_DIR / "test_mistral_model_thinking_part_iter-0-b140a49e.yaml"
     rows = run_rows(capsys, tmp_path, "--case", str(cassette))
-    assert {r["terminal"] for r in rows} == {"done"}
-    assert all(r["streamed_text"].startswith("To cross the street safely") for r in rows)
+    # done without a fault; under the default matrix's mid-stream cut, an error after a prefix
+    assert {(r["terminal"], bool(r["fault"])) for r in rows} == {("done", False), ("error", True)}
+    answer = next(r["streamed_text"] for r in rows if not r["fault"])
+    assert answer.startswith("To cross the street safely")
+    assert all(r["streamed_text"] == answer for r in rows if not r["fault"])
+    assert all(answer.startswith(r["streamed_text"]) for r in rows if r["fault"])
     assert all(r["violations"] == [] for r in rows)

@@ -54,7 +54,9 @@ async def answer(request: ChatRequest) -> AsyncIterator[bytes]:
             async for text in stream.text_stream:
                 shown += text
                 yield event("token", {"text": text})
-    except anthropic.APIError as exc:
+    # not only anthropic.APIError: a connection dropped mid-stream raises the SDK's HTTP
+    # client's own error, and the user must still get a failed event, never a bare close
+    except Exception as exc:
         yield event("failed", {"error": str(exc), "shown": shown})
         return
     yield event("done", {"answer": shown, "model": MODEL})
