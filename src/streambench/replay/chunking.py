@@ -48,12 +48,17 @@ class TransportSplit:
         if self.name == "bytes":
             ends = list(range(self.size, n, self.size))
         elif self.name == "random":
+            # randint(low, high)'s draws: randrange(low, high + 1) is low + _randbelow(width),
+            # called directly (its argument checks cost more than the draw); strictly
+            # increasing from low >= 1, so no sort is needed
             ends = []
-            low, stop = self.low, self.high + 1  # randrange(low, high + 1) is randint's draw
-            at = rng.randrange(low, stop)
+            low, width, below = self.low, self.high + 1 - self.low, rng._randbelow
+            at = low + below(width)
             while at < n:
                 ends.append(at)
-                at += rng.randrange(low, stop)
+                at += low + below(width)
+            ends.append(n)
+            return ends
         elif self.name == "coalesce":
             ends = []
         elif self.name == "cuts":
