@@ -49,14 +49,20 @@ class TransportSplit:
             ends = list(range(self.size, n, self.size))
         elif self.name == "random":
             # randint(low, high)'s draws: randrange(low, high + 1) is low + _randbelow(width),
-            # called directly (its argument checks cost more than the draw); strictly
-            # increasing from low >= 1, so no sort is needed
+            # CPython's rejection sampling over getrandbits, inline here (randrange's checks
+            # and calls cost more than the draw). Strictly increasing from low >= 1: no sort.
             ends = []
-            low, width, below = self.low, self.high + 1 - self.low, rng._randbelow
-            at = low + below(width)
-            while at < n:
+            low, width, bits = self.low, self.high + 1 - self.low, rng.getrandbits
+            k = width.bit_length()
+            at = 0
+            while True:
+                r = bits(k)
+                while r >= width:
+                    r = bits(k)
+                at += low + r
+                if at >= n:
+                    break
                 ends.append(at)
-                at += low + below(width)
             ends.append(n)
             return ends
         elif self.name == "coalesce":

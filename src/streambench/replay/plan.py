@@ -14,7 +14,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from streambench._pacing import paced
 from streambench.errors import SpecError
@@ -34,9 +34,10 @@ Ending = Literal["eof", "disconnect"]
 _DROPPED_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection"}
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """One write to the wire: ``data`` is delivered ``t_ms`` after the request."""
+class Chunk(NamedTuple):
+    """One write to the wire: ``data`` is delivered ``t_ms`` after the request. A named tuple:
+    plans hold one per write (a frozen dataclass cost more to build than the rest of the plan),
+    and it is itself the ``(t_ms, data)`` item the pacing loop takes."""
 
     t_ms: float
     data: bytes
@@ -110,7 +111,7 @@ class ReplayPlan:
 
     def schedule(self) -> Iterator[tuple[float, bytes]]:
         """``(t_ms, data)`` of each chunk, what the pacing loop takes."""
-        return ((c.t_ms, c.data) for c in self.chunks)
+        return iter(self.chunks)
 
     def aiter(self, speed: float = 1.0) -> AsyncIterator[tuple[float, bytes]]:
         """Yield ``(t_ms, data)`` at each chunk's time on the running loop's clock (virtual
