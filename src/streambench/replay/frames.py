@@ -25,7 +25,7 @@ class Frame:
     content: tuple[tuple[str, str], ...] = ()
     origin: str = "recorded"
 
-    @property
+    @functools.cached_property  # frames are shared by every plan of their recording
     def content_chars(self) -> int:
         return sum(len(text) for _, text in self.content)
 
