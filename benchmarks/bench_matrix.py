@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import statistics
 import subprocess
@@ -183,9 +184,16 @@ def main() -> None:
     cases = sorted(str(p.parent) for p in FIXTURES.glob("*/case.yaml"))
     if args.limit:
         cases = cases[: args.limit]
+    print(f"load average at start: {load_average()}")
     print(f"start-up (fresh interpreter, imports): {startup_s(args.repeat):.3f} s")
     for name, matrix in matrices(args.matrix, args.seeds, cases).items():
         bench(name, matrix, args.repeat)
+    print(f"load average at end: {load_average()}")
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (timed figures mean little without them)."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -1,9 +1,17 @@
 """Speed never changes a verdict: a fixed matrix's rows match digests stored from the code
-before the speed work (virtual-time loop, caches, delivery without timers).
+before the speed work (virtual-time loop, caches, delivery without timers, the lean in-process
+call).
 
-Each stored row is the run's id plus one short digest per column (in the stored column
-order), so a failure names the run and the column that moved. A deliberate change of results
-regenerates the file (``STREAMBENCH_UPDATE_ROWS=1 python -m pytest`` on this file).
+The matrix names its cases, so fixtures added later do not change it: those fixtures under
+``events``, ``deltas:1`` and ``bytes:16``, a paced random split over two seeds, a 529 at the
+start and a mid-stream disconnect, on the reference and on an app built on the official
+anthropic SDK (with its dialect and body template). Each stored row is the run's id plus one
+short digest per column (in the stored column order), so a failure names the run and the
+column that moved. Every column is deterministic in virtual time (no wall-clock column exists).
+A deliberate change of results regenerates the file::
+
+    STREAMBENCH_UPDATE_ROWS=1 python -m pytest tests/test_matrix_rows_unchanged.py
+
 Columns added later are not compared (they have no stored digest).
 """
 
@@ -18,24 +26,63 @@ from typing import Any
 import pandas as pd
 from tests.conftest import REPO_ROOT
 
-from streambench.runner.matrix import DEFAULT_CHUNKINGS, ID_COLUMNS, Matrix, run_matrix
+from streambench.runner.matrix import ID_COLUMNS, Matrix, run_matrix
 
 EXPECTED = Path(__file__).parent / "data" / "matrix_rows.json"
-FIXTURES = str(REPO_ROOT / "fixtures")
-# The fixtures x six chunkings (the default matrix's first seed, no fault), a paced random
-# split over seeds, a fault.
+CASES = [
+    str(REPO_ROOT / "fixtures" / name)
+    for name in (
+        "chat-empty",
+        "chat-hello",
+        "chat-max-tokens-mid-text",
+        "chat-unicode-json-looking",
+        "failover-openai-chat",
+        "failover-openai-job-echo",
+        "job-backslashes-quotes",
+        "job-basic-replace",
+        "job-compact-ascii",
+        "job-compact-json",
+        "job-empty-edits",
+        "job-extra-member",
+        "job-max-tokens-mid-code",
+        "job-new-code",
+        "job-new-code-brackets",
+        "job-plane16-escape",
+        "job-replace-ambiguous",
+        "job-replace-no-match",
+        "job-rewrite",
+        "job-sequential-edits",
+        "job-tabs-crlf",
+        "job-text-ends-with-json",
+        "job-text-first",
+        "job-unicode-escaped",
+        "job-unicode-raw",
+        "retry-after-429",
+        "workflow-edit-existing",
+        "workflow-new",
+        "workflow-quotes",
+        "workflow-text-first",
+    )
+]
+SUTS = "tests/suts"
+SDK_APP = f"tests.suts.sdk_anthropic:app,path=/v1/chat,body={SUTS}/anthropic-body.yaml"
+SDK_CASES = [c for c in CASES if Path(c).name.startswith(("chat-", "job-basic", "retry"))]
+MID_STREAM = ("disconnect@text=20,call=served,else=skip",)
 MATRICES = (
-    Matrix(cases=[FIXTURES], chunkings=list(DEFAULT_CHUNKINGS)),
+    Matrix(cases=CASES, chunkings=["events", "deltas:1", "bytes:16"]),
     Matrix(
-        cases=[FIXTURES],
+        cases=CASES,
         chunkings=["random:min=1,max=64"],
         latencies=["tokens:rate=50"],
         seeds=[1, 2],
     ),
+    Matrix(cases=CASES, chunkings=["deltas:1"], faults=[("http:529@start",), MID_STREAM]),
     Matrix(
-        cases=[FIXTURES],
-        chunkings=["deltas:1"],
-        faults=[("http:529@start",)],
+        cases=SDK_CASES,
+        suts=[SDK_APP],
+        dialects=[f"{SUTS}/sdk_anthropic.dialect.yaml"],
+        chunkings=["events", "deltas:1", "random:min=1,max=64"],
+        faults=[(), MID_STREAM],
     ),
 )
 
@@ -60,8 +107,13 @@ def _rows(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
 
 def _current() -> dict[str, dict[str, str]]:
     rows: dict[str, dict[str, str]] = {}
-    for matrix in MATRICES:
-        rows.update(_rows(run_matrix(matrix)))
+    cwd = os.getcwd()
+    os.chdir(REPO_ROOT)  # the SDK app's module, body template and dialect are repo-relative
+    try:
+        for matrix in MATRICES:
+            rows.update(_rows(run_matrix(matrix)))
+    finally:
+        os.chdir(cwd)
     return rows
 
 

@@ -54,7 +54,8 @@ def test_bench_report_prints_load_time_size_and_ratio(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bench_matrix_prints_ratio_and_stages() -> None:
     out = run("bench_matrix.py", "--limit", "2", "--repeat", "1", "--seeds", "1")
-    for line in ("default:", "heavy:", "ratio", "SUT's own work", "virtual-time loop", "start-up"):
+    stages = ("SUT's own work", "virtual-time loop", "start-up", "load average at start")
+    for line in ("default:", "heavy:", "ratio", *stages):
         assert line in out
     assert "x the SUT's own work" in out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -283,3 +284,20 @@ def test_position_past_the_end_names_the_spec(fault: str) -> None:
     )
     with pytest.raises(SpecError, match=rf"'{fault}'.*past the end"):
         build_plan(t, faults=[fault])
+
+
+@pytest.mark.parametrize("low, high", [(1, 64), (1, 1), (3, 7), (5, 200)])
+def test_random_cuts_are_randints_draws(low: int, high: int) -> None:
+    """``random:min=A,max=B`` cuts after ``randint(A, B)`` bytes each time, from the chunking's
+    own seeded stream: the inline draw gives exactly what ``randrange`` gives."""
+    split = parse_chunking(f"random:min={low},max={high}").transport
+    for seed in range(50):
+        for n in (1, 5, 63, 64, 65, 1000):
+            rng = random.Random(f"{seed}:chunking")
+            expected, at = [], rng.randrange(low, high + 1)
+            while at < n:
+                expected.append(at)
+                at += rng.randrange(low, high + 1)
+            body = b"x" * n
+            got = split.cuts(body, [n], random.Random(f"{seed}:chunking"))
+            assert got == [*expected, n], (seed, n)

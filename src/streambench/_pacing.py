@@ -28,9 +28,10 @@ async def paced(
     sleeping (same times, no timer, no loop cycle)."""
     loop = asyncio.get_running_loop()
     jump = getattr(loop, "jump_if_idle", None)
-    start = loop.time()
+    now = loop.time
+    start = now()
     for t_ms, item in schedule:
-        delay = start + t_ms / 1000.0 / speed - loop.time()
+        delay = start + t_ms / 1000.0 / speed - now()
         if delay > 0 and (jump is None or not jump(delay)):
             await asyncio.sleep(delay)
         yield t_ms, item

@@ -174,9 +174,15 @@ def json_response(body: bytes) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
+# Bodies summarized at once: a run asks for its recordings' and plans' summaries several times.
+_CACHED_BODIES = 256
+
+
+@functools.lru_cache(maxsize=_CACHED_BODIES)
 def summarize_body(api: str, body: bytes) -> ContentSummary:
     """:func:`summarize` over a whole response body: an SSE stream's events, or the text and
-    tool-call input of a non-streaming JSON response (a body that is one chunk of content)."""
+    tool-call input of a non-streaming JSON response (a body that is one chunk of content).
+    Shared and read-only: callers never change the summary."""
     payload = json_response(body)
     return summarize(api, decode_all(body)) if payload is None else summarize_json(api, payload)
 

@@ -48,12 +48,23 @@ class TransportSplit:
         if self.name == "bytes":
             ends = list(range(self.size, n, self.size))
         elif self.name == "random":
+            # randint(low, high)'s draws: randrange(low, high + 1) is low + _randbelow(width),
+            # CPython's rejection sampling over getrandbits, inline here (randrange's checks
+            # and calls cost more than the draw). Strictly increasing from low >= 1: no sort.
             ends = []
-            low, stop = self.low, self.high + 1  # randrange(low, high + 1) is randint's draw
-            at = rng.randrange(low, stop)
-            while at < n:
+            low, width, bits = self.low, self.high + 1 - self.low, rng.getrandbits
+            k = width.bit_length()
+            at = 0
+            while True:
+                r = bits(k)
+                while r >= width:
+                    r = bits(k)
+                at += low + r
+                if at >= n:
+                    break
                 ends.append(at)
-                at += rng.randrange(low, stop)
+            ends.append(n)
+            return ends
         elif self.name == "coalesce":
             ends = []
         elif self.name == "cuts":

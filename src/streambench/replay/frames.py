@@ -6,6 +6,7 @@ a fault inserts or drops frames, and the body is their concatenation again.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from streambench.providers.apis import event_content
@@ -24,7 +25,7 @@ class Frame:
     content: tuple[tuple[str, str], ...] = ()
     origin: str = "recorded"
 
-    @property
+    @functools.cached_property  # frames are shared by every plan of their recording
     def content_chars(self) -> int:
         return sum(len(text) for _, text in self.content)
 
@@ -35,8 +36,18 @@ def make_frame(api: str, event: SSEEvent, origin: str, raw: bytes | None = None)
     return Frame(raw, event, tuple(event_content(api, event)), origin)
 
 
+# Bodies cut into frames at once: every run of a recording (each chunking, latency, fault,
+# seed and SUT) starts from the same frames.
+_CACHED_BODIES = 256
+
+
 def frames_of(api: str, body: bytes) -> list[Frame]:
     """Cut ``body`` after each event's end; bytes after the last event form a tail frame."""
+    return list(_frames_of(api, body))
+
+
+@functools.lru_cache(maxsize=_CACHED_BODIES)
+def _frames_of(api: str, body: bytes) -> tuple[Frame, ...]:
     frames: list[Frame] = []
     at = 0
     for event in decode_all(body):
@@ -44,4 +55,4 @@ def frames_of(api: str, body: bytes) -> list[Frame]:
         at = event.end
     if at < len(body):
         frames.append(Frame(body[at:], None))
-    return frames
+    return tuple(frames)

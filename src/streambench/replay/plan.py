@@ -9,11 +9,12 @@ chunks. Transports
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from streambench._pacing import paced
 from streambench.errors import SpecError
@@ -33,9 +34,10 @@ Ending = Literal["eof", "disconnect"]
 _DROPPED_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection"}
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """One write to the wire: ``data`` is delivered ``t_ms`` after the request."""
+class Chunk(NamedTuple):
+    """One write to the wire: ``data`` is delivered ``t_ms`` after the request. A named tuple:
+    plans hold one per write (a frozen dataclass cost more to build than the rest of the plan),
+    and it is itself the ``(t_ms, data)`` item the pacing loop takes."""
 
     t_ms: float
     data: bytes
@@ -70,7 +72,9 @@ class ReplayPlan:
     source: str = ""
     spec: dict[str, object] = field(default_factory=dict)
 
-    @property
+    # body, json_payload and content_timeline are computed once per plan (the grader asks
+    # for them several times per run); a plan is frozen, and callers only read them.
+    @functools.cached_property
     def body(self) -> bytes:
         """Every delivered byte."""
         return b"".join(c.data for c in self.chunks)
@@ -79,7 +83,7 @@ class ReplayPlan:
     def duration_ms(self) -> float:
         return self.chunks[-1].t_ms if self.chunks else 0.0
 
-    @property
+    @functools.cached_property
     def json_payload(self) -> dict[str, Any] | None:
         """The non-streaming JSON response delivered whole (status 200, no SSE event, a clean
         close), None otherwise: a cut JSON body delivers nothing."""
@@ -87,7 +91,7 @@ class ReplayPlan:
             return None
         return json_response(self.body)
 
-    @property
+    @functools.cached_property
     def content_timeline(self) -> list[tuple[float, str, str]]:
         """``(t_ms, kind, text)`` for every content delta delivered, in order (a complete
         non-streaming JSON response is one delta of each kind, at its last byte)."""
@@ -107,7 +111,7 @@ class ReplayPlan:
 
     def schedule(self) -> Iterator[tuple[float, bytes]]:
         """``(t_ms, data)`` of each chunk, what the pacing loop takes."""
-        return ((c.t_ms, c.data) for c in self.chunks)
+        return iter(self.chunks)
 
     def aiter(self, speed: float = 1.0) -> AsyncIterator[tuple[float, bytes]]:
         """Yield ``(t_ms, data)`` at each chunk's time on the running loop's clock (virtual
@@ -332,17 +336,18 @@ def _deliver(
     if cut_bytes is not None:
         cuts = [c for c in cuts if c < cut_bytes] + [cut_bytes]
 
-    def ready_ms(offset: int) -> float:
-        j = bisect.bisect_left(frame_ends, offset)
-        start = frame_ends[j - 1] if j else 0
-        prev = times[j - 1] if j else times[0]
-        span = frame_ends[j] - start
-        return prev + (times[j] - prev) * (offset - start) / span if span else times[j]
-
     chunks: list[Chunk] = []
     start = 0
+    j = 0  # the frame holding the chunk's last byte (cuts increase: one walk, no search)
     for end in cuts:
-        chunks.append(Chunk(ready_ms(end), body[start:end]))
+        while frame_ends[j] < end:
+            j += 1
+        # the byte is ready at a time interpolated across its frame
+        frame_start = frame_ends[j - 1] if j else 0
+        prev = times[j - 1] if j else times[0]
+        span = frame_ends[j] - frame_start
+        t_ms = prev + (times[j] - prev) * (end - frame_start) / span if span else times[j]
+        chunks.append(Chunk(t_ms, body[start:end]))
         start = end
     chunk_ends = cuts
     timeline: list[TimelineEntry] = []

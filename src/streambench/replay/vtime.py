@@ -116,13 +116,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         ticks = self._ticks
         when = ticks / TICKS_PER_S + delay_s
         scheduled = self._scheduled  # type: ignore[attr-defined]
-        if scheduled and scheduled[0].when() <= when:
+        if scheduled and scheduled[0]._when <= when:
             return False
         resolution = self._clock_resolution  # type: ignore[attr-defined]
         while True:  # one pass per loop cycle the sleep would take: select, then due timers
             timeout = when - ticks / TICKS_PER_S
-            if timeout > 0:
-                ticks += _ticks_of(min(timeout, MAXIMUM_SELECT_TIMEOUT))
+            if timeout > 0:  # _ticks_of(min(timeout, MAXIMUM_SELECT_TIMEOUT)), inline
+                if timeout > MAXIMUM_SELECT_TIMEOUT:
+                    timeout = MAXIMUM_SELECT_TIMEOUT
+                ticks += round(timeout * TICKS_PER_S) + (timeout < 1 / TICKS_PER_S)
             if when < ticks / TICKS_PER_S + resolution:
                 self._ticks = ticks
                 return True

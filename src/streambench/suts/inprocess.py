@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -21,7 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-from unittest import mock
 
 from starlette.types import ASGIApp, Message, Scope
 
@@ -178,11 +178,18 @@ class _ThreadWatch:
             future.add_done_callback(self._note_cancel)
             return future
 
-        with (
-            mock.patch.object(anyio.to_thread, "run_sync", counted_run_sync),
-            mock.patch.object(loop, "run_in_executor", counted_executor),
-        ):
+        # plain attribute swaps, restored on exit (mock.patch.object cost ~0.1 ms per run)
+        own = vars(loop).get("run_in_executor")  # an instance attribute set before, if any
+        anyio.to_thread.run_sync = counted_run_sync  # type: ignore[assignment]
+        loop.run_in_executor = counted_executor  # type: ignore[method-assign]
+        try:
             yield
+        finally:
+            anyio.to_thread.run_sync = run_sync
+            if own is None:
+                del loop.run_in_executor  # the class's method again
+            else:
+                loop.run_in_executor = own  # type: ignore[method-assign]
 
     def drain(self, timeout_s: float) -> None:
         """Wait (real time) for jobs still running, so none reaches the network unanswered."""
@@ -322,6 +329,7 @@ def _reference_config_class() -> type:
     return ReferenceConfig
 
 
+@functools.cache
 def reference_options() -> frozenset[str]:
     """The options ``reference:k=v,...`` takes: request fields and ReferenceConfig fields."""
     return REQUEST_OPTIONS | {f.name for f in fields(_reference_config_class())} | {"clock"}
