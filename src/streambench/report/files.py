@@ -7,10 +7,12 @@ import json
 import math
 import os
 import shutil
+import statistics
 import tempfile
 import types
 import typing
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import pyarrow.parquet as pq
 
 from streambench._atomic import replace_folder
 from streambench.errors import ConfigError, OutputError
-from streambench.grade.metrics import METRIC_COLUMNS
+from streambench.grade.metrics import METRIC_COLUMNS, percentile
 from streambench.grade.profile import load_profile
 from streambench.grade.variance import GROUP_COLUMNS, cross_run_violations
 from streambench.report.html import MAX_RUNS_SHOWN, report_html
@@ -44,6 +46,7 @@ SMOOTHNESS_SUMMARY = {
     "itl_per_token_ms": ("ITL/token ms p50 (GenAI-Perf)", "median"),
 }
 TERMINALS = ("done", "error", "none")
+_SUT = ID_COLUMNS.index("sut")
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:
@@ -65,26 +68,44 @@ def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     violations), ``violations``, a count per terminal (done, error, none), ``<metric>_p50`` and
     ``<metric>_p95`` of each of SUMMARY_METRICS, ``not_checked`` (rule checks a run could not
     make), and ``code_exact_rate`` (0..1; NaN when no run
-    of the group expects code)."""
+    of the group expects code).
+
+    Aggregated over plain lists, not a pandas groupby: a quantile per group and metric was
+    most of the terminal summary's and summary.md's time; the quantiles are pandas' (numpy's
+    linear method, :func:`~streambench.grade.metrics.percentile`) to the bit."""
+    groups = _groups(frame, by)
+    column = {c: frame[c].tolist() for c in ("n_violations", "terminal", *SUMMARY_METRICS)}
+    not_checked = frame["not_checked"].tolist() if "not_checked" in frame else None
+    code_exact = frame["code_exact"].tolist()
     rows = []
-    for key, group in frame.groupby(list(by), sort=True):
-        row: dict[str, Any] = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
-        row["runs"] = len(group)
-        row["flagged"] = int((group["n_violations"] > 0).sum())
-        row["violations"] = int(group["n_violations"].sum())
+    for key, members in groups.items():
+        violations = [column["n_violations"][i] for i in members]
+        terminals = Counter(column["terminal"][i] for i in members)
+        row: dict[str, Any] = dict(zip(by, key, strict=True))
+        row["runs"] = len(members)
+        row["flagged"] = sum(1 for n in violations if n > 0)
+        row["violations"] = int(sum(violations))
         for terminal in TERMINALS:
-            row[terminal] = int((group["terminal"] == terminal).sum())
+            row[terminal] = terminals[terminal]
         for metric in SUMMARY_METRICS:
-            values = group[metric].dropna()
+            values = [v for i in members if (v := given(column[metric][i])) is not None]
             for q in (50, 95):
-                row[f"{metric}_p{q}"] = values.quantile(q / 100) if len(values) else float("nan")
-        row["not_checked"] = (
-            int(group["not_checked"].map(len).sum()) if "not_checked" in group else 0
-        )
-        exact = group["code_exact"].dropna()
-        row["code_exact_rate"] = float(exact.astype(bool).mean()) if len(exact) else float("nan")
+                row[f"{metric}_p{q}"] = percentile(values, q)
+        row["not_checked"] = sum(len(not_checked[i]) for i in members) if not_checked else 0
+        exact = [v for i in members if (v := given(code_exact[i])) is not None]
+        row["code_exact_rate"] = sum(map(bool, exact)) / len(exact) if exact else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _groups(frame: pd.DataFrame, by: Sequence[str]) -> dict[tuple[Any, ...], list[int]]:
+    """The row positions of each group of the columns ``by``, keys sorted, as a pandas
+    groupby makes them (a row with a missing key is in no group)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, key in enumerate(zip(*(frame[c].tolist() for c in by), strict=True)):
+        if not any(given(k) is None for k in key):
+            groups.setdefault(key, []).append(index)
+    return dict(sorted(groups.items()))
 
 
 def violation_rows(rows: pd.DataFrame | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -150,18 +171,18 @@ def summary_markdown(
             firsts: dict[tuple[str, str], dict[str, Any]] = {}
             for v in listed:
                 firsts.setdefault((v["rule"], v["sut"]), v)
-            every = pd.DataFrame(
-                [
-                    {**{c: row[c] for c in ID_COLUMNS}, "rule": v["rule"]}
-                    for row in frame.to_dict(orient="records")
-                    for v in row["violations"]
-                ]
-            )
-            for (rule, sut), group in every.groupby(["rule", "sut"], sort=True):
-                runs = group[list(ID_COLUMNS)].drop_duplicates()
+            # (rule, sut) -> the runs (their ids) that broke it, and how many violations
+            broken: dict[tuple[str, str], tuple[set[tuple[Any, ...]], list[int]]] = {}
+            ids = zip(*(frame[c].tolist() for c in ID_COLUMNS), strict=True)
+            for run, violations in zip(ids, frame["violations"].tolist(), strict=True):
+                for v in violations:
+                    runs, count = broken.setdefault((v["rule"], run[_SUT]), (set(), [0]))
+                    runs.add(run)
+                    count[0] += 1
+            for (rule, sut), (runs, count) in sorted(broken.items()):
                 first = firsts.get((rule, sut))
                 at = f"{variant(first)} {where(first)}" if first else "(past the listed ones)"
-                lines.append(f"| {rule} | {sut} | {len(runs)} | {len(group)} | {at} |")
+                lines.append(f"| {rule} | {sut} | {len(runs)} | {count[0]} | {at} |")
             lines += ["", "## Every violation", ""]
             lines += ["| run | rule | at ms | message | the user saw |", "|---|---|---:|---|---|"]
             lines += [
@@ -204,17 +225,28 @@ def _smoothness_lines(frame: pd.DataFrame) -> list[str]:
         return ["No smoothness columns in these results."]
     heads = [SMOOTHNESS_SUMMARY[c][0] for c in columns]
     lines = ["| sut | chunking | " + " | ".join(heads) + " |", "|---|---|" + "---:|" * len(heads)]
-    for (sut, chunking), group in frame.groupby(["sut", "chunking"], sort=True):
+    groups = _groups(frame, ("sut", "chunking"))
+    values_of = {c: frame[c].tolist() for c in columns}
+    for (sut, chunking), members in groups.items():
         cells = []
         for column in columns:
-            values = pd.to_numeric(group[column], errors="coerce").dropna()
-            how = SMOOTHNESS_SUMMARY[column][1]
-            value = getattr(values, how)() if len(values) else float("nan")
+            values = [
+                v for i in members if isinstance(v := given(values_of[column][i]), int | float)
+            ]
+            value = _AGGREGATES[SMOOTHNESS_SUMMARY[column][1]](values) if values else math.nan
             cells.append(
-                "–" if pd.isna(value) else f"{value:.3g}" if value < 10 else f"{value:.0f}"
+                "–" if math.isnan(value) else f"{value:.3g}" if value < 10 else f"{value:.0f}"
             )
         lines.append(f"| {sut} | {chunking} | " + " | ".join(cells) + " |")
     return lines
+
+
+# summary.md's smoothness aggregates over a group's numbers, as pandas' median / max / sum
+_AGGREGATES: dict[str, Callable[[list[float]], float]] = {
+    "median": statistics.median,
+    "max": max,
+    "sum": sum,
+}
 
 
 def _testcase(row: pd.Series | dict[str, Any]) -> str:
@@ -435,8 +467,7 @@ def _write_files(folder: Path, chunks: Iterable[pd.DataFrame], schema: pa.Schema
     picked = failing + clean[: MAX_RUNS_SHOWN - len(failing)]
     if runs <= MAX_RUNS_SHOWN:
         picked.sort(key=lambda kept: kept[0])
-    shown = pd.DataFrame([row for _, row in picked])
-    page.write_text(report_html(shown, every if runs > len(shown) else None), encoding="utf-8")
+    page.write_text(report_html([row for _, row in picked], every), encoding="utf-8")
     return Written([], every, listed, n_violations)
 
 
