@@ -285,7 +285,8 @@ def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
     A folder holding only reports is replaced in one swap, so a crash never leaves one run's
     page beside another run's results; a folder holding other files too gets each report
     replaced atomically on its own."""
-    chunks = (frame.iloc[i : i + CHUNK_ROWS] for i in range(0, max(len(frame), 1), CHUNK_ROWS))
+    parts = (frame.iloc[i : i + CHUNK_ROWS] for i in range(0, max(len(frame), 1), CHUNK_ROWS))
+    chunks = ((part, part.to_dict(orient="records")) for part in parts)
     return _write_folder(Path(out), chunks, _arrow_schema(frame)).paths
 
 
@@ -328,6 +329,8 @@ _COMPARED = (
     "terminal",
     "statuses",
 )
+# Rows written at once: as a frame (parquet, CSV, overview) and as the mappings it was made of.
+Chunk = tuple[pd.DataFrame, list[dict[str, Any]]]
 _REPORTS_TMP = ".reports.tmp-"  # reports written beside other files, then moved in one by one
 OVERVIEW_COLUMNS = (
     *ID_COLUMNS,
@@ -370,11 +373,12 @@ def _arrow_schema(sample: pd.DataFrame) -> pa.Schema:
 
 def _write_folder(
     out: Path,
-    chunks: Iterable[pd.DataFrame],
+    chunks: Iterable[Chunk],
     schema: pa.Schema | None = None,
     spool: Path | None = None,
 ) -> Written:
-    """The report files of rows arriving in chunks (sorted), in one pass over them: parquet row
+    """The report files of rows arriving in chunks (sorted; each as a frame and as the row
+    mappings it was made of), in one pass over them: parquet row
     groups, CSV and JUnit appended, summary.md and report.html from what the pass kept (the
     overview of every run, the first violations, failing runs first up to MAX_RUNS_SHOWN).
 
@@ -411,7 +415,7 @@ def _write_folder(
     return written
 
 
-def _write_files(folder: Path, chunks: Iterable[pd.DataFrame], schema: pa.Schema | None) -> Written:
+def _write_files(folder: Path, chunks: Iterable[Chunk], schema: pa.Schema | None) -> Written:
     parquet, csv, summary, junit, page = (folder / name for name in REPORT_FILES)
     cases = folder / ".testcases.xml"
     overview: list[pd.DataFrame] = []
@@ -426,7 +430,7 @@ def _write_files(folder: Path, chunks: Iterable[pd.DataFrame], schema: pa.Schema
         csv.open("w", encoding="utf-8", newline="") as csv_file,
         cases.open("w", encoding="utf-8") as case_file,
     ):
-        for chunk in chunks:
+        for chunk, records in chunks:
             if not len(chunk.columns):
                 continue
             schema = schema or _arrow_schema(chunk)
@@ -435,7 +439,6 @@ def _write_files(folder: Path, chunks: Iterable[pd.DataFrame], schema: pa.Schema
             writer.write_table(table)
             _flat(chunk).to_csv(csv_file, index=False, header=first)
             first = False
-            records = chunk.to_dict(orient="records")
             case_file.writelines(_testcase(row) for row in records)
             overview.append(_overview(chunk))
             for row in records:
@@ -556,14 +559,18 @@ class ResultsSpool:
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """The rows in frames of CHUNK_ROWS."""
-        batch: list[Row] = []
+        return (frame for frame, _ in self._chunks())
+
+    def _chunks(self) -> Iterator[Chunk]:
+        """The rows in CHUNK_ROWS at a time, as a frame and as the rows themselves."""
+        batch: list[dict[str, Any]] = []
         for _, row in self.rows():
-            batch.append(row)
+            batch.append(row)  # type: ignore[arg-type]
             if len(batch) == CHUNK_ROWS:
-                yield pd.DataFrame(batch)
+                yield pd.DataFrame(batch), batch
                 batch = []
         if batch or not self._places:
-            yield pd.DataFrame(batch)
+            yield pd.DataFrame(batch), batch
 
     def write_reports(self) -> Written:
         """The five report files in ``out`` from the spooled rows (which then go)."""
@@ -572,7 +579,7 @@ class ResultsSpool:
         if self._places:
             _, first = next(self.rows())
             schema = _arrow_schema(pd.DataFrame([first]))
-        return _write_folder(self.out, self.chunks(), schema, self.path)
+        return _write_folder(self.out, self._chunks(), schema, self.path)
 
     def close(self) -> None:
         if self._file is not None:

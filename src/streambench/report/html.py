@@ -57,15 +57,16 @@ def _events(row: dict[str, Any]) -> list[list[Any]]:
     if not isinstance(timeline, str):
         return []
     out: list[list[Any]] = []
+    sources = {"client": 0}  # "upstream 2" -> 2, parsed once per run (the loop is per event)
     for e in json.loads(timeline):
-        source = 0 if e["source"] == "client" else int(e["source"].rsplit(" ", 1)[-1])
-        text = e.get("text") or ""
-        if source and e["kind"] != "fault":
+        source = sources.get(e["source"])
+        if source is None:
+            source = sources[e["source"]] = int(e["source"].rsplit(" ", 1)[-1])
+        kind, text, code = e["kind"], e.get("text") or "", e.get("code")
+        if source and kind != "fault":
             text = text[:UPSTREAM_TEXT_CHARS]
-        entry = [round(e["t_ms"], 1), source, e["kind"], text]
-        if e.get("code") is not None:
-            entry.append(e["code"])
-        out.append(entry)
+        t_ms = round(e["t_ms"], 1)
+        out.append([t_ms, source, kind, text] if code is None else [t_ms, source, kind, text, code])
     return out
 
 
