@@ -211,6 +211,31 @@ def test_json_formats_keep_one_row_per_run(
     ]
 
 
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_is_drawn_on_a_terminal_only_and_never_on_stdout(
+    terminal: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A long run shows its progress on a terminal's stderr; a log (CI, a pipe) gets none of
+    it, and stdout (``--format json`` for machines) never does."""
+    import io
+
+    from rich.console import Console
+
+    import streambench.cli
+
+    drawn = io.StringIO()
+    console = Console(file=drawn, force_terminal=terminal, width=80)
+    monkeypatch.setattr(streambench.cli, "err_console", console)
+    args = ["run", "--case", str(FIXTURES / "chat-hello"), "--out", str(tmp_path)]
+    out, _ = run_cli([*args, "--format", "json"], 80, monkeypatch, capsys)
+    assert len(json.loads(out)) == 6  # stdout is the rows alone
+    assert ("6/6" in drawn.getvalue()) is terminal
+    assert ("runs" in drawn.getvalue()) is terminal
+
+
 def test_by_rejects_unknown_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--case", str(FIXTURES / "chat-hello"), "--by", "case,colour"])

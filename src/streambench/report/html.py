@@ -161,8 +161,12 @@ def report_html(
     ``overview`` (every run's ids and counts, of which ``frame`` shows some), the counts and
     the per-SUT table are of every run, and the page says how many it shows."""
     # rows as mappings: a Series per row was 60% of the page's CPU time
-    records = frame.to_dict("records") if isinstance(frame, pd.DataFrame) else list(frame)
-    every = overview if overview is not None else pd.DataFrame(records)
+    if isinstance(frame, pd.DataFrame):
+        records = frame.to_dict("records")
+        every = frame if overview is None else overview
+    else:
+        records = list(frame)
+        every = pd.DataFrame(records) if overview is None else overview
     n = len(every)
     flagged = int((every["n_violations"] > 0).sum()) if n else 0
     total = int(every["n_violations"].sum()) if n else 0
