@@ -2,7 +2,8 @@
 
     python benchmarks/bench_matrix.py [--matrix default|heavy|both] [--limit N] [--repeat N]
 
-``default`` is what ``streambench run`` runs (fixtures x the six default chunkings);
+``default`` is what ``streambench run`` runs (fixtures x the six default chunkings, plus the
+default extra cells: a second seed and a mid-stream fault);
 ``heavy`` is fixtures x ``tokens:rate=50`` x ``random:min=1,max=64`` x ``--seeds`` seeds.
 Each matrix runs in process with one job (``--jobs 1``); the ratio is the rows' summed
 ``total_ms`` (what the streams take in real time) over the median wall time of ``--repeat``
@@ -10,16 +11,23 @@ runs (CPU time beside it: steadier on a busy machine). A profiled run then split
 per stage (by the file each function lives in; builtins, the standard library outside
 asyncio and the shared answer parser charged to their callers' stages), scaled to
 the median CPU time; harness overhead is everything but the SUT's own work, as a multiple
-of it. Start-up (a fresh interpreter importing what ``streambench run`` imports) and report
-writing are measured once each, outside the per-run figures.
+of it. Outside the per-run figures: the whole ``streambench run`` process of the default
+matrix (``--limit``'s cases; wall median of ``--repeat``, its CPU beside), split into start-up
+(a fresh interpreter importing exactly the modules ``streambench run`` has loaded once its
+first run is done: README, "Start-up") and what follows it (case checks, the runs, reports,
+summary); and, per matrix, the reports and terminal summary as ``streambench run`` writes
+them (rows spooled to disk, the five files, the tables), timed once.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import io
+import json
 import os
 import pstats
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,8 +37,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from streambench.report.files import write_reports
-from streambench.runner.matrix import DEFAULT_CHUNKINGS, Matrix, run_matrix
+from rich.console import Console
+
+from streambench.cli.evaluate import summary_tables, violations_table
+from streambench.report.files import write_streamed
+from streambench.runner.matrix import Matrix, iter_matrix, run_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
@@ -60,16 +71,34 @@ OTHER = "runner, other"
 # answer parser both the SUT and the grader use): its time goes to its callers' stages.
 SHARED_PREFIXES = ("~", "<", sysconfig.get_paths()["stdlib"])
 SHARED_FILES = ("streambench/answer.py",)
-# What a fresh `streambench run` imports before its first run.
-STARTUP_IMPORTS = (
-    "import streambench.cli, streambench.runner.matrix, streambench.report.files,"
-    " streambench.suts, streambench.reference.app"
-)
+# `streambench run` on the given cases, printing the modules loaded once its first run is done.
+FIRST_RUN_MODULES = """
+import json, sys
+import streambench.runner.matrix as matrix
+from streambench.cli import main
+run_one = matrix.run_one
+def first(spec, *args, **kwargs):
+    matrix.run_one = run_one
+    row = run_one(spec, *args, **kwargs)
+    print(json.dumps(sorted(sys.modules)), file=sys.__stderr__, flush=True)
+    return row
+matrix.run_one = first
+main(sys.argv[1:])
+"""
+# A fresh interpreter importing those modules (a few load only as part of another).
+IMPORT_ALL = """
+import importlib, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+"""
 
 
 def matrices(which: str, seeds: int, cases: list[str]) -> dict[str, Matrix]:
     both = {
-        "default": Matrix(cases=cases, chunkings=list(DEFAULT_CHUNKINGS)),
+        "default": Matrix(cases=cases),
         "heavy": Matrix(
             cases=cases,
             chunkings=["random:min=1,max=64"],
@@ -125,13 +154,61 @@ def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
     return seconds
 
 
-def startup_s(repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", STARTUP_IMPORTS], check=True)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def _fresh(argv: list[str]) -> tuple[float, float, str]:
+    """(wall s, CPU s, stderr) of a fresh interpreter running ``argv``, from the repo."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *argv],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    wall_s = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall_s, cpu_s, done.stderr
+
+
+def whole_process(cases: list[str], repeat: int) -> None:
+    """The default matrix as a fresh ``streambench run`` process: start-up and the rest."""
+    with tempfile.TemporaryDirectory() as out:
+        run_args = ["run", *(a for c in cases for a in ("--case", c)), "--out", out]
+        _, _, err = _fresh(["-c", FIRST_RUN_MODULES, *run_args])
+        modules = [m for m in json.loads(err.splitlines()[0]) if m != "__main__"]
+        imports = ["-c", IMPORT_ALL, *modules]
+        starts = [_fresh(imports)[:2] for _ in range(repeat)]
+        main = ["-c", "from streambench.cli import main; main()", *run_args]
+        wholes = [_fresh(main)[:2] for _ in range(repeat)]
+    start_s, start_cpu = (statistics.median(x) for x in zip(*starts, strict=True))
+    whole_s, whole_cpu = (statistics.median(x) for x in zip(*wholes, strict=True))
+    print(
+        f"streambench run, default matrix, fresh process: {whole_s:.3f} s wall"
+        f" ({whole_cpu:.3f} s CPU; median of {repeat})"
+    )
+    print(
+        f"  start-up (interpreter + the {len(modules)} modules loaded by the end of the first run):"
+        f" {start_s:.3f} s wall ({start_cpu:.3f} s CPU);"
+        f" after start-up: {whole_s - start_s:.3f} s wall ({whole_cpu - start_cpu:.3f} s CPU)"
+    )
+
+
+def reports_s(matrix: Matrix) -> tuple[float, float]:
+    """(wall s, CPU s) to write the reports and the terminal summary as ``streambench run``
+    does: the rows spooled to disk, the five files written from the spool, the tables."""
+    rows = list(iter_matrix(matrix))
+    console = Console(file=io.StringIO(), width=120)
+    with tempfile.TemporaryDirectory() as out:
+        t0, c0 = time.perf_counter(), time.process_time()
+        written = write_streamed(rows, out, matrix.profile).write_reports()
+        for table in summary_tables(written.overview):
+            console.print(table)
+        if written.n_violations:
+            console.print(violations_table(written.violations, total=written.n_violations))
+        return time.perf_counter() - t0, time.process_time() - c0
 
 
 def bench(name: str, matrix: Matrix, repeat: int) -> None:
@@ -150,10 +227,7 @@ def bench(name: str, matrix: Matrix, repeat: int) -> None:
     seconds = stage_seconds(pstats.Stats(profile))
     total = sum(seconds.values())
     sut_share = seconds["SUT's own work"] / total
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        write_reports(frame, out)
-        report_s = time.perf_counter() - t0
+    report_s, report_cpu = reports_s(matrix)
 
     print(f"{name}: {runs} runs, modelled {modelled_s:,.1f} s of streaming")
     print(
@@ -170,7 +244,10 @@ def bench(name: str, matrix: Matrix, repeat: int) -> None:
     print(
         f"  harness overhead: {(1 - sut_share) / sut_share:.1f}x the SUT's own work (target <= 1x)"
     )
-    print(f"  reports (written once): {report_s:.3f} s")
+    print(
+        f"  reports and summary (written once, from the spool): {report_s:.3f} s wall"
+        f" ({report_cpu:.3f} s CPU)"
+    )
 
 
 def main() -> None:
@@ -185,7 +262,7 @@ def main() -> None:
     if args.limit:
         cases = cases[: args.limit]
     print(f"load average at start: {load_average()}")
-    print(f"start-up (fresh interpreter, imports): {startup_s(args.repeat):.3f} s")
+    whole_process(cases, args.repeat)
     for name, matrix in matrices(args.matrix, args.seeds, cases).items():
         bench(name, matrix, args.repeat)
     print(f"load average at end: {load_average()}")

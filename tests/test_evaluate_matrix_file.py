@@ -124,3 +124,30 @@ def test_a_module_sut_is_found_from_the_current_folder(
     monkeypatch.delitem(sys.modules, "my_team_sut", raising=False)
     app = load_asgi("my_team_sut:app")
     assert app.__module__ == "my_team_sut" and app.__name__ == "app"
+
+
+def test_files_read_with_libyaml_equal_pyyaml_s_reading_and_errors_keep_its_words(
+    tmp_path: Path,
+) -> None:
+    """load_yaml parses with libyaml when PyYAML has it (case files read in pure Python were
+    half of checking the default matrix); what it returns is PyYAML's own reading of every
+    bundled YAML, and a broken file's message (and line) is still PyYAML's, not libyaml's."""
+    import yaml
+
+    from streambench._yaml import SAFE_LOADER, load_yaml
+    from streambench.errors import ConfigError
+
+    files = sorted(FIXTURES.rglob("*.yaml"))
+    assert len(files) > 30
+    for path in files:
+        assert load_yaml(path, "case") == yaml.safe_load(path.read_text(encoding="utf-8")), path
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("case: a: b")
+    with pytest.raises(ConfigError) as raised:
+        load_yaml(bad, "matrix")
+    assert (
+        str(raised.value) == f"{bad}: not valid YAML (line 1): mapping values are not allowed here"
+    )
+    if SAFE_LOADER is not yaml.SafeLoader:  # libyaml words it "... in this context"
+        with pytest.raises(yaml.YAMLError, match="not allowed in this context"):
+            yaml.load(bad.read_text(), Loader=SAFE_LOADER)

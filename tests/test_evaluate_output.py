@@ -69,6 +69,28 @@ def test_summarize_counts_and_medians_per_group(frame: pd.DataFrame) -> None:
     assert summary[summary["sut"] == NAIVE]["violations"].sum() > 0
 
 
+def test_summarize_gives_pandas_own_quantiles_to_the_bit(frame: pd.DataFrame) -> None:
+    """summarize aggregates lists, not a pandas groupby: the same numbers as the groupby it
+    replaced, on runs with gaps (NaN and missing metrics) and several groups."""
+    from streambench.report.files import SUMMARY_METRICS
+
+    runs = pd.concat([frame, frame.assign(seed=1)], ignore_index=True)
+    runs.loc[::3, "ttft_ms"] = float("nan")
+    runs.loc[1::4, "total_ms"] = runs.loc[1::4, "total_ms"] * 1.37 + 0.1
+    runs.loc[runs["sut"] == NAIVE, "ttfc_ms"] = float("nan")  # a group without the metric
+    summary = summarize(runs, ["sut", "seed"])
+    assert len(summary) == 4
+    for _, row in summary.iterrows():
+        group = runs[(runs["sut"] == row["sut"]) & (runs["seed"] == row["seed"])]
+        for metric in SUMMARY_METRICS:
+            values = group[metric].dropna()
+            for q in (50, 95):
+                want = values.quantile(q / 100) if len(values) else float("nan")
+                got = row[f"{metric}_p{q}"]
+                assert (math.isnan(got) and math.isnan(want)) or got == want, (metric, q)
+        assert row["not_checked"] == group["not_checked"].map(len).sum()
+
+
 def test_violation_rows_carry_the_run_ids(frame: pd.DataFrame) -> None:
     rows = violation_rows(frame)
     assert len(rows) == frame["n_violations"].sum()
@@ -177,6 +199,31 @@ def test_json_formats_keep_one_row_per_run(
     assert [json.loads(line)["chunking"] for line in out.splitlines()] == [
         r["chunking"] for r in rows
     ]
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_is_drawn_on_a_terminal_only_and_never_on_stdout(
+    terminal: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A long run shows its progress on a terminal's stderr; a log (CI, a pipe) gets none of
+    it, and stdout (``--format json`` for machines) never does."""
+    import io
+
+    from rich.console import Console
+
+    import streambench.cli
+
+    drawn = io.StringIO()
+    console = Console(file=drawn, force_terminal=terminal, width=80)
+    monkeypatch.setattr(streambench.cli, "err_console", console)
+    args = ["run", "--case", str(FIXTURES / "chat-hello"), "--out", str(tmp_path)]
+    out, _ = run_cli([*args, "--format", "json"], 80, monkeypatch, capsys)
+    assert len(json.loads(out)) == 6  # stdout is the rows alone
+    assert ("6/6" in drawn.getvalue()) is terminal
+    assert ("runs" in drawn.getvalue()) is terminal
 
 
 def test_by_rejects_unknown_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

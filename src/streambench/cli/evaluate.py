@@ -125,7 +125,7 @@ def run_command(
     from streambench.grade.profile import load_profile
     from streambench.report.files import write_streamed
     from streambench.runner.dask_executor import make_executor
-    from streambench.runner.matrix import build_matrix, iter_matrix, parse_faults
+    from streambench.runner.matrix import build_matrix, iter_specs, parse_faults
 
     options = {
         "cases": case,
@@ -143,7 +143,7 @@ def run_command(
     }
     matrix, out_dir = build_matrix(matrix_file, **options)
     load_profile(matrix.profile)  # a bad profile stops here, before any run
-    specs = matrix.specs()
+    specs = matrix.validate()  # every case and spec checked once, before the first run
     started = time.perf_counter()
     with run_progress(
         TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
@@ -151,8 +151,10 @@ def run_command(
         task = bar.add_task("runs", total=len(specs))
         # rows go to OUT/results.partial.jsonl as runs finish; the parent never holds them all
         spool = write_streamed(
-            iter_matrix(
-                matrix,
+            iter_specs(
+                specs,
+                matrix.sut_cmd,
+                matrix.replay_port,
                 make_executor(executor, jobs, scheduler),
                 progress=lambda n: bar.advance(task, n),
                 on_host=lambda url: err_console.print(f"replay host: {url}"),

@@ -7,10 +7,12 @@ import json
 import math
 import os
 import shutil
+import statistics
 import tempfile
 import types
 import typing
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import pyarrow.parquet as pq
 
 from streambench._atomic import replace_folder
 from streambench.errors import ConfigError, OutputError
-from streambench.grade.metrics import METRIC_COLUMNS
+from streambench.grade.metrics import METRIC_COLUMNS, percentile
 from streambench.grade.profile import load_profile
 from streambench.grade.variance import GROUP_COLUMNS, cross_run_violations
 from streambench.report.html import MAX_RUNS_SHOWN, report_html
@@ -44,6 +46,7 @@ SMOOTHNESS_SUMMARY = {
     "itl_per_token_ms": ("ITL/token ms p50 (GenAI-Perf)", "median"),
 }
 TERMINALS = ("done", "error", "none")
+_SUT = ID_COLUMNS.index("sut")
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:
@@ -65,26 +68,44 @@ def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     violations), ``violations``, a count per terminal (done, error, none), ``<metric>_p50`` and
     ``<metric>_p95`` of each of SUMMARY_METRICS, ``not_checked`` (rule checks a run could not
     make), and ``code_exact_rate`` (0..1; NaN when no run
-    of the group expects code)."""
+    of the group expects code).
+
+    Aggregated over plain lists, not a pandas groupby: a quantile per group and metric was
+    most of the terminal summary's and summary.md's time; the quantiles are pandas' (numpy's
+    linear method, :func:`~streambench.grade.metrics.percentile`) to the bit."""
+    groups = _groups(frame, by)
+    column = {c: frame[c].tolist() for c in ("n_violations", "terminal", *SUMMARY_METRICS)}
+    not_checked = frame["not_checked"].tolist() if "not_checked" in frame else None
+    code_exact = frame["code_exact"].tolist()
     rows = []
-    for key, group in frame.groupby(list(by), sort=True):
-        row: dict[str, Any] = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
-        row["runs"] = len(group)
-        row["flagged"] = int((group["n_violations"] > 0).sum())
-        row["violations"] = int(group["n_violations"].sum())
+    for key, members in groups.items():
+        violations = [column["n_violations"][i] for i in members]
+        terminals = Counter(column["terminal"][i] for i in members)
+        row: dict[str, Any] = dict(zip(by, key, strict=True))
+        row["runs"] = len(members)
+        row["flagged"] = sum(1 for n in violations if n > 0)
+        row["violations"] = int(sum(violations))
         for terminal in TERMINALS:
-            row[terminal] = int((group["terminal"] == terminal).sum())
+            row[terminal] = terminals[terminal]
         for metric in SUMMARY_METRICS:
-            values = group[metric].dropna()
+            values = [v for i in members if (v := given(column[metric][i])) is not None]
             for q in (50, 95):
-                row[f"{metric}_p{q}"] = values.quantile(q / 100) if len(values) else float("nan")
-        row["not_checked"] = (
-            int(group["not_checked"].map(len).sum()) if "not_checked" in group else 0
-        )
-        exact = group["code_exact"].dropna()
-        row["code_exact_rate"] = float(exact.astype(bool).mean()) if len(exact) else float("nan")
+                row[f"{metric}_p{q}"] = percentile(values, q)
+        row["not_checked"] = sum(len(not_checked[i]) for i in members) if not_checked else 0
+        exact = [v for i in members if (v := given(code_exact[i])) is not None]
+        row["code_exact_rate"] = sum(map(bool, exact)) / len(exact) if exact else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _groups(frame: pd.DataFrame, by: Sequence[str]) -> dict[tuple[Any, ...], list[int]]:
+    """The row positions of each group of the columns ``by``, keys sorted, as a pandas
+    groupby makes them (a row with a missing key is in no group)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, key in enumerate(zip(*(frame[c].tolist() for c in by), strict=True)):
+        if not any(given(k) is None for k in key):
+            groups.setdefault(key, []).append(index)
+    return dict(sorted(groups.items()))
 
 
 def violation_rows(rows: pd.DataFrame | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -150,18 +171,18 @@ def summary_markdown(
             firsts: dict[tuple[str, str], dict[str, Any]] = {}
             for v in listed:
                 firsts.setdefault((v["rule"], v["sut"]), v)
-            every = pd.DataFrame(
-                [
-                    {**{c: row[c] for c in ID_COLUMNS}, "rule": v["rule"]}
-                    for row in frame.to_dict(orient="records")
-                    for v in row["violations"]
-                ]
-            )
-            for (rule, sut), group in every.groupby(["rule", "sut"], sort=True):
-                runs = group[list(ID_COLUMNS)].drop_duplicates()
+            # (rule, sut) -> the runs (their ids) that broke it, and how many violations
+            broken: dict[tuple[str, str], tuple[set[tuple[Any, ...]], list[int]]] = {}
+            ids = zip(*(frame[c].tolist() for c in ID_COLUMNS), strict=True)
+            for run, violations in zip(ids, frame["violations"].tolist(), strict=True):
+                for v in violations:
+                    runs, count = broken.setdefault((v["rule"], run[_SUT]), (set(), [0]))
+                    runs.add(run)
+                    count[0] += 1
+            for (rule, sut), (runs, count) in sorted(broken.items()):
                 first = firsts.get((rule, sut))
                 at = f"{variant(first)} {where(first)}" if first else "(past the listed ones)"
-                lines.append(f"| {rule} | {sut} | {len(runs)} | {len(group)} | {at} |")
+                lines.append(f"| {rule} | {sut} | {len(runs)} | {count[0]} | {at} |")
             lines += ["", "## Every violation", ""]
             lines += ["| run | rule | at ms | message | the user saw |", "|---|---|---:|---|---|"]
             lines += [
@@ -204,17 +225,28 @@ def _smoothness_lines(frame: pd.DataFrame) -> list[str]:
         return ["No smoothness columns in these results."]
     heads = [SMOOTHNESS_SUMMARY[c][0] for c in columns]
     lines = ["| sut | chunking | " + " | ".join(heads) + " |", "|---|---|" + "---:|" * len(heads)]
-    for (sut, chunking), group in frame.groupby(["sut", "chunking"], sort=True):
+    groups = _groups(frame, ("sut", "chunking"))
+    values_of = {c: frame[c].tolist() for c in columns}
+    for (sut, chunking), members in groups.items():
         cells = []
         for column in columns:
-            values = pd.to_numeric(group[column], errors="coerce").dropna()
-            how = SMOOTHNESS_SUMMARY[column][1]
-            value = getattr(values, how)() if len(values) else float("nan")
+            values = [
+                v for i in members if isinstance(v := given(values_of[column][i]), int | float)
+            ]
+            value = _AGGREGATES[SMOOTHNESS_SUMMARY[column][1]](values) if values else math.nan
             cells.append(
-                "–" if pd.isna(value) else f"{value:.3g}" if value < 10 else f"{value:.0f}"
+                "–" if math.isnan(value) else f"{value:.3g}" if value < 10 else f"{value:.0f}"
             )
         lines.append(f"| {sut} | {chunking} | " + " | ".join(cells) + " |")
     return lines
+
+
+# summary.md's smoothness aggregates over a group's numbers, as pandas' median / max / sum
+_AGGREGATES: dict[str, Callable[[list[float]], float]] = {
+    "median": statistics.median,
+    "max": max,
+    "sum": sum,
+}
 
 
 def _testcase(row: pd.Series | dict[str, Any]) -> str:
@@ -253,7 +285,8 @@ def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
     A folder holding only reports is replaced in one swap, so a crash never leaves one run's
     page beside another run's results; a folder holding other files too gets each report
     replaced atomically on its own."""
-    chunks = (frame.iloc[i : i + CHUNK_ROWS] for i in range(0, max(len(frame), 1), CHUNK_ROWS))
+    parts = (frame.iloc[i : i + CHUNK_ROWS] for i in range(0, max(len(frame), 1), CHUNK_ROWS))
+    chunks = ((part, part.to_dict(orient="records")) for part in parts)
     return _write_folder(Path(out), chunks, _arrow_schema(frame)).paths
 
 
@@ -296,6 +329,8 @@ _COMPARED = (
     "terminal",
     "statuses",
 )
+# Rows written at once: as a frame (parquet, CSV, overview) and as the mappings it was made of.
+Chunk = tuple[pd.DataFrame, list[dict[str, Any]]]
 _REPORTS_TMP = ".reports.tmp-"  # reports written beside other files, then moved in one by one
 OVERVIEW_COLUMNS = (
     *ID_COLUMNS,
@@ -338,11 +373,12 @@ def _arrow_schema(sample: pd.DataFrame) -> pa.Schema:
 
 def _write_folder(
     out: Path,
-    chunks: Iterable[pd.DataFrame],
+    chunks: Iterable[Chunk],
     schema: pa.Schema | None = None,
     spool: Path | None = None,
 ) -> Written:
-    """The report files of rows arriving in chunks (sorted), in one pass over them: parquet row
+    """The report files of rows arriving in chunks (sorted; each as a frame and as the row
+    mappings it was made of), in one pass over them: parquet row
     groups, CSV and JUnit appended, summary.md and report.html from what the pass kept (the
     overview of every run, the first violations, failing runs first up to MAX_RUNS_SHOWN).
 
@@ -379,7 +415,7 @@ def _write_folder(
     return written
 
 
-def _write_files(folder: Path, chunks: Iterable[pd.DataFrame], schema: pa.Schema | None) -> Written:
+def _write_files(folder: Path, chunks: Iterable[Chunk], schema: pa.Schema | None) -> Written:
     parquet, csv, summary, junit, page = (folder / name for name in REPORT_FILES)
     cases = folder / ".testcases.xml"
     overview: list[pd.DataFrame] = []
@@ -394,7 +430,7 @@ def _write_files(folder: Path, chunks: Iterable[pd.DataFrame], schema: pa.Schema
         csv.open("w", encoding="utf-8", newline="") as csv_file,
         cases.open("w", encoding="utf-8") as case_file,
     ):
-        for chunk in chunks:
+        for chunk, records in chunks:
             if not len(chunk.columns):
                 continue
             schema = schema or _arrow_schema(chunk)
@@ -403,7 +439,6 @@ def _write_files(folder: Path, chunks: Iterable[pd.DataFrame], schema: pa.Schema
             writer.write_table(table)
             _flat(chunk).to_csv(csv_file, index=False, header=first)
             first = False
-            records = chunk.to_dict(orient="records")
             case_file.writelines(_testcase(row) for row in records)
             overview.append(_overview(chunk))
             for row in records:
@@ -435,8 +470,7 @@ def _write_files(folder: Path, chunks: Iterable[pd.DataFrame], schema: pa.Schema
     picked = failing + clean[: MAX_RUNS_SHOWN - len(failing)]
     if runs <= MAX_RUNS_SHOWN:
         picked.sort(key=lambda kept: kept[0])
-    shown = pd.DataFrame([row for _, row in picked])
-    page.write_text(report_html(shown, every if runs > len(shown) else None), encoding="utf-8")
+    page.write_text(report_html([row for _, row in picked], every), encoding="utf-8")
     return Written([], every, listed, n_violations)
 
 
@@ -525,14 +559,18 @@ class ResultsSpool:
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """The rows in frames of CHUNK_ROWS."""
-        batch: list[Row] = []
+        return (frame for frame, _ in self._chunks())
+
+    def _chunks(self) -> Iterator[Chunk]:
+        """The rows in CHUNK_ROWS at a time, as a frame and as the rows themselves."""
+        batch: list[dict[str, Any]] = []
         for _, row in self.rows():
-            batch.append(row)
+            batch.append(row)  # type: ignore[arg-type]
             if len(batch) == CHUNK_ROWS:
-                yield pd.DataFrame(batch)
+                yield pd.DataFrame(batch), batch
                 batch = []
         if batch or not self._places:
-            yield pd.DataFrame(batch)
+            yield pd.DataFrame(batch), batch
 
     def write_reports(self) -> Written:
         """The five report files in ``out`` from the spooled rows (which then go)."""
@@ -541,7 +579,7 @@ class ResultsSpool:
         if self._places:
             _, first = next(self.rows())
             schema = _arrow_schema(pd.DataFrame([first]))
-        return _write_folder(self.out, self.chunks(), schema, self.path)
+        return _write_folder(self.out, self._chunks(), schema, self.path)
 
     def close(self) -> None:
         if self._file is not None:

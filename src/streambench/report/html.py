@@ -15,6 +15,7 @@ import html
 import json
 import math
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -56,15 +57,16 @@ def _events(row: dict[str, Any]) -> list[list[Any]]:
     if not isinstance(timeline, str):
         return []
     out: list[list[Any]] = []
+    sources = {"client": 0}  # "upstream 2" -> 2, parsed once per run (the loop is per event)
     for e in json.loads(timeline):
-        source = 0 if e["source"] == "client" else int(e["source"].rsplit(" ", 1)[-1])
-        text = e.get("text") or ""
-        if source and e["kind"] != "fault":
+        source = sources.get(e["source"])
+        if source is None:
+            source = sources[e["source"]] = int(e["source"].rsplit(" ", 1)[-1])
+        kind, text, code = e["kind"], e.get("text") or "", e.get("code")
+        if source and kind != "fault":
             text = text[:UPSTREAM_TEXT_CHARS]
-        entry = [round(e["t_ms"], 1), source, e["kind"], text]
-        if e.get("code") is not None:
-            entry.append(e["code"])
-        out.append(entry)
+        t_ms = round(e["t_ms"], 1)
+        out.append([t_ms, source, kind, text] if code is None else [t_ms, source, kind, text, code])
     return out
 
 
@@ -118,12 +120,12 @@ def _sut_table(frame: pd.DataFrame, rules: list[str]) -> str:
     )
 
 
-def _rule_table(frame: pd.DataFrame, failing: dict[str, list[int]]) -> str:
+def _rule_table(records: list[dict[str, Any]], failing: dict[str, list[int]]) -> str:
     if not failing:
         return "<p id='by-rule' class='clean'>No rule was broken in any run.</p>"
     rows = []
     for rule, runs in failing.items():
-        count = sum(1 for vs in frame["violations"] for v in vs if v["rule"] == rule)
+        count = sum(1 for row in records for v in row["violations"] if v["rule"] == rule)
         links = ", ".join(_link(i, f"#{i}") for i in runs[:30])
         more = f" and {len(runs) - 30} more" if len(runs) > 30 else ""
         about = RULES[rule].description if rule in RULES else ""
@@ -152,16 +154,22 @@ def _card(index: int, row: dict[str, Any]) -> str:
     )
 
 
-def report_html(frame: pd.DataFrame, overview: pd.DataFrame | None = None) -> str:
-    """The page for a results frame (rows in the frame's order; ``#run-N`` is row N). With
+def report_html(
+    frame: pd.DataFrame | Sequence[dict[str, Any]], overview: pd.DataFrame | None = None
+) -> str:
+    """The page for a results frame or rows (in their order; ``#run-N`` is row N). With
     ``overview`` (every run's ids and counts, of which ``frame`` shows some), the counts and
     the per-SUT table are of every run, and the page says how many it shows."""
-    frame = frame.reset_index(drop=True)
-    every = frame if overview is None else overview
+    # rows as mappings: a Series per row was 60% of the page's CPU time
+    if isinstance(frame, pd.DataFrame):
+        records = frame.to_dict("records")
+        every = frame if overview is None else overview
+    else:
+        records = list(frame)
+        every = pd.DataFrame(records) if overview is None else overview
     n = len(every)
     flagged = int((every["n_violations"] > 0).sum()) if n else 0
     total = int(every["n_violations"].sum()) if n else 0
-    records = frame.to_dict("records")  # a Series per row was 60% of the page's CPU time
     failing: dict[str, list[int]] = defaultdict(list)
     first_rule: dict[int, str] = {}
     for index, row in enumerate(records):
@@ -179,15 +187,15 @@ def report_html(frame: pd.DataFrame, overview: pd.DataFrame | None = None) -> st
         f"<b id='n-flagged'>{flagged}</b> with violations (<b id='n-violations'>{total}</b> "
         "violations). Open a run to play it back.</p>",
     ]
-    if len(frame) < n:
+    if len(records) < n:
         parts.append(
-            f"<p id='shown'>Showing {len(frame)} of {n} runs: the failing ones first. Every run"
+            f"<p id='shown'>Showing {len(records)} of {n} runs: the failing ones first. Every run"
             " is in results.parquet.</p>"
         )
     if n:
         broken = {v["rule"] for vs in every["violations"] for v in vs}
         rules = [r for r in RULES if r in broken] + sorted(broken - set(RULES))
-        parts += [_sut_table(every, rules), _rule_table(frame, failing)]
+        parts += [_sut_table(every, rules), _rule_table(records, failing)]
         parts.append(
             "<h2 id='distributions'>Distributions</h2><p>Each dot is a run. "
             "<select id='metric'>"

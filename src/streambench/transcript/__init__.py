@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from streambench._atomic import atomic_write_text
+from streambench._yaml import SAFE_LOADER
 from streambench.errors import TranscriptError
 from streambench.providers import apis
 from streambench.sse import decode_all
@@ -132,7 +133,7 @@ for _dumper in (_PyDumper, _CDumper):
 # libyaml's safe loader and emitter when PyYAML was built with it (~15x faster on the corpus);
 # both backends round-trip byte-exactly (tests/test_transcript.py runs both).
 _DUMPER: type[yaml.SafeDumper] = _CDumper
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LOADER: type[yaml.SafeLoader] = SAFE_LOADER
 
 
 def _text_scalar(text: str) -> str:
