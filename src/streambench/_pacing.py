@@ -127,7 +127,7 @@ class Pacer:
             watcher = loop.create_task(_until_disconnect(receive))
             watcher.add_done_callback(lambda _: done.done() or done.set_result(False))
         try:
-            self._advance(stream)
+            self._advance(stream, loop.time())
             return await done
         finally:
             stream.items = iter(())  # stopped early: a heap entry left behind sends nothing
@@ -135,9 +135,10 @@ class Pacer:
             if watcher is not None:
                 watcher.cancel()
 
-    def _advance(self, stream: _Stream) -> None:
-        """Send the stream's bodies that are due, then queue its next one (or finish it)."""
-        loop = self._loop
+    def _advance(self, stream: _Stream, now: float) -> None:
+        """Send the stream's bodies due by ``now`` (read once per wake-up: one clock read per
+        wake-up, not per body; a body that falls due meanwhile goes with the next one), then
+        queue its next one (or finish it)."""
         while True:
             body = stream.waiting
             if body is None:
@@ -148,7 +149,7 @@ class Pacer:
                     return
                 stream.t_ms, body = item
                 due = stream.start + stream.t_ms / 1000.0 / stream.speed
-                if due > loop.time():
+                if due > now:
                     stream.waiting = body
                     self._push(due, stream)
                     return
@@ -187,7 +188,7 @@ class Pacer:
         try:
             if stream.on_sent is not None:
                 stream.on_sent(stream.t_ms, body)
-            self._advance(stream)
+            self._advance(stream, self._loop.time())
         except Exception as exc:  # its awaiter re-raises it
             if not stream.done.done():
                 stream.done.set_exception(exc)
@@ -219,7 +220,7 @@ class Pacer:
         while times and times[0] <= now:
             for stream in self._due.pop(heapq.heappop(times)):
                 try:
-                    self._advance(stream)
+                    self._advance(stream, now)
                 except Exception as exc:  # a schedule or a send raised: its awaiter re-raises it
                     if not stream.done.done():
                         stream.done.set_exception(exc)
