@@ -2,7 +2,7 @@
 
     python benchmarks/bench_servers.py [--levels 10,100,500,1000,2000] [--events 200]
         [--gap-ms 20] [--servers serve,fake-provider,floor,aimock] [--stagger-ms 1000]
-        [--repeat N] [--quick]
+        [--repeat N] [--quick] [--fifo]
 
 Each server streams openai-chat answers of ``--events`` content events ``--gap-ms`` apart;
 N concurrent streams (starts spread over ``--stagger-ms``) read them over loopback. The server
@@ -16,6 +16,12 @@ too, and the load average before and after. A warm-up stream goes first (lazy im
 ``--quick``: 100, 1000 and 2000 streams of serve, fake-provider and aimock (about 3 minutes;
 ``--quick --repeat 3`` for medians). Goals (issue 18): no errors at 2000, p99 <= 2 ms at
 100 and <= 5 ms at 1000, ahead of aimock at every level.
+
+``--fifo`` runs every server and the client at real-time priority (``SCHED_FIFO``; root or
+CAP_SYS_NICE): on a shared machine whose kernel does not preempt on wake-up (this one:
+``PREEMPT_NONE``, 250 Hz), a woken server waits up to a 4 ms tick whenever anything else runs
+on its core, which then dominates p99 at 10 and 100 streams; with ``--fifo`` the figures are
+the servers' own (and a saturated server takes its whole core from everything else).
 
 aimock (``@copilotkit/aimock``) runs when node and npm are present: it is installed into a
 temporary folder (``npm install``) unless ``--aimock DIR`` names a folder that has it.
@@ -77,10 +83,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+FIFO = False  # --fifo: real-time priority for the servers and the client
+
+
 def pin(core: int) -> Callable[[], None]:
     def apply() -> None:
         if hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
             os.sched_setaffinity(0, {core})
+        if FIFO:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
 
     return apply
 
@@ -347,7 +358,13 @@ def main(argv: list[str] | None = None) -> None:
         help="a few minutes: levels 100,1000,2000 of serve, fake-provider and aimock",
     )  # fmt: skip
     parser.add_argument("--aimock", type=Path, help="folder with node_modules/@copilotkit/aimock")
+    parser.add_argument(
+        "--fifo", action="store_true",
+        help="servers and client at real-time priority (SCHED_FIFO: root or CAP_SYS_NICE)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    global FIFO
+    FIFO = args.fifo
     if args.quick:
         args.levels, args.servers = "100,1000,2000", "serve,fake-provider,aimock"
     levels = [int(n) for n in args.levels.split(",")]
@@ -368,8 +385,8 @@ def main(argv: list[str] | None = None) -> None:
         table = commands(args.events, args.gap_ms, tmp, aimock)
         print(
             f"{args.events} events {args.gap_ms:g} ms apart per stream, starts over"
-            f" {args.stagger_ms:g} ms; server on core {SERVER_CORE}, client on core {CLIENT_CORE};"
-            f" load average {os.getloadavg()[0]:.1f}"
+            f" {args.stagger_ms:g} ms; server on core {SERVER_CORE}, client on core {CLIENT_CORE}"
+            f"{' (SCHED_FIFO)' if FIFO else ''}; load average {os.getloadavg()[0]:.1f}"
         )
         print(
             f"{'server':<14}{'streams':>8}{'done':>6}{'errors':>7}{'cpu s':>7}{'client':>8}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from streambench._pacing import paced, paced_sync, pacer
+from streambench._pacing import Pacer, paced, paced_sync, pacer
+from streambench._server import PACING_SLACK_S, body_writer, precise_event_loop, running_server
 from streambench.record.fake_provider import FakeProvider, _schedule
 from streambench.replay import build_plan, run_virtual
 from streambench.transcript import save, synth
@@ -147,6 +149,124 @@ def test_a_send_that_raises_ends_its_stream_with_that_error() -> None:
 
     with pytest.raises(ConnectionResetError, match="peer gone"):
         run_virtual(main())
+
+
+def test_with_slack_bodies_due_within_one_step_share_a_wake_up_and_none_goes_early() -> None:
+    async def main() -> list[list[tuple[float, bytes]]]:
+        step = Pacer(asyncio.get_running_loop(), slack_s=0.005)  # a 5 ms grid
+        clients = [_Client() for _ in range(3)]
+        schedules = [
+            [(1.0, b"a"), (7.0, b"b")],
+            [(2.0, b"x")],
+            [(4.9, b"y"), (5.1, b"z"), (10.0, b"w")],
+        ]
+        await asyncio.gather(
+            *(step.send_bodies(c.send, s) for c, s in zip(clients, schedules, strict=True))
+        )
+        return [c.sent for c in clients]
+
+    # due at 1, 2 and 4.9 ms: one wake-up at 5 ms; 5.1 and 7 at 10 (late by < 5 ms, never early)
+    assert run_virtual(main()) == [
+        [(5.0, b"a"), (10.0, b"b")],
+        [(5.0, b"x")],
+        [(5.0, b"y"), (10.0, b"z"), (10.0, b"w")],
+    ]
+
+
+def test_the_servers_loop_paces_with_its_slack_and_never_early() -> None:
+    loop = precise_event_loop()
+
+    async def main() -> tuple[float, list[tuple[float, float]]]:
+        loop = asyncio.get_running_loop()
+        due_and_sent: list[tuple[float, float]] = []
+        start = loop.time()
+
+        async def send(message: dict) -> None:  # type: ignore[type-arg]
+            due_and_sent.append((start + float(message["body"]) / 1000, loop.time()))
+
+        await pacer().send_bodies(send, [(t, b"%g" % t) for t in (0.3, 1.1, 1.2, 2.7)])
+        return pacer().slack_s, due_and_sent
+
+    try:
+        slack_s, due_and_sent = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert slack_s == PACING_SLACK_S > 0
+    assert len(due_and_sent) == 4
+    # a lower bound only (a busy machine sends later): no body before its time
+    for due, sent in due_and_sent:
+        assert sent >= due - 1e-6
+
+
+def test_bodies_the_write_refuses_go_through_send_in_order() -> None:
+    async def main() -> tuple[list[bytes], list[tuple[float, bytes]], list[float]]:
+        client = _Client()
+        written: list[bytes] = []
+
+        def write(body: bytes) -> bool:
+            if body == b"b":  # a full write buffer: the ASGI send decides
+                return False
+            written.append(body)
+            return True
+
+        noted: list[float] = []
+        schedule = [(0.0, b"a"), (10.0, b"b"), (20.0, b"c")]
+        await pacer().send_bodies(
+            client.send, schedule, on_sent=lambda t, _: noted.append(t), write=write
+        )
+        return written, client.sent, noted
+
+    written, sent, noted = run_virtual(main())
+    assert written == [b"a", b"c"]
+    assert sent == [(10.0, b"b")]
+    assert noted == [0.0, 10.0, 20.0]
+
+
+BODIES = [b"data: one\n\n", b"", b"data: " + "\u00e9".encode() * 300 + b"\n\n"]
+
+
+async def _bodies_app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+    """Streams BODIES with uvicorn's own ``send`` (/send) or with :func:`body_writer` (/write),
+    the start and the end through ``send`` either way."""
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1")]}
+    await send(start)  # type: ignore[operator]
+    if scope["path"] == "/write":
+        write = body_writer(send)  # type: ignore[arg-type]
+        assert write is not None
+        for body in BODIES:
+            assert write(body)
+        flow = send.__self__.flow  # type: ignore[attr-defined]
+        flow.pause_writing()  # a full write buffer: the writer refuses, writing nothing
+        assert not write(b"refused")
+        flow.resume_writing()
+    else:
+        for body in BODIES:
+            await send({"type": "http.response.body", "body": body, "more_body": True})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": b"", "more_body": False})  # type: ignore[operator]
+
+
+def _raw_response(url: str, path: str) -> bytes:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".encode())
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+def test_the_body_writer_puts_exactly_uvicorns_bytes_on_the_wire() -> None:
+    with running_server(_bodies_app) as url:  # type: ignore[arg-type]
+        answers = [_raw_response(url, path) for path in ("/send", "/write")]
+    # the Date header may tick between the two
+    own, written = (
+        b"\r\n".join(h for h in a.split(b"\r\n") if not h.startswith(b"date:")) for a in answers
+    )
+    assert written == own
+    assert own.endswith(
+        b"\r\n\r\n" + b"".join(b"%x\r\n%b\r\n" % (len(b), b) for b in BODIES if b) + b"0\r\n\r\n"
+    )
+    assert body_writer(_Client.send) is None  # not uvicorn's own send: the ASGI path
 
 
 def _lift_open_file_limit(needed: int) -> None:

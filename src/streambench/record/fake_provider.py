@@ -27,7 +27,7 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from streambench._pacing import pacer
+from streambench._server import body_writer
 from streambench._yaml import load_yaml
 from streambench.answer import SHAPES, mode_of_prefill
 from streambench.errors import ConfigError, SpecError
@@ -290,7 +291,7 @@ class FakeProvider:
             for api in synth.APIS
             for path in registry.get(api).routes
         ]
-        app = Starlette(routes=routes)
+        app = _App(routes=routes)
         app.state.provider = self
         return app
 
@@ -324,6 +325,19 @@ class FakeProvider:
         return endpoint
 
 
+_SERVER_SEND = "streambench.server_send"  # scope key: the server's own ASGI send
+
+
+class _App(Starlette):
+    """Starlette, noting the server's own ``send`` in the scope: the paced bodies go straight
+    to it (:func:`~streambench._server.body_writer`), past starlette's wrappers of ``send``,
+    which only note that the response started (the start still goes through them)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[_SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
 class _PacedStream(Response):
     """The streamed answer: the loop's pacer sends each frame at its time (no task wakes up
     per frame), stopping when the client goes away; ``drop`` aborts the connection after."""
@@ -331,7 +345,7 @@ class _PacedStream(Response):
     media_type = "text/event-stream; charset=utf-8"
 
     def __init__(
-        self, schedule: Iterator[tuple[float, synth.Frame]], log: SentStream, drop: str | None
+        self, schedule: list[tuple[float, bytes]], log: SentStream, drop: str | None
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -349,8 +363,9 @@ class _PacedStream(Response):
             log.frames.append((time.monotonic(), len(data)))
             log.body += data
 
-        bodies = ((t_ms, frame.data) for t_ms, frame in self._schedule)
-        if not await pacer().send_bodies(send, bodies, on_sent=sent, receive=receive):
+        write = body_writer(scope.get(_SERVER_SEND, send))
+        bodies = self._schedule
+        if not await pacer().send_bodies(send, bodies, on_sent=sent, receive=receive, write=write):
             return  # the client went away
         if self._drop is not None:
             raise DroppedConnection(self._drop)
@@ -369,15 +384,17 @@ def _rendered(
     return tuple(frames)
 
 
-def _schedule(
-    frames: Sequence[synth.Frame], provider: FakeProvider
-) -> Iterator[tuple[float, synth.Frame]]:
-    """Each frame at ``ttfb + tokens so far / rate`` from the request (absolute times)."""
+def _schedule(frames: Sequence[synth.Frame], provider: FakeProvider) -> list[tuple[float, bytes]]:
+    """Each frame's bytes at ``ttfb + tokens so far / rate`` from the request (absolute times),
+    in one pass before the stream starts."""
+    rate = provider.rate
     t_ms = provider.ttfb_ms
+    timed = []
     for frame in frames:
-        if frame.tokens and provider.rate > 0:
-            t_ms += frame.tokens / provider.rate * 1000.0
-        yield t_ms, frame
+        if frame.tokens and rate > 0:
+            t_ms += frame.tokens / rate * 1000.0
+        timed.append((t_ms, frame.data))
+    return timed
 
 
 def _apply_fault(

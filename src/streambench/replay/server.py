@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from starlette.types import Receive, Scope, Send
 
 from streambench._pacing import pacer
+from streambench._server import body_writer
 from streambench.replay.plan import ReplayPlan
 from streambench.replay.transports import ReplayLog
 from streambench.transcript import Transcript
@@ -79,7 +80,10 @@ class ReplayApp:
             record.delivered_bytes += len(data)
             record.t_ms.append(t_ms)
 
-        if not await pacer().send_bodies(send, plan.schedule(), self.speed, sent, receive):
+        write = body_writer(send)
+        if not await pacer().send_bodies(
+            send, plan.schedule(), self.speed, sent, receive, write=write
+        ):
             record.client_closed = True  # the client went away before the stream's end
             return
         if plan.ending == "disconnect":
