@@ -10,6 +10,8 @@ multi-turn one (``chat-thread-second-turn``) must flag them:
   gets an event stream it cannot read;
 * ``detail_errors``: FastAPI's habit: refusals carry ``{"detail": ...}``, not the documented
   ``{"error": ...}`` the client shows;
+* ``always_200``: a proxy in front that "normalises" every answer to 200, so a client reading
+  the JSON answer takes a failed run for a finished one;
 * ``forgets_history``: builds the prompt from the new message alone, so a thread's second
   turn is asked without the first.
 
@@ -108,6 +110,20 @@ def detail_errors() -> ASGIApp:
     return renamed
 
 
+def always_200() -> ASGIApp:
+    app = _reference()
+
+    async def normalised(scope: Scope, receive: Receive, send: Send) -> None:
+        async def ok(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "status": 200}
+            await send(message)
+
+        await app(scope, receive, ok)
+
+    return normalised
+
+
 class _ForgetsHistory(ReferenceService):
     async def message_events(self, *args: Any) -> AsyncIterator[WireEvent]:
         async for event in super().message_events(*args[:-1], []):  # the bug: no history
@@ -118,4 +134,9 @@ def forgets_history() -> Starlette:
     from starlette.routing import Route
 
     service = _ForgetsHistory(ReferenceConfig(), Store(":memory:"))
-    return Starlette(routes=[Route("/messages", service.post_message, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/messages", service.post_message, methods=["POST"]),
+            Route("/threads/{thread_id}/messages", service.get_messages, methods=["GET"]),
+        ]
+    )
