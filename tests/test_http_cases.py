@@ -105,6 +105,26 @@ def test_a_json_answer_that_fails_must_say_so_with_502() -> None:
     assert by_fault == {"": [], DISCONNECT[0]: ["wrong-status"]}
 
 
+def test_a_store_failure_is_a_503_before_the_run_and_a_shown_reply_after_it() -> None:
+    store = "reference:db_path=" + str(FIXTURES / "store-failure" / "failing-store.sqlite3")
+    before = (FIXTURES / "store-failure" / "failing-store.sqlite3").read_bytes()
+    cases = [str(FIXTURES / "store-failure")]
+    reference = run_matrix(Matrix(cases=cases, suts=[store], chunkings=["events", "bytes:16"]))
+    assert _rules(reference) == {"reply-not-saved": set(), "user-row-not-saved": set()}
+    done = reference[reference["case"] == "reply-not-saved"]
+    assert set(done["terminal"]) == {"done"}
+    assert set(reference[reference["case"] == "user-row-not-saved"]["status_code"]) == {503}
+    # the database keeps nothing: the cases leave it as it was
+    assert (FIXTURES / "store-failure" / "failing-store.sqlite3").read_bytes() == before
+    broken = run_matrix(
+        Matrix(cases=cases, suts=[f"{MISUSE}:raw_store_errors"], chunkings=["events"])
+    )
+    assert _rules(broken) == {
+        "reply-not-saved": {"sut-failure", "unexpected-error", "terminal-count"},
+        "user-row-not-saved": {"wrong-status", "sut-failure", "wrong-json-answer"},
+    }
+
+
 def test_the_case_states_what_a_refusal_must_say() -> None:
     row = run_one(RunSpec(str(FIXTURES / "http-unknown-thread"), sut="reference"))
     assert (row["status_code"], row["violations"]) == (404, [])

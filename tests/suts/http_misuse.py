@@ -12,6 +12,9 @@ multi-turn one (``chat-thread-second-turn``) must flag them:
   ``{"error": ...}`` the client shows;
 * ``always_200``: a proxy in front that "normalises" every answer to 200, so a client reading
   the JSON answer takes a failed run for a finished one;
+* ``raw_store_errors``: a store whose SQLite errors escape unwrapped (fixtures/store-failure's
+  database that fails the writes a full disk fails): a reply already shown ends in a broken
+  stream, and a message that cannot be stored in a 500 with a traceback page;
 * ``forgets_history``: builds the prompt from the new message alone, so a thread's second
   turn is asked without the first.
 
@@ -21,7 +24,9 @@ Each is the reference with the user's code swapped in at one place.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -122,6 +127,18 @@ def always_200() -> ASGIApp:
         await app(scope, receive, ok)
 
     return normalised
+
+
+class _RawStore(Store):
+    @contextmanager
+    def _wrap(self) -> Iterator[None]:
+        yield  # the bug: sqlite3 errors are not StoreError, which the service handles
+        self._db.commit()
+
+
+def raw_store_errors() -> Starlette:
+    failing = Path(__file__).resolve().parents[2] / "fixtures/store-failure/failing-store.sqlite3"
+    return create_app(ReferenceConfig(store=_RawStore(failing)))
 
 
 class _ForgetsHistory(ReferenceService):

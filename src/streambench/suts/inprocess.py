@@ -356,7 +356,8 @@ def _coerce(value: str, like: Any) -> Any:
 
 @dataclass(frozen=True)
 class ReferenceSut(InProcessSut):
-    """``reference[:k=v,...]``: the bundled reference app, its chain built from the plans' APIs."""
+    """``reference[:k=v,...]``: the bundled reference app, its chain built from the plans' APIs;
+    its store is a fresh in-memory database per run unless ``db_path=`` names one."""
 
     options: dict[str, str] = field(default_factory=dict)
 
@@ -377,8 +378,9 @@ class ReferenceSut(InProcessSut):
         defaults = ReferenceConfig()
         settings: dict[str, Any] = {
             "providers": tuple(KIND_OF_API.get(p.api, "anthropic") for p in plans),
-            "store": Store(":memory:"),
         }
+        if "db_path" not in self.options:  # a database of the user's: opened per run
+            settings["store"] = Store(":memory:")
         for key, value in self.options.items():
             if key not in REQUEST_OPTIONS | {"clock"}:
                 try:
