@@ -12,8 +12,8 @@
    pristine ``streambench.answer``;
 2. runs the oracle (ORACLE_STAGES: the main job, the tool-call designs, the store failures, a
    second seed and a mid-stream disconnect) once on the unmutated copy under a line tracer:
-   every stage must pass the gate, and a mutant on a line no stage executes cannot change what the oracle
-   sees (it survives without being run);
+   every stage must pass the gate, and a mutant on a line no stage executes cannot change
+   what the oracle sees (it survives without being run);
 3. draws a seeded sample, applies each mutant alone (``cosmic-ray apply``) and runs
    ``streambench run`` then ``streambench gate`` stage by stage: the mutant is killed when
    either exits non-zero or the runs exceed their time limit. No pytest, no other check;
@@ -54,12 +54,13 @@ MODULES = (
     "src/streambench/reference/edits.py",
 )
 # The oracle: the main job's matrix, with a second seed and a mid-stream disconnect on the
-# upstream that serves each case (a case without a 20th character is left out of it), and the
+# upstream that serves each case (a case without a 20th character is left out of it); the
 # tool-call designs (``reference:structured=tool`` in both orders, over the recordings of
-# fixtures/experiments/make_tool_recordings.py) under the default chunkings, and the
-# store-failure cases (fixtures/store-failure.yaml). Run as stages, cheapest first; a mutant is killed by the first stage whose run or gate fails, so the
-# verdict is the whole matrix's, and a killed mutant costs one stage. Each stage holds whole
-# groups of the cross-run rules (every chunking of one case x SUT x seed without faults).
+# fixtures/experiments/make_tool_recordings.py) under the default chunkings; the store-failure
+# cases (fixtures/store-failure.yaml). Run as stages, cheapest first: a mutant is killed by
+# the first stage whose run or gate fails, so the verdict is the whole matrix's, and a killed
+# mutant costs one stage. Each stage holds whole groups of the cross-run rules (every
+# chunking of one case x SUT x seed without faults).
 DISCONNECT = "disconnect@text=20,call=served,else=skip"
 ORACLE_STAGES: tuple[tuple[str, ...], ...] = (
     (),  # the main job
