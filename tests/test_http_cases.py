@@ -207,3 +207,13 @@ def test_turns_and_an_explicit_thread_id_contradict_each_other(tmp_path: Path) -
     )
     with pytest.raises(ConfigError, match=r"request\.thread_id: the request continues"):
         load_case(case)
+
+
+def test_every_case_key_has_a_row_in_docs_cases_md() -> None:
+    from streambench.runner.cases import _EXPECT_KEYS, _HTTP_KEYS
+
+    docs = (FIXTURES.parent / "docs" / "cases.md").read_text()
+    keys = ["name", "mode", "request.content", "upstream", "tool", "turns"]
+    keys += [f"expect.{k}" for k in _EXPECT_KEYS] + [f"http.{k}" for k in _HTTP_KEYS]
+    missing = [k for k in keys if f"| `{k}`" not in docs and f"/ `{k}`" not in docs]
+    assert missing == []
