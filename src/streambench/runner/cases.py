@@ -319,6 +319,32 @@ def load_case(path: str | Path) -> Case:
     )
 
 
+def surface_keys(case: Case, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a case.yaml written into ``folder`` from ``case`` needs besides its request and
+    upstream to be the same case: its ``http`` and ``turns`` keys (the turns' recordings copied
+    into ``folder``), and its ``expect.status`` / ``expect.error``. (keys, expect keys)"""
+    keys: dict[str, Any] = {}
+    http = {
+        "body": case.http_body,
+        "headers": dict(case.http_headers) or None,
+        "method": case.http_method,
+        "path": case.http_path,
+    }
+    if any(v is not None for v in http.values()):
+        keys["http"] = {k: v for k, v in http.items() if v is not None}
+    turns = []
+    for number, turn in enumerate(case.turns, start=1):
+        names = []
+        for index, source in enumerate(turn.upstream, start=1):
+            names.append(f"turn-{number}-{index}.yaml")
+            shutil.copyfile(source, folder / names[-1])
+        turns.append({"request": turn.request, "upstream": names})
+    if turns:
+        keys["turns"] = turns
+    expect = {"status": case.expect_status, "error": case.expect_error}
+    return keys, {k: v for k, v in expect.items() if v is not None}
+
+
 def case_files(paths: Iterable[str | Path]) -> list[Path]:
     """The case files that case files or folders name; a folder without case.yaml is searched
     one level down for case.yaml files, else taken as a folder of transcripts (*.yaml)."""
