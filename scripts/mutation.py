@@ -10,12 +10,13 @@
    imports are pointed at it, and only the copy is mutated (only its parts the reference
    imports: the shapes, prefills and the incremental parser); the grader keeps the
    pristine ``streambench.answer``;
-2. runs the main job once on the unmutated copy under a line tracer: it must pass the gate,
-   and a mutant on a line that job never executes cannot change what it sees (it survives
-   without being run);
+2. runs the oracle (ORACLE_STAGES: the main job, the tool-call designs, the store failures, a
+   second seed and a mid-stream disconnect) once on the unmutated copy under a line tracer:
+   every stage must pass the gate, and a mutant on a line no stage executes cannot change
+   what the oracle sees (it survives without being run);
 3. draws a seeded sample, applies each mutant alone (``cosmic-ray apply``) and runs
-   ``streambench run`` then ``streambench gate``: the mutant is killed when either exits
-   non-zero or the run exceeds its time limit. No pytest, no other check;
+   ``streambench run`` then ``streambench gate`` stage by stage: the mutant is killed when
+   either exits non-zero or the runs exceed their time limit. No pytest, no other check;
 4. prints the mutation score over the non-equivalent mutants and every survivor; mutants
    listed in ``scripts/mutation_equivalent.txt`` (one line each, with its line and reason) are left
    out of the score.
@@ -52,11 +53,28 @@ MODULES = (
     "src/streambench/reference/chain.py",
     "src/streambench/reference/edits.py",
 )
-# The oracle's matrix: the main job's, with a second seed and a mid-stream disconnect on the
-# upstream that serves each case (a case without a 20th character is left out of it).
-ORACLE_AXES = (
-    *("--seed", "0", "--seed", "1"),
-    *("--fault", "none", "--fault", "disconnect@text=20,call=served,else=skip"),
+# The oracle: the main job's matrix, with a second seed and a mid-stream disconnect on the
+# upstream that serves each case (a case without a 20th character is left out of it); the
+# tool-call designs (``reference:structured=tool`` in both orders, over the recordings of
+# fixtures/experiments/make_tool_recordings.py) under the default chunkings; the store-failure
+# cases (fixtures/store-failure.yaml). Run as stages, cheapest first: a mutant is killed by
+# the first stage whose run or gate fails, so the verdict is the whole matrix's, and a killed
+# mutant costs one stage. Each stage holds whole groups of the cross-run rules (every
+# chunking of one case x SUT x seed without faults) or its runs only.
+DISCONNECT = "disconnect@text=20,call=served,else=skip"
+ORACLE_STAGES: tuple[tuple[str, ...], ...] = (
+    # the main job's runs under one chunking first: a per-run violation there is one of the
+    # whole matrix's, at a sixth of its cost (most mutants die here)
+    ("--chunking", "events"),
+    (),  # the main job
+    ("--case", "fixtures/experiments/tool_changes_first", "--sut", "reference:structured=tool"),
+    (
+        *("--case", "fixtures/experiments/tool_text_first"),
+        *("--sut", "reference:structured=tool,order=text_first"),
+    ),
+    ("fixtures/store-failure.yaml",),  # a store that fails its writes
+    ("--seed", "0", "--seed", "1", "--fault", DISCONNECT),
+    ("--seed", "1", "--fault", "none"),
 )
 EQUIVALENT_FILE = ROOT / "scripts" / "mutation_equivalent.txt"
 # Traces the reference modules' executed lines while running the CLI in this process.
@@ -220,20 +238,32 @@ def load_equivalent(path: Path) -> dict[str, tuple[int, str]]:
 
 
 def oracle(scratch: Path, env: dict[str, str], timeout_s: float) -> tuple[bool, str]:
-    """run + gate on the scratch tree: (passed, what failed)."""
+    """run + gate on the scratch tree, stage by stage (ORACLE_STAGES): (passed, what failed
+    first). ``timeout_s`` bounds the whole oracle."""
+    deadline = time.monotonic() + timeout_s
+    for number, axes in enumerate(ORACLE_STAGES, start=1):
+        passed, why = _stage(scratch, env, axes, deadline - time.monotonic())
+        if not passed:
+            return False, f"stage {number}: {why}"
+    return True, ""
+
+
+def _stage(
+    scratch: Path, env: dict[str, str], axes: tuple[str, ...], timeout_s: float
+) -> tuple[bool, str]:
     out = scratch / "reports"
     shutil.rmtree(out, ignore_errors=True)
     try:
         run = subprocess.run(
-            ["streambench", "run", *ORACLE_AXES, "--jobs", "1", "--format", "jsonl", "--out", out],
+            ["streambench", "run", *axes, "--jobs", "1", "--format", "jsonl", "--out", out],
             cwd=scratch,
             env=env,
             capture_output=True,
             text=True,
-            timeout=timeout_s,
+            timeout=max(timeout_s, 1.0),
         )
     except subprocess.TimeoutExpired:
-        return False, f"run exceeded {timeout_s:.0f} s"
+        return False, "run exceeded the time limit"
     if run.returncode:
         tail = (run.stderr.strip().splitlines() or ["?"])[-1]
         return False, f"run exit {run.returncode}: {tail[:160]}"
@@ -251,24 +281,30 @@ def oracle(scratch: Path, env: dict[str, str], timeout_s: float) -> tuple[bool, 
 
 
 def traced_lines(scratch: Path, env: dict[str, str]) -> set[tuple[str, int]]:
-    """The reference lines the main job executes, from one traced run (which must pass)."""
-    out = scratch / "trace.json"
-    script = TRACER.replace("OUT", json.dumps(str(out)))
-    reports = scratch / "reports-baseline"
-    subprocess.run(
-        [sys.executable, "-c", script, str(scratch / "src"), "-", "run", "--out", str(reports)],
-        cwd=scratch,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    gate = subprocess.run(
-        ["streambench", "gate", str(reports)], cwd=scratch, env=env, capture_output=True
-    )
-    if gate.returncode:
-        sys.exit("the unmutated reference fails the gate: fix that before measuring the oracle")
+    """The reference lines the oracle executes, from one traced run of each stage (each must
+    pass the gate)."""
     root = scratch.resolve()
-    return {(str(Path(name).relative_to(root)), line) for name, line in json.loads(out.read_text())}
+    seen: set[tuple[str, int]] = set()
+    for number, axes in enumerate(ORACLE_STAGES, start=1):
+        out = scratch / f"trace-{number}.json"
+        script = TRACER.replace("OUT", json.dumps(str(out)))
+        reports = scratch / f"reports-baseline-{number}"
+        command = [sys.executable, "-c", script, str(scratch / "src"), "-", "run", *axes]
+        subprocess.run(
+            [*command, "--out", str(reports)], cwd=scratch, env=env, check=True, capture_output=True
+        )
+        gate = subprocess.run(
+            ["streambench", "gate", str(reports)], cwd=scratch, env=env, capture_output=True
+        )
+        if gate.returncode:
+            sys.exit(
+                f"the unmutated reference fails the gate on stage {number} ({' '.join(axes)}):"
+                " fix that before measuring the oracle"
+            )
+        seen |= {
+            (str(Path(name).relative_to(root)), line) for name, line in json.loads(out.read_text())
+        }
+    return seen
 
 
 def _compiles(path: Path) -> bool:
@@ -341,16 +377,25 @@ def campaign(args: argparse.Namespace) -> list[Outcome]:
         env = {**os.environ, "PYTHONPATH": str(scratch / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
         mutants, sample = draw(scratch, args)
         print(f"{len(mutants)} mutants of {len(MODULES)} modules; sample of {len(sample)}")
-        print("baseline: the unmutated main job (under a line tracer) ...", flush=True)
+        print(
+            "baseline: the unmutated oracle, stage by stage (under a line tracer) ...", flush=True
+        )
         if args.no_trace:  # every mutant is run: slower per mutant, no baseline trace
             if not oracle(scratch, env, args.timeout_s)[0]:
                 sys.exit("the unmutated reference fails the gate: fix that before measuring")
             executed = None
+        elif args.trace and Path(args.trace).is_file():
+            executed = {(m, n) for m, n in json.loads(Path(args.trace).read_text())}
         else:
             executed = traced_lines(scratch, env)
+            if args.trace:
+                Path(args.trace).write_text(json.dumps(sorted(executed)))
+        shard, shards = (int(part) for part in args.shard.split("/"))
         started = time.monotonic()
         with results.open("a") as sink:
             for number, mutant in enumerate(sample, start=1):
+                if (number - 1) % shards != shard:
+                    continue
                 # a verdict stands only for the same mutant: an edit of the module renumbers
                 # cosmic-ray's occurrences, so a key on another line is another mutant
                 if mutant.key in done and done[mutant.key].line == mutant.line:
@@ -381,12 +426,11 @@ def judge(
     args: argparse.Namespace,
 ) -> Outcome:
     started = time.monotonic()
-    subprocess.run(
-        ["cosmic-ray", "apply", mutant.module, mutant.operator, str(mutant.occurrence)],
-        cwd=scratch,
-        check=True,
-        capture_output=True,
-    )
+    # what ``cosmic-ray apply`` does, without its ~1 s of imports per mutant
+    from cosmic_ray.mutating import apply_mutation
+    from cosmic_ray.plugins import get_operator
+
+    apply_mutation(scratch / mutant.module, get_operator(mutant.operator)(), mutant.occurrence)
     try:
         diff = diff_of(scratch, pristine, mutant.module)
         if equivalent.get(mutant.key, (0, ""))[0] == mutant.line:
@@ -396,7 +440,7 @@ def judge(
             and (mutant.module, mutant.line) not in executed
             and _compiles(scratch / mutant.module)
         ):
-            status, why = "unreached", "the main job never executes this line"
+            status, why = "unreached", "the oracle never executes this line"
         else:
             passed, why = oracle(scratch, env, args.timeout_s)
             status = "survived" if passed else "killed"
@@ -422,7 +466,7 @@ def summary(outcomes: list[Outcome]) -> str:
     score = counts["killed"] / scored if scored else float("nan")
     lines = [
         f"{len(outcomes)} mutants judged: {counts['killed']} killed, {counts['survived']} "
-        f"survived, {counts['unreached']} never executed by the main job, "
+        f"survived, {counts['unreached']} never executed by the oracle, "
         f"{counts['equivalent']} equivalent",
         f"mutation score (killed / non-equivalent): {counts['killed']}/{scored} = {score:.1%}",
     ]
@@ -455,6 +499,18 @@ def main() -> None:
         help="skip the traced baseline (slow on a big matrix): run every mutant, none unreached",
     )
     parser.add_argument("--report-only", action="store_true", help="summarise --results only")
+    parser.add_argument(
+        "--shard",
+        default="0/1",
+        help="K/N: judge the sample's mutants K, K+N, ... (N campaigns in parallel, one results"
+        " file)",
+    )
+    parser.add_argument(
+        "--trace",
+        default=None,
+        help="the baseline's executed lines: read from this file when it exists (an earlier"
+        " campaign of the same tree wrote it), else traced and written there",
+    )
     args = parser.parse_args()
     outcomes = report(args) if args.report_only else campaign(args)
     print(summary(outcomes))

@@ -146,9 +146,17 @@ def test_a_naive_sut_is_flagged_and_the_reference_is_clean() -> None:
     # Every fixture is clean, including those that ask for the older text-first order.
     assert reference["violations"].map(len).sum() == 0
     assert {"job-text-first", "workflow-text-first"} <= set(reference["case"])
-    # done everywhere but where the recording stops inside the code: there it says incomplete
-    assert (reference["terminal"] == reference["expected_terminal"]).all()
-    assert set(reference[reference["terminal"] != "done"]["case"]) == {"job-max-tokens-mid-code"}
+    # done everywhere but where the recording stops inside the code or is not JSON: there it
+    # says the answer is unusable; a refused request has no stream at all
+    refused = {"http-bad-body", "http-non-utf8-body", "http-unknown-thread"}
+    refused |= {"http-unknown-thread-messages"}
+    answered = reference[~reference["case"].isin(refused)]
+    assert (answered["terminal"] == answered["expected_terminal"]).all()
+    assert set(reference[reference["terminal"] != "done"]["case"]) == refused | {
+        "job-max-tokens-mid-code",
+        "job-junk-after-text",
+        "job-equals-for-colon",
+    }
 
 
 def test_retrying_after_shown_text_is_a_duplicate_after_failover(tmp_path: Path) -> None:

@@ -44,20 +44,32 @@ BROKEN = [f"tests.suts.broken:{name}" for name in ("always_error", "lossy_lines"
 CHUNKINGS = list(DEFAULT_CHUNKINGS) if FULL else ["events", "bytes:16", "random:min=1,max=64"]
 
 
+# The recorded answers that are not JSON (fixtures/make_fixtures.py): a correct backend ends in
+# error, showing at most the text that arrived before the fault, applying no code.
+MALFORMED = {"job-junk-after-text", "job-equals-for-colon"}
+# The requests a correct backend refuses (expect.status of 400 or more), with no answer.
+REFUSED = {
+    "http-bad-body",
+    "http-non-utf8-body",
+    "http-unknown-thread",
+    "http-unknown-thread-messages",
+}
+
+
 def _wrong(row: pd.Series) -> bool:
     """Independent of the rules: the user did not end with the case's answer (or, where the
-    recording stops at max_tokens inside the code, with an error that applied nothing; under
-    the mid-stream cut, with an error that shows a prefix of the answer and applies nothing)."""
+    recording stops at max_tokens inside the code or is malformed, with an error that applied
+    nothing; under the mid-stream cut, with an error that shows a prefix of the answer and
+    applies nothing; for a request to refuse, with the case's status)."""
     case = load_case(FIXTURES / row["case"])
     code = case.expect_code if case.expect_code is not None else case.expect_yaml
-    if row["fault"]:
-        assert row["fault"] == MID_STREAM_FAULT
+    if case.refused:
+        return row["status_code"] != case.expect_status
+    if row["fault"] or row["case"] in MALFORMED:
+        assert not row["fault"] or row["fault"] == MID_STREAM_FAULT
         shown = row["streamed_text"]
-        return (
-            row["terminal"] != "error"
-            or not case.expect_text.startswith(shown)
-            or (isinstance(row["final_code"], str))
-        )
+        cut_code = isinstance(row["final_code"], str)
+        return row["terminal"] != "error" or not case.expect_text.startswith(shown) or cut_code
     if case.mode != "chat" and _recorded_stop(case) == "max_tokens":
         cut_code = isinstance(row["final_code"], str)
         return row["terminal"] != "error" or row["streamed_text"] != case.expect_text or cut_code
@@ -84,9 +96,16 @@ def test_broken_backends_have_every_wrong_run_flagged() -> None:
     unflagged = frame[wrong & (frame["n_violations"] == 0)]
     assert unflagged.empty, unflagged[["sut", "case", "chunking"]].to_string()
     # a right run is flagged only by the cross-run rules, when the wrong runs are the majority,
-    # or (always_error on the stop mid-code, rightly an error) for never calling the provider
+    # or (always_error on the stop mid-code, rightly an error) for never calling the provider,
+    # or (an app routing POST /messages only) for answering GET /threads/.../messages with
+    # starlette's plain 404: the right status, not the documented body
     right_rules = {v["rule"] for vs in frame[~wrong]["violations"] for v in vs}
-    assert right_rules <= {"split-variance", "status-variance", "no-upstream-call"}
+    assert right_rules <= {
+        "split-variance",
+        "status-variance",
+        "no-upstream-call",
+        "wrong-json-answer",
+    }
     called = frame[~wrong & (frame["sut"] != "tests.suts.broken:always_error")]
     assert {v["rule"] for vs in called["violations"] for v in vs} <= {
         "split-variance",
@@ -354,18 +373,24 @@ def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
         runs = frame[frame["sut"] == f"tests.suts.broken:{sut}"]
         return {r.case for r in runs.itertuples() if any(v["rule"] == rule for v in r.violations)}
 
-    everything = set(frame["case"])
-    # a max_tokens stop mid-code ends in error: no final message carries latency_ms
+    # a refused request has no stream and no upstream call: only the HTTP rules judge it
+    everything = set(frame["case"]) - REFUSED
+    # a max_tokens stop mid-code, or a malformed answer, ends in error: no final message
+    # carries latency_ms
     assert flagged("seconds_latency", "latency-mismatch") == everything - {
-        "job-max-tokens-mid-code"
+        "job-max-tokens-mid-code",
+        *MALFORMED,
     }
     # text-first requests write their code after the text: statuses there are expected; where
-    # no text is shown (an empty answer, a stop mid-code) no status can follow it
+    # no text is shown (an empty answer, a stop mid-code, a key without its colon) no status
+    # can follow it; a JSON answer has no order to see
     assert flagged("status_pings", "status-after-text") == everything - {
         "job-text-first",
         "workflow-text-first",
         "chat-empty",
         "job-max-tokens-mid-code",
+        "job-equals-for-colon",
+        "http-json-answer",
     }
     # only where an edit is skipped does counting the edits differ from counting the patches
     assert flagged("counted_patches", "patch-count") == {
@@ -375,8 +400,16 @@ def test_metadata_status_and_patch_bugs_are_flagged_where_they_show() -> None:
     }
     # a new thread has no previous question: every upstream request asks nothing
     assert flagged("previous_turn", "wrong-prompt") == everything
+    # these apps route POST /messages only: GET /threads/.../messages is starlette's plain 404
+    assert flagged("previous_turn", "wrong-json-answer") == {"http-unknown-thread-messages"}
     other = {v["rule"] for vs in frame["violations"] for v in vs}
-    assert other == {"latency-mismatch", "status-after-text", "patch-count", "wrong-prompt"}
+    assert other == {
+        "latency-mismatch",
+        "status-after-text",
+        "patch-count",
+        "wrong-prompt",
+        "wrong-json-answer",
+    }
 
 
 def test_shrink_leaves_cross_run_rules_alone(tmp_path: Path) -> None:

@@ -116,6 +116,15 @@ class RunContext:
     requested_order: str = "changes_first"
     status_code: int = 200  # the SUT's HTTP status
     sut_error: str | None = None  # the in-process SUT raised
+    expected_status: int | None = None  # the HTTP status the case states (expect.status)
+    # the request accepts no text/event-stream: the answer is one JSON body (grade/json_answer.py)
+    json_answer: bool = False
+    refused: bool = False  # the case expects the request refused (a status >= 400, no run)
+    # what is wrong with the JSON answer or the refusal's body (None: nothing, or not one)
+    answer_problem: str | None = None
+    # what the thread holds before this turn (a multi-turn case's earlier messages and
+    # answers, in order): the turn's upstream request must carry them
+    history: tuple[str, ...] = ()
     expression: str = ""  # the request's code (job_code edits apply to it)
     # the first upstream answered 429/529 with this retry-after and another attempt was possible
     retry_after_s: float | None = None
@@ -516,11 +525,32 @@ def _done_after_truncation(ctx: RunContext, _: dict[str, Any]) -> Findings | Non
 
 def _sut_failure(ctx: RunContext, _: dict[str, Any]) -> Findings:
     found: Findings = []
-    if ctx.status_code != 200:
+    # a status the case states, and a JSON answer's, are wrong-status's
+    if ctx.status_code != 200 and ctx.expected_status is None and not ctx.json_answer:
         found.append((f"HTTP status {ctx.status_code}", None))
     if ctx.sut_error:
         found.append((f"the SUT raised {ctx.sut_error}", _terminal_ms(ctx)))
     return found
+
+
+def _wrong_status(ctx: RunContext, _: dict[str, Any]) -> Findings:
+    if ctx.expected_status is not None:
+        expected, why = ctx.expected_status, "the case's expect.status"
+    elif ctx.json_answer:
+        error = ctx.state.terminal_kind == "error"
+        expected, why = (502, "a JSON answer's error") if error else (200, "a JSON answer")
+    else:
+        return []  # an SSE answer's status is sut-failure's (200)
+    if ctx.status_code == expected:
+        return []
+    return [(f"HTTP status {ctx.status_code}; {why} is {expected}", _terminal_ms(ctx))]
+
+
+def _wrong_json_answer(ctx: RunContext, _: dict[str, Any]) -> Findings:
+    if ctx.answer_problem is None:
+        return []
+    what = "the refused request's answer" if ctx.refused else "the JSON answer"
+    return [(f"{what}: {ctx.answer_problem}", _terminal_ms(ctx))]
 
 
 def _retry_after_ignored(ctx: RunContext, _: dict[str, Any]) -> Findings:
@@ -683,6 +713,28 @@ def _wrong_prompt(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
     return found
 
 
+def _lost_history(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
+    if not ctx.history:
+        return []  # a first turn: the thread holds nothing yet
+    calls = [c for c in ctx.upstream_calls or () if c.prompt is not None and c.api != "generic-sse"]
+    if not calls:
+        return None
+    lost = [
+        text
+        for text in ctx.history
+        if not any(text in c.prompt.body_text for c in calls if c.prompt)
+    ]
+    if not lost:
+        return []
+    return [
+        (
+            f"upstream call 1 ({calls[0].api}): {len(lost)} of the thread's {len(ctx.history)}"
+            f" earlier messages are not in any request, first {excerpt(lost[0], 0)}",
+            calls[0].t_ms,
+        )
+    ]
+
+
 RULES: dict[str, Rule] = {
     rule.slug: rule
     for rule in (
@@ -712,6 +764,16 @@ RULES: dict[str, Rule] = {
             _sut_failure,
         ),
         Rule(
+            "wrong-status",
+            "The HTTP status is not the one the case expects (a misuse answer, a JSON answer).",
+            _wrong_status,
+        ),
+        Rule(
+            "wrong-json-answer",
+            "The JSON answer, or a refused request's error body, is not the documented shape.",
+            _wrong_json_answer,
+        ),
+        Rule(
             "no-upstream-call",
             "The case has upstream recordings but the SUT made no request the replay answered.",
             _no_upstream_call,
@@ -725,6 +787,11 @@ RULES: dict[str, Rule] = {
             "wrong-prompt",
             "An upstream request lacks the user's message or code, or prefills another answer.",
             _wrong_prompt,
+        ),
+        Rule(
+            "lost-history",
+            "A later turn's upstream request lacks the thread's earlier messages or answers.",
+            _lost_history,
         ),
         Rule(
             "split-variance",
@@ -830,6 +897,23 @@ RULES: dict[str, Rule] = {
 }
 
 
+# What a refused request is judged by: it has no stream, no answer and no upstream call.
+REFUSAL_RULES = frozenset({"wrong-status", "wrong-json-answer", "sut-failure"})
+# What a JSON answer cannot show: the order and timing of events, and a stream of its own
+# (its text is its final message's, one event of each kind).
+STREAM_ONLY_RULES = frozenset(
+    {
+        "text-mismatch",
+        "partial-mismatch",
+        "status-after-text",
+        "text-before-changes",
+        "event-after-terminal",
+        "status-after-terminal",
+        "terminal-count",
+        "double-apply",
+        "jank",
+    }
+)
 # Rules judged over a whole matrix (grade/variance.py): one run alone cannot show them.
 CROSS_RUN_RULES = frozenset(slug for slug, rule in RULES.items() if rule.check is None)
 _SLUG = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
@@ -865,6 +949,11 @@ def judge(
     not_checked: list[str] = []
     for slug, rule in RULES.items():
         if slug in selected and rule.check is not None:
+            if (ctx.refused and slug not in REFUSAL_RULES) or (
+                ctx.json_answer and slug in STREAM_ONLY_RULES
+            ):
+                not_checked.append(slug)
+                continue
             found = rule.check(ctx, {**rule.defaults, **selected[slug]})
             if found is None:
                 not_checked.append(slug)

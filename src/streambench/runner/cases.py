@@ -35,6 +35,14 @@ TERMINALS = ("done", "error")
 
 
 @dataclass(frozen=True)
+class EarlierTurn:
+    """A turn sent before the case's request on the same thread (``turns`` in case.yaml)."""
+
+    request: dict[str, Any]
+    upstream: list[Path]
+
+
+@dataclass(frozen=True)
 class Case:
     name: str
     mode: str
@@ -47,6 +55,41 @@ class Case:
     path: Path | None = None
     # the tool whose input carries the changes, when a backend calls several
     tool: str | None = None
+    # the HTTP surface (docs/cases.md): a raw body sent instead of the request's JSON, request
+    # headers on top of the SUT's, the HTTP status and the error text the answer must carry
+    http_body: bytes | None = None
+    http_headers: tuple[tuple[str, str], ...] = ()
+    http_method: str | None = None  # None: the SUT's (POST)
+    http_path: str | None = None  # None: the SUT's (/messages)
+    expect_status: int | None = None  # None: 200 (a JSON answer's error: 502)
+    expect_error: str | None = None  # a text the JSON answer's ``error`` must contain
+    # earlier turns of the thread, sent first; the request continues the thread they opened
+    turns: tuple[EarlierTurn, ...] = ()
+
+    @property
+    def has_http(self) -> bool:
+        """The case states some of its HTTP surface (else the SUT's contract is used as is)."""
+        return (
+            bool(self.http_headers)
+            or self.expect_status is not None
+            or any(v is not None for v in (self.http_body, self.http_method, self.http_path))
+        )
+
+    @property
+    def wants_json(self) -> bool:
+        """The request does not accept ``text/event-stream``: the answer is one JSON body."""
+        accept = dict(self.http_headers).get("accept")
+        return accept is not None and "text/event-stream" not in accept
+
+    @property
+    def refused(self) -> bool:
+        """The case expects the SUT to refuse the request (an HTTP status of 400 or more with
+        no run behind it), not to answer it."""
+        return (
+            self.expect_status is not None
+            and self.expect_status >= 400
+            and not (self.wants_json and self.expect_status == 502)
+        )
 
     @property
     def expression(self) -> str:
@@ -58,6 +101,10 @@ class Case:
         """The JSON to POST: the case's request, with its mode when the request has none."""
         return {"mode": self.mode, **self.request}
 
+    def turn_bodies(self) -> list[dict[str, Any]]:
+        """The JSON of each earlier turn, as :meth:`request_body`."""
+        return [{"mode": self.mode, **turn.request} for turn in self.turns]
+
 
 def _fail(path: Path, field: str, problem: str) -> ConfigError:
     return ConfigError(f"{path}: {field}: {problem}")
@@ -68,6 +115,89 @@ def _optional_string(path: Path, data: dict[str, Any], field: str) -> str | None
     if value is not None and not isinstance(value, str):
         raise _fail(path, f"expect.{field}", "must be a string")
     return value
+
+
+_EXPECT_KEYS = ("text", "code", "yaml", "terminal", "status", "error")
+_HTTP_KEYS = ("body", "headers", "method", "path")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class _Http:
+    body: bytes | None
+    headers: tuple[tuple[str, str], ...]
+    method: str | None
+    path: str | None
+
+
+def _http(path: Path, data: dict[str, Any]) -> _Http:
+    """A case's ``http`` mapping: raw body, headers, method and path."""
+    http = data.get("http") or {}
+    if not isinstance(http, dict):
+        raise _fail(path, "http", f"must be a mapping ({', '.join(_HTTP_KEYS)})")
+    unknown = sorted(set(http) - set(_HTTP_KEYS))
+    if unknown:
+        raise _fail(path, f"http.{unknown[0]}", f"unknown key (known: {', '.join(_HTTP_KEYS)})")
+    body = http.get("body")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif body is not None and not isinstance(body, bytes):
+        raise _fail(path, "http.body", "must be a string (sent as UTF-8) or !!binary bytes")
+    headers = http.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise _fail(path, "http.headers", "must be a mapping of header names to strings")
+    for name, value in headers.items():
+        if not (name.isascii() and value.isascii()) or "\n" in value or "\r" in value:
+            raise _fail(path, f"http.headers.{name}", "must be one line of ASCII")
+    method = http.get("method")
+    if method is not None and method not in HTTP_METHODS:
+        raise _fail(path, "http.method", f"{method!r} is not one of {', '.join(HTTP_METHODS)}")
+    route = http.get("path")
+    if route is not None and (not isinstance(route, str) or not route.startswith("/")):
+        raise _fail(path, "http.path", f"{route!r} must be a path starting with '/'")
+    return _Http(body, tuple((k.lower(), v) for k, v in headers.items()), method, route)
+
+
+def _upstream(path: Path, upstream: Any, field: str) -> list[Path]:
+    if not isinstance(upstream, list) or not upstream:
+        raise _fail(path, field, "must be a non-empty list of transcript paths")
+    files = [path.parent / str(item) for item in upstream]
+    for item, file in zip(upstream, files, strict=True):
+        if not file.is_file():
+            raise _fail(path, field, f"{item!r} does not exist (relative to the case file)")
+    return files
+
+
+def _turns(path: Path, data: dict[str, Any]) -> tuple[EarlierTurn, ...]:
+    turns = data.get("turns") or []
+    if not isinstance(turns, list):
+        raise _fail(path, "turns", "must be a list of {request, upstream} turns")
+    found = []
+    for number, turn in enumerate(turns, start=1):
+        where = f"turns[{number}]"
+        if not isinstance(turn, dict) or set(turn) != {"request", "upstream"}:
+            raise _fail(path, where, "must be a mapping with request and upstream (only)")
+        request = turn["request"]
+        if not isinstance(request, dict) or not isinstance(request.get("content"), str):
+            raise _fail(path, f"{where}.request", "must be a mapping with a content string")
+        check_json(request, f"{path}: {where}.request")
+        found.append(EarlierTurn(request, _upstream(path, turn["upstream"], f"{where}.upstream")))
+    if found and "thread_id" in data["request"]:
+        raise _fail(
+            path, "request.thread_id", "the request continues the turns' thread: leave it out"
+        )
+    return tuple(found)
+
+
+def _status(path: Path, expect: dict[str, Any]) -> int | None:
+    status = expect.get("status")
+    if status is not None and (
+        not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599
+    ):
+        raise _fail(path, "expect.status", f"{status!r} is not an HTTP status (100-599)")
+    return status
 
 
 def _is_transcript(path: Path, data: Any) -> bool:
@@ -154,22 +284,17 @@ def load_case(path: str | Path) -> Case:
     if not isinstance(request, dict) or not isinstance(request.get("content"), str):
         raise _fail(path, "request", "must be a mapping with a content string")
     check_json(request, f"{path}: request")
-    upstream = data.get("upstream")
-    if not isinstance(upstream, list) or not upstream:
-        raise _fail(path, "upstream", "must be a non-empty list of transcript paths")
-    files = [path.parent / str(item) for item in upstream]
-    for item, file in zip(upstream, files, strict=True):
-        if not file.is_file():
-            raise _fail(path, "upstream", f"{item!r} does not exist (relative to the case file)")
+    files = _upstream(path, data.get("upstream"), "upstream")
     tool = data.get("tool")
     if tool is not None and (not isinstance(tool, str) or not tool):
         raise _fail(path, "tool", "must be the name of the tool that carries the changes")
     expect = data.get("expect") or {}
     if not isinstance(expect, dict):
-        raise _fail(path, "expect", "must be a mapping (text, code, yaml, terminal)")
-    unknown = sorted(set(expect) - {"text", "code", "yaml", "terminal"})
+        raise _fail(path, "expect", f"must be a mapping ({', '.join(_EXPECT_KEYS)})")
+    unknown = sorted(set(expect) - set(_EXPECT_KEYS))
     if unknown:
-        raise _fail(path, f"expect.{unknown[0]}", "unknown key (known: text, code, yaml, terminal)")
+        raise _fail(path, f"expect.{unknown[0]}", f"unknown key (known: {', '.join(_EXPECT_KEYS)})")
+    http = _http(path, data)
     terminal = expect.get("terminal")
     if terminal is not None and terminal not in TERMINALS:
         raise _fail(path, "expect.terminal", f"{terminal!r} is not one of {', '.join(TERMINALS)}")
@@ -184,7 +309,40 @@ def load_case(path: str | Path) -> Case:
         expect_terminal=terminal,
         path=path,
         tool=tool,
+        http_body=http.body,
+        http_headers=http.headers,
+        http_method=http.method,
+        http_path=http.path,
+        expect_status=_status(path, expect),
+        expect_error=_optional_string(path, expect, "error"),
+        turns=_turns(path, data),
     )
+
+
+def surface_keys(case: Case, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a case.yaml written into ``folder`` from ``case`` needs besides its request and
+    upstream to be the same case: its ``http`` and ``turns`` keys (the turns' recordings copied
+    into ``folder``), and its ``expect.status`` / ``expect.error``. (keys, expect keys)"""
+    keys: dict[str, Any] = {}
+    http = {
+        "body": case.http_body,
+        "headers": dict(case.http_headers) or None,
+        "method": case.http_method,
+        "path": case.http_path,
+    }
+    if any(v is not None for v in http.values()):
+        keys["http"] = {k: v for k, v in http.items() if v is not None}
+    turns = []
+    for number, turn in enumerate(case.turns, start=1):
+        names = []
+        for index, source in enumerate(turn.upstream, start=1):
+            names.append(f"turn-{number}-{index}.yaml")
+            shutil.copyfile(source, folder / names[-1])
+        turns.append({"request": turn.request, "upstream": names})
+    if turns:
+        keys["turns"] = turns
+    expect = {"status": case.expect_status, "error": case.expect_error}
+    return keys, {k: v for k, v in expect.items() if v is not None}
 
 
 def case_files(paths: Iterable[str | Path]) -> list[Path]:

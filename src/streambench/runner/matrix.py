@@ -11,7 +11,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from streambench.grade.expect import (
     served_upstream,
     upstream_fate,
 )
+from streambench.grade.json_answer import refusal_problem, run_answer_events
 from streambench.grade.metrics import compute_metrics
 from streambench.grade.profile import load_profile
 from streambench.grade.quality import code_quality
@@ -50,6 +51,7 @@ from streambench.suts import (
     ReplayHost,
     SutResponse,
     SutTimeouts,
+    Turn,
     parse_sut,
     replay_host,
     sut_process,
@@ -392,6 +394,37 @@ def _sse_events(response: SutResponse) -> list[tuple[float, str, str]]:
     return events
 
 
+def _answer_events(
+    case: Case, response: SutResponse
+) -> tuple[list[tuple[float, str, str]], str | None]:
+    """The SSE events the SUT answered, and what is wrong with its JSON answer (a request
+    without ``Accept: text/event-stream`` or one the case expects refused: grade/json_answer.py)."""
+    if case.refused:
+        return [], refusal_problem(response.chunks, case.expect_error)
+    if case.wants_json:
+        return run_answer_events(response.chunks)
+    return _sse_events(response), None
+
+
+def earlier_turns(case: Case, spec: RunSpec) -> tuple[list[Turn], tuple[str, ...]]:
+    """The case's earlier turns as the SUT gets them (a body and the plans of its recordings,
+    chunked as the run, never faulted), and what the thread holds after them: each turn's
+    message and recorded answer text, which the judged turn's upstream request must carry."""
+    latency = None if spec.latency == DEFAULT_LATENCY else spec.latency
+    turns: list[Turn] = []
+    history: list[str] = []
+    for turn, body in zip(case.turns, case.turn_bodies(), strict=True):
+        transcripts = cached_inputs(turn.upstream)
+        plans = [build_plan(t, spec.chunking, latency, (), spec.seed) for t in transcripts]
+        turns.append((body, plans))
+        served = transcripts[served_upstream([upstream_fate(t) for t in transcripts])]
+        context = turn.request.get("context")
+        code = str(context.get("expression", "")) if isinstance(context, dict) else ""
+        answer = recorded_answer(served, case.mode, code)
+        history += [str(turn.request["content"]), answer.text or ""]
+    return turns, tuple(h for h in history if h.strip())
+
+
 def case_outcomes(
     case: Case, transcripts: Sequence[Transcript], plans: Sequence[ReplayPlan], faulted: bool
 ) -> list[Outcome]:
@@ -431,9 +464,17 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> Row:
     transcripts = cached_inputs(case.upstream)
     plans = plans_of(spec, transcripts)
     sut = parse_sut(spec.sut)
+    if case.has_http:
+        contract = sut.contract.for_case(  # type: ignore[attr-defined]
+            case.http_headers, case.http_body, case.expect_status, case.http_method, case.http_path
+        )
+        sut = replace(sut, contract=contract)  # type: ignore[type-var]
     body = case.request_body()
-    response = sut.call(body, plans, spec.timeouts, host)
-    dialect_used, ui_events = parse_stream(spec.dialect, _sse_events(response))
+    earlier, history = earlier_turns(case, spec) if case.turns else ([], ())
+    response = sut.call(body, plans, spec.timeouts, host, earlier)
+    sse_events, answer_problem = _answer_events(case, response)
+    dialect = "streambench" if case.wants_json else spec.dialect
+    dialect_used, ui_events = parse_stream(dialect, sse_events)
     state = consume(ui_events)
     unknown = unknown_events(ui_events)
     calls = _upstream_calls(response, transcripts)
@@ -459,6 +500,11 @@ def run_one(spec: RunSpec, host: ReplayHost | None = None) -> Row:
         else "changes_first",
         status_code=response.status,
         sut_error=response.sut_error,
+        expected_status=case.expect_status,
+        json_answer=case.wants_json,
+        refused=case.refused,
+        answer_problem=answer_problem,
+        history=history,
         expression=case.expression,
         retry_after_s=_retry_after_s(plans),
         upstream_window_ms=(starts[0], offset + plans[served].duration_ms) if starts else None,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from streambench.errors import SpecError
 from streambench.replay.specs import parse_options, parse_term
-from streambench.suts.base import SutResponse, SutTimeouts, SystemUnderTest
+from streambench.suts.base import SutResponse, SutTimeouts, SystemUnderTest, Turn
 from streambench.suts.contract import Contract, contract_keys, parse_contract
 from streambench.suts.http import HttpSut, ReplayHost, replay_host, sut_process
 from streambench.suts.inprocess import (
@@ -40,6 +40,7 @@ __all__ = [
     "SutResponse",
     "SutTimeouts",
     "SystemUnderTest",
+    "Turn",
     "load_asgi",
     "parse_sut",
     "replay_host",

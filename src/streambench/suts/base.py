@@ -55,6 +55,27 @@ class SutResponse:
         return [record.started * 1000.0 for record in self.upstream]
 
 
+# An earlier turn of a multi-turn case: the request body and the plans of its upstream calls.
+Turn = tuple[dict[str, Any], Sequence[ReplayPlan]]
+
+
+def with_thread(body: dict[str, Any], thread: str | None) -> dict[str, Any]:
+    """``body`` continuing ``thread`` (None: as it is)."""
+    return body if thread is None else {**body, "thread_id": thread}
+
+
+def judged_records(
+    records: Sequence[RequestRecord], before: int, begun_s: float, earlier_plans: int
+) -> list[RequestRecord]:
+    """The upstream requests of the judged turn (after the first ``before``), on its own clock
+    (``begun_s``: when it was sent) and numbered in its own plans."""
+    judged = list(records[before:])
+    for record in judged:
+        record.started -= begun_s
+        record.plan_index -= earlier_plans
+    return judged
+
+
 class SystemUnderTest(Protocol):
     """A system under test, interchangeable in the runner: the bundled reference, an ASGI app
     in process, or an HTTP server.
@@ -81,6 +102,8 @@ class SystemUnderTest(Protocol):
         plans: Sequence[ReplayPlan],
         timeouts: SutTimeouts,
         host: ReplayHost | None = None,
+        earlier: Sequence[Turn] = (),
     ) -> SutResponse:
-        """Send the case's request; every upstream call gets the next plan."""
+        """Send the case's request (after its ``earlier`` turns, on the thread the first one
+        opened); every upstream call gets the next plan."""
         ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,35 @@ class Contract:
     headers: tuple[tuple[str, str], ...] = ()
     body: Any = None
     body_source: str = ""  # where the template came from, for messages
+    # a case's HTTP surface (runner/cases.py): bytes sent instead of the rendered JSON, and
+    # the status it expects (a status the case expects needs no hint, see explain_status)
+    raw_body: bytes | None = None
+    expect_status: int | None = None
+
+    def for_case(
+        self,
+        headers: tuple[tuple[str, str], ...] = (),
+        raw_body: bytes | None = None,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> Contract:
+        """This contract with a case's HTTP surface: its request headers (which win), raw
+        body, expected status, method and path (None: the contract's)."""
+        names = {k for k, _ in headers}
+        own = tuple((k, v) for k, v in self.headers if k not in names) + headers
+        return replace(
+            self,
+            headers=own,
+            raw_body=raw_body,
+            expect_status=status,
+            method=method or self.method,
+            path=path or self.path,
+        )
+
+    def payload(self, rendered: Any) -> bytes:
+        """The request body: the case's raw body, else ``rendered`` as JSON."""
+        return self.raw_body if self.raw_body is not None else json.dumps(rendered).encode()
 
     def render(self, body: dict[str, Any], case: str = "") -> Any:
         """The JSON to send for the case's request ``body`` (``mode`` included)."""
@@ -54,6 +83,24 @@ class Contract:
         ]
         merged = [(k, v) for k, v in defaults if k not in own] + list(self.headers)
         return [*merged, ("content-length", str(content_length))]
+
+
+def thread_of(chunks: list[tuple[float, bytes]]) -> str | None:
+    """The thread an answer opened: the ``id`` of its first SSE ``thread`` event, or the JSON
+    answer's ``thread.id`` (docs/wire-format.md); None when it names none."""
+    from streambench.sse import SSEDecoder
+
+    body = b"".join(data for _, data in chunks)
+    decoder = SSEDecoder()
+    events = [*decoder.feed(body), *decoder.close()]
+    found = next((e.data for e in events if e.event == "thread"), None)
+    try:
+        value = json.loads(found if found is not None else body)
+    except (ValueError, RecursionError):
+        return None
+    value = value.get("thread", value) if isinstance(value, dict) and found is None else value
+    thread = value.get("id") if isinstance(value, dict) else None
+    return thread if isinstance(thread, str) else None
 
 
 def _lookup(fields: dict[str, Any], name: str) -> Any:
@@ -149,7 +196,10 @@ def contract_keys(options: dict[str, str]) -> set[str]:
 
 
 def explain_status(status: int, contract: Contract, where: str) -> str | None:
-    """What to set when the SUT refused the request itself (404, 405, 415, 422), else None."""
+    """What to set when the SUT refused the request itself (404, 405, 415, 422), else None
+    (also for the status the case expects)."""
+    if status == contract.expect_status:
+        return None
     sent = f"{contract.method} {contract.path}"
     if status == 404:
         return f"{where} answered 404 to {sent}: set its route with path=/your/route"

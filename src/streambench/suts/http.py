@@ -8,7 +8,6 @@ The exchange is bounded (connect, read and total timeouts, a body size cap) and 
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import socket
@@ -29,8 +28,15 @@ from streambench._server import running_server, stop_process
 from streambench.errors import ConfigError, SutError
 from streambench.replay.plan import ReplayPlan
 from streambench.replay.transports import RequestRecord
-from streambench.suts.base import SutResponse, SutTimeouts, api_key_env
-from streambench.suts.contract import Contract, explain_status
+from streambench.suts.base import (
+    SutResponse,
+    SutTimeouts,
+    Turn,
+    api_key_env,
+    judged_records,
+    with_thread,
+)
+from streambench.suts.contract import Contract, explain_status, thread_of
 
 # Most a SUT's response body may hold before the run stops (a runaway stream).
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -112,46 +118,61 @@ class HttpSut:
         plans: Sequence[ReplayPlan],
         timeouts: SutTimeouts,
         host: ReplayHost | None = None,
+        earlier: Sequence[Turn] = (),
     ) -> SutResponse:
-        """POST in real time while ``host`` answers the SUT's upstream calls."""
+        """POST in real time while ``host`` answers the SUT's upstream calls; ``earlier`` turns
+        first, the judged request on the thread the first one opened."""
         if host is None:
             raise ConfigError(f"sut {self.spec!r}: an HTTP SUT needs a replay host")
-        payload = json.dumps(self.request_json(body)).encode()
-        headers = [h for h in self.contract.header_list(len(payload)) if h[0] != "content-length"]
         timeout = httpx.Timeout(
             timeouts.read_s, connect=timeouts.connect_s, pool=timeouts.connect_s
         )
-        chunks: list[tuple[float, bytes]] = []
-        status, error = 0, None
-        with host.serving(plans) as requests, httpx.Client(timeout=timeout) as client:
-            start = time.perf_counter()
-            elapsed_s = lambda: time.perf_counter() - start  # noqa: E731
-            try:
-                with client.stream(
-                    self.contract.method, self.endpoint, content=payload, headers=headers
-                ) as response:
-                    status = response.status_code
-                    size = 0
-                    for data in response.iter_raw():
-                        chunks.append((elapsed_s() * 1000.0, data))
-                        size += len(data)
-                        if elapsed_s() > timeouts.total_s:
-                            error = f"no end of response after {timeouts.total_s:g} s"
-                            break
-                        if size > MAX_BODY_BYTES:
-                            error = f"response body over {MAX_BODY_BYTES} bytes"
-                            break
-            except httpx.TimeoutException as exc:
-                error = f"{type(exc).__name__}: no answer within the timeout ({exc})"
-            except httpx.HTTPError as exc:  # closed early, bad status line, huge header, ...
-                error = f"{type(exc).__name__}: {exc}"
-            chunks.append((elapsed_s() * 1000.0, b""))
-            records = list(requests)
-        for record in records:
-            record.started -= start
+        every_plan = [plan for _, turn in earlier for plan in turn] + list(plans)
+        with host.serving(every_plan) as requests, httpx.Client(timeout=timeout) as client:
+            thread = None
+            for number, (turn, _) in enumerate(earlier):
+                _, answer, _, _ = self._exchange(client, with_thread(turn, thread), timeouts)
+                thread = thread if number else thread_of(answer)
+            before = len(requests)
+            status, chunks, error, start = self._exchange(
+                client, with_thread(body, thread), timeouts
+            )
+            records = judged_records(requests, before, start, len(every_plan) - len(plans))
         if error is None:
             error = explain_status(status, self.contract, f"sut {self.endpoint}")
         return SutResponse(status, chunks, records, error)
+
+    def _exchange(
+        self, client: httpx.Client, body: dict[str, Any], timeouts: SutTimeouts
+    ) -> tuple[int, list[tuple[float, bytes]], str | None, float]:
+        """One bounded request: (status, body chunks, what broke, when it was sent)."""
+        payload = self.contract.payload(self.request_json(body))
+        headers = [h for h in self.contract.header_list(len(payload)) if h[0] != "content-length"]
+        chunks: list[tuple[float, bytes]] = []
+        status, error = 0, None
+        start = time.perf_counter()
+        elapsed_s = lambda: time.perf_counter() - start  # noqa: E731
+        try:
+            with client.stream(
+                self.contract.method, self.endpoint, content=payload, headers=headers
+            ) as response:
+                status = response.status_code
+                size = 0
+                for data in response.iter_raw():
+                    chunks.append((elapsed_s() * 1000.0, data))
+                    size += len(data)
+                    if elapsed_s() > timeouts.total_s:
+                        error = f"no end of response after {timeouts.total_s:g} s"
+                        break
+                    if size > MAX_BODY_BYTES:
+                        error = f"response body over {MAX_BODY_BYTES} bytes"
+                        break
+        except httpx.TimeoutException as exc:
+            error = f"{type(exc).__name__}: no answer within the timeout ({exc})"
+        except httpx.HTTPError as exc:  # closed early, bad status line, huge header, ...
+            error = f"{type(exc).__name__}: {exc}"
+        chunks.append((elapsed_s() * 1000.0, b""))
+        return status, chunks, error, start
 
 
 def _wait_for_port(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:

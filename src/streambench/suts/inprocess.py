@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import importlib
-import json
 import os
 import signal
 import sys
@@ -29,8 +28,15 @@ from streambench.errors import SpecError
 from streambench.replay.plan import ReplayPlan
 from streambench.replay.transports import mock_upstream
 from streambench.replay.vtime import run_virtual
-from streambench.suts.base import SutResponse, SutTimeouts, api_key_env
-from streambench.suts.contract import Contract, explain_status
+from streambench.suts.base import (
+    SutResponse,
+    SutTimeouts,
+    Turn,
+    api_key_env,
+    judged_records,
+    with_thread,
+)
+from streambench.suts.contract import Contract, explain_status, thread_of
 
 if TYPE_CHECKING:
     from streambench.suts.http import ReplayHost
@@ -275,10 +281,12 @@ class InProcessSut:
         plans: Sequence[ReplayPlan],
         timeouts: SutTimeouts,
         host: ReplayHost | None = None,
+        earlier: Sequence[Turn] = (),
     ) -> SutResponse:
         """Run the app on a fresh loop (virtual or real time) with every upstream call
-        answered by the replay; its stdout goes to stderr."""
-        payload = json.dumps(self.request_json(body)).encode()
+        answered by the replay; its stdout goes to stderr. ``earlier`` turns (a body and its
+        plans each) are sent first on the same app; the judged request continues the thread
+        the first one opened (:func:`~streambench.suts.contract.thread_of`)."""
         virtual = self.clock == "virtual"
 
         async def main() -> SutResponse:
@@ -287,12 +295,21 @@ class InProcessSut:
             clock: Callable[[], float] = lambda: loop.time() - start  # noqa: E731
             app = self.make_app(plans)
             threads = _ThreadWatch()
-            with mock_upstream(list(plans), clock=clock) as replay, threads.watching(loop):
+            every_plan = [plan for _, turn in earlier for plan in turn] + list(plans)
+            with mock_upstream(every_plan, clock=clock) as replay, threads.watching(loop):
+                thread = None
+                for number, (turn, _) in enumerate(earlier):
+                    payload = self.contract.payload(self.request_json(with_thread(turn, thread)))
+                    _, answer, _ = await _post_asgi(app, self.contract, payload, timeouts.total_s)
+                    thread = thread if number else thread_of(answer)
+                # the judged turn's clock: the request's (as without earlier turns)
+                before, begun = len(replay.requests), clock() if earlier else 0.0
+                payload = self.contract.payload(self.request_json(with_thread(body, thread)))
                 status, chunks, error = await _post_asgi(
                     app, self.contract, payload, timeouts.total_s
                 )
                 threads.drain(DRAIN_S)
-            records = list(replay.requests)
+            records = judged_records(replay.requests, before, begun, len(every_plan) - len(plans))
             if error and error.startswith("no end of response") and threads.waited and virtual:
                 error = _blocked_message(timeouts.total_s, self.spec)
             if error is None:
@@ -347,7 +364,8 @@ def _coerce(value: str, like: Any) -> Any:
 
 @dataclass(frozen=True)
 class ReferenceSut(InProcessSut):
-    """``reference[:k=v,...]``: the bundled reference app, its chain built from the plans' APIs."""
+    """``reference[:k=v,...]``: the bundled reference app, its chain built from the plans' APIs;
+    its store is a fresh in-memory database per run unless ``db_path=`` names one."""
 
     options: dict[str, str] = field(default_factory=dict)
 
@@ -368,8 +386,9 @@ class ReferenceSut(InProcessSut):
         defaults = ReferenceConfig()
         settings: dict[str, Any] = {
             "providers": tuple(KIND_OF_API.get(p.api, "anthropic") for p in plans),
-            "store": Store(":memory:"),
         }
+        if "db_path" not in self.options:  # a database of the user's: opened per run
+            settings["store"] = Store(":memory:")
         for key, value in self.options.items():
             if key not in REQUEST_OPTIONS | {"clock"}:
                 try:

@@ -43,7 +43,7 @@ from streambench.replay.frames import frames_of
 from streambench.replay.json_text import json_spans
 from streambench.replay.plan import resplit_transcript
 from streambench.report.files import run_id
-from streambench.runner.cases import Case, case_files, load_case
+from streambench.runner.cases import Case, case_files, load_case, surface_keys
 from streambench.runner.matrix import DEFAULT_LATENCY, RunSpec, parse_faults, run_one
 from streambench.suts import parse_sut, replay_host
 from streambench.transcript import Transcript, load_inputs, save
@@ -260,12 +260,14 @@ class _Search:
             name = f"upstream-{i}.yaml" if len(v.transcripts) > 1 else "upstream.yaml"
             save(t, folder / name)
             names.append(name)
+        surface, expected = surface_keys(self.case, folder)  # the HTTP surface and turns
         doc: dict[str, Any] = {
             "name": self.case.name,
             "mode": self.case.mode,
             "request": self.case.request,
             "upstream": names,
-            "expect": {k: val for k, val in v.expect.items() if val is not None},
+            **surface,
+            "expect": {k: val for k, val in v.expect.items() if val is not None} | expected,
         }
         if extra:
             doc.update(extra)
