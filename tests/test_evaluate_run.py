@@ -15,6 +15,7 @@ from tests.conftest import chromium_page, free_port, needs_chromium
 
 from streambench.cli import main
 from streambench.report.files import REPORT_FILES, load_results
+from streambench.runner.cases import load_case
 from streambench.runner.matrix import MID_STREAM_FAULT, Matrix, RunSpec, run_matrix, run_one
 from streambench.transcript import Meta, Request, Response, Transcript, save
 
@@ -148,8 +149,8 @@ def test_a_naive_sut_is_flagged_and_the_reference_is_clean() -> None:
     assert {"job-text-first", "workflow-text-first"} <= set(reference["case"])
     # done everywhere but where the recording stops inside the code or is not JSON: there it
     # says the answer is unusable; a refused request has no stream at all
-    refused = {"http-bad-body", "http-non-utf8-body", "http-unknown-thread"}
-    refused |= {"http-unknown-thread-messages"}
+    refused = {name for name in set(reference["case"]) if load_case(FIXTURES / name).refused}
+    assert {"http-bad-body", "http-unknown-thread", "http-deep-body"} <= refused
     answered = reference[~reference["case"].isin(refused)]
     assert (answered["terminal"] == answered["expected_terminal"]).all()
     assert set(reference[reference["terminal"] != "done"]["case"]) == refused | {

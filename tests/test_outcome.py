@@ -48,12 +48,7 @@ CHUNKINGS = list(DEFAULT_CHUNKINGS) if FULL else ["events", "bytes:16", "random:
 # error, showing at most the text that arrived before the fault, applying no code.
 MALFORMED = {"job-junk-after-text", "job-equals-for-colon"}
 # The requests a correct backend refuses (expect.status of 400 or more), with no answer.
-REFUSED = {
-    "http-bad-body",
-    "http-non-utf8-body",
-    "http-unknown-thread",
-    "http-unknown-thread-messages",
-}
+REFUSED = {p.parent.name for p in FIXTURES.glob("*/case.yaml") if load_case(p.parent).refused}
 
 
 def _wrong(row: pd.Series) -> bool:
