@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,14 +130,20 @@ class _Http:
     path: str | None
 
 
+def _keyed(path: Path, data: dict[str, Any], key: str, known: Sequence[str]) -> dict[str, Any]:
+    """The case's optional mapping ``key`` (empty when absent), whose keys must be ``known``."""
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise _fail(path, key, f"must be a mapping ({', '.join(known)})")
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise _fail(path, f"{key}.{unknown[0]}", f"unknown key (known: {', '.join(known)})")
+    return value
+
+
 def _http(path: Path, data: dict[str, Any]) -> _Http:
     """A case's ``http`` mapping: raw body, headers, method and path."""
-    http = data.get("http") or {}
-    if not isinstance(http, dict):
-        raise _fail(path, "http", f"must be a mapping ({', '.join(_HTTP_KEYS)})")
-    unknown = sorted(set(http) - set(_HTTP_KEYS))
-    if unknown:
-        raise _fail(path, f"http.{unknown[0]}", f"unknown key (known: {', '.join(_HTTP_KEYS)})")
+    http = _keyed(path, data, "http", _HTTP_KEYS)
     body = http.get("body")
     if isinstance(body, str):
         body = body.encode("utf-8")
@@ -288,12 +294,7 @@ def load_case(path: str | Path) -> Case:
     tool = data.get("tool")
     if tool is not None and (not isinstance(tool, str) or not tool):
         raise _fail(path, "tool", "must be the name of the tool that carries the changes")
-    expect = data.get("expect") or {}
-    if not isinstance(expect, dict):
-        raise _fail(path, "expect", f"must be a mapping ({', '.join(_EXPECT_KEYS)})")
-    unknown = sorted(set(expect) - set(_EXPECT_KEYS))
-    if unknown:
-        raise _fail(path, f"expect.{unknown[0]}", f"unknown key (known: {', '.join(_EXPECT_KEYS)})")
+    expect = _keyed(path, data, "expect", _EXPECT_KEYS)
     http = _http(path, data)
     terminal = expect.get("terminal")
     if terminal is not None and terminal not in TERMINALS:
