@@ -669,8 +669,13 @@ def _wrong_upstream(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
     ]
 
 
+def _prompted_calls(ctx: RunContext) -> list[UpstreamCall]:
+    """The upstream calls whose request was read (a known API's prompt)."""
+    return [c for c in ctx.upstream_calls or () if c.prompt is not None and c.api != "generic-sse"]
+
+
 def _wrong_prompt(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
-    calls = [c for c in ctx.upstream_calls or () if c.prompt is not None and c.api != "generic-sse"]
+    calls = _prompted_calls(ctx)
     if ctx.user_content is None or not calls:
         return None
     asked = ctx.user_content.strip()
@@ -716,14 +721,10 @@ def _wrong_prompt(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
 def _lost_history(ctx: RunContext, _: dict[str, Any]) -> Findings | None:
     if not ctx.history:
         return []  # a first turn: the thread holds nothing yet
-    calls = [c for c in ctx.upstream_calls or () if c.prompt is not None and c.api != "generic-sse"]
+    calls = _prompted_calls(ctx)
     if not calls:
         return None
-    lost = [
-        text
-        for text in ctx.history
-        if not any(text in c.prompt.body_text for c in calls if c.prompt)
-    ]
+    lost = [text for text in ctx.history if not any(text in c.prompt.body_text for c in calls)]
     if not lost:
         return []
     return [
