@@ -59,6 +59,11 @@ class SutResponse:
 Turn = tuple[dict[str, Any], Sequence[ReplayPlan]]
 
 
+def all_plans(earlier: Sequence[Turn], plans: Sequence[ReplayPlan]) -> list[ReplayPlan]:
+    """Every plan a call serves, in order: the ``earlier`` turns', then the judged turn's."""
+    return [plan for _, turn in earlier for plan in turn] + list(plans)
+
+
 def with_thread(body: dict[str, Any], thread: str | None) -> dict[str, Any]:
     """``body`` continuing ``thread`` (None: as it is)."""
     return body if thread is None else {**body, "thread_id": thread}

@@ -32,6 +32,7 @@ from streambench.suts.base import (
     SutResponse,
     SutTimeouts,
     Turn,
+    all_plans,
     api_key_env,
     judged_records,
     with_thread,
@@ -127,7 +128,7 @@ class HttpSut:
         timeout = httpx.Timeout(
             timeouts.read_s, connect=timeouts.connect_s, pool=timeouts.connect_s
         )
-        every_plan = [plan for _, turn in earlier for plan in turn] + list(plans)
+        every_plan = all_plans(earlier, plans)
         with host.serving(every_plan) as requests, httpx.Client(timeout=timeout) as client:
             thread = None
             for number, (turn, _) in enumerate(earlier):

@@ -32,6 +32,7 @@ from streambench.suts.base import (
     SutResponse,
     SutTimeouts,
     Turn,
+    all_plans,
     api_key_env,
     judged_records,
     with_thread,
@@ -295,7 +296,7 @@ class InProcessSut:
             clock: Callable[[], float] = lambda: loop.time() - start  # noqa: E731
             app = self.make_app(plans)
             threads = _ThreadWatch()
-            every_plan = [plan for _, turn in earlier for plan in turn] + list(plans)
+            every_plan = all_plans(earlier, plans)
             with mock_upstream(every_plan, clock=clock) as replay, threads.watching(loop):
                 thread = None
                 for number, (turn, _) in enumerate(earlier):
