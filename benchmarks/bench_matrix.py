@@ -8,10 +8,14 @@ default extra cells: a second seed and a mid-stream fault);
 Each matrix runs in process with one job (``--jobs 1``); the ratio is the rows' summed
 ``total_ms`` (what the streams take in real time) over the median wall time of ``--repeat``
 runs (CPU time beside it: steadier on a busy machine). A profiled run then splits the CPU time
-per stage (by the file each function lives in; builtins, the standard library outside
-asyncio and the shared answer parser charged to their callers' stages), scaled to
-the median CPU time; harness overhead is everything but the SUT's own work, as a multiple
-of it. Outside the per-run figures: the whole ``streambench run`` process of the default
+per stage, by the file each function lives in. The SUT's web framework (starlette, FastAPI) is
+the SUT's own work. Builtins, the standard library outside asyncio, the shared answer parser
+and the client libraries (httpx, anyio, the provider SDKs) are charged to their callers'
+stages, so the SUT's own httpx client is the SUT's work and the httpx objects the replay
+transport builds are the transport's. The shares are scaled to the median CPU time; harness
+overhead is everything but the SUT's own work, as a multiple of it.
+
+Outside the per-run figures: the whole ``streambench run`` process of the default
 matrix (``--limit``'s cases; wall median of ``--repeat``, its CPU beside), split into start-up
 (a fresh interpreter importing exactly the modules ``streambench run`` has loaded once its
 first run is done: README, "Start-up") and what follows it (case checks, the runs, reports,
@@ -45,9 +49,10 @@ from streambench.runner.matrix import Matrix, iter_matrix, run_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
-# Stage of a profiled function, by the first fragment of its file path that matches.
+# Stage of a profiled function, by the first fragment of its file path that matches. The SUT's
+# web framework is the SUT's own work: a deployed backend runs it too.
 STAGES = (
-    ("SUT's own work", ("streambench/reference/",)),
+    ("SUT's own work", ("streambench/reference/", "tests/suts/", "starlette/", "fastapi/")),
     ("virtual-time loop", ("streambench/replay/vtime", "looptime", "asyncio/", "selectors")),
     (
         "replay transport",
@@ -58,19 +63,27 @@ STAGES = (
             "streambench/sse/_e",
         ),
     ),
-    (
-        "ASGI/httpx plumbing",
-        ("httpx", "httpcore", "starlette", "anyio", "streambench/suts"),
-    ),
+    ("ASGI/httpx plumbing", ("streambench/suts",)),
     ("client model + rules", ("streambench/grade/", "streambench/sse/", "numpy")),
     ("case loading", ("yaml", "streambench/runner/ca", "streambench/transcript/")),
     ("reports", ("streambench/report/", "pandas", "pyarrow")),
 )
 OTHER = "runner, other"
-# Code that works for whoever calls it (builtins, the standard library outside asyncio, the
-# answer parser both the SUT and the grader use): its time goes to its callers' stages.
+# Code that works for whoever calls it: builtins, the standard library outside asyncio, the
+# answer parser both the SUT and the grader use, and the client libraries (httpx, anyio, the
+# provider SDKs). Its time goes to its callers' stages, so the SUT's own httpx client is the
+# SUT's work, and the httpx calls inside the replay transport are the transport's.
 SHARED_PREFIXES = ("~", "<", sysconfig.get_paths()["stdlib"])
-SHARED_FILES = ("streambench/answer.py",)
+SHARED_FILES = (
+    "streambench/answer.py",
+    "site-packages/httpx/",
+    "site-packages/httpcore/",
+    "site-packages/anyio/",
+    "site-packages/sniffio/",
+    "site-packages/anthropic/",
+    "site-packages/openai/",
+    "site-packages/google/",
+)
 # `streambench run` on the given cases, printing the modules loaded once its first run is done.
 FIRST_RUN_MODULES = """
 import json, sys

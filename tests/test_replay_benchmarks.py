@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from tests.conftest import CORPUS_DIR, REPO_ROOT, corpus_files, needs_chromium
@@ -80,3 +82,37 @@ def test_bench_servers_runs_every_python_server() -> None:
     ]
     assert [r[0] for r in rows] == ["serve", "fake-provider", "floor"]
     assert all(r[1:4] == ["20", "20", "0"] for r in rows), out  # every stream complete
+
+
+def _bench_matrix() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_matrix", BENCHMARKS / "bench_matrix.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_matrix_charges_library_code_to_whoever_called_it() -> None:
+    """The SUT's own httpx client and web framework are the SUT's work; httpx objects the
+    replay transport builds are the transport's; our ASGI driver is plumbing."""
+    bench = _bench_matrix()
+    site = "/venv/lib/python3.11/site-packages"
+    sut = ("/repo/src/streambench/reference/providers.py", 1, "stream")
+    read = (f"{site}/httpx/_models.py", 982, "aiter_bytes")
+    transport = ("/repo/src/streambench/replay/transports.py", 181, "respond")
+    build = (f"{site}/httpx/_models.py", 383, "__init__")
+    driver = ("/repo/src/streambench/suts/inprocess.py", 293, "main")
+    route = (f"{site}/starlette/routing.py", 700, "__call__")
+    # pstats: func -> (calls, calls, own s, cumulative s, {caller: (calls, calls, own s, cum s)})
+    stats = {
+        sut: (1, 1, 1.0, 3.0, {}),
+        read: (2, 2, 2.0, 2.0, {sut: (2, 2, 2.0, 2.0)}),
+        transport: (1, 1, 0.5, 0.8, {}),
+        build: (1, 1, 0.3, 0.3, {transport: (1, 1, 0.3, 0.3)}),
+        driver: (1, 1, 0.25, 1.0, {}),
+        route: (1, 1, 0.75, 0.75, {driver: (1, 1, 0.75, 0.75)}),
+    }
+    seconds = bench.stage_seconds(SimpleNamespace(stats=stats))
+    assert seconds["SUT's own work"] == pytest.approx(3.75)
+    assert seconds["replay transport"] == pytest.approx(0.8)
+    assert seconds["ASGI/httpx plumbing"] == pytest.approx(0.25)
