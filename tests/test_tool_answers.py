@@ -19,8 +19,8 @@ from streambench.providers import registry
 from streambench.providers.apis import body_tool_calls
 from streambench.replay import build_plan
 from streambench.runner.cases import load_case
-from streambench.runner.matrix import RunSpec, run_one
-from streambench.transcript import load_inputs, synth
+from streambench.runner.matrix import RunSpec, earlier_turns, run_one
+from streambench.transcript import load_inputs, save, synth
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "fixtures" / "experiments"
@@ -155,3 +155,27 @@ def test_every_tool_call_of_the_corpus_is_read_whole_by_its_api_module() -> None
                 # a call without input streams none; every other input is one JSON object
                 assert call.arguments == "" or isinstance(json.loads(call.arguments), dict)
     assert {"anthropic-messages", "openai-chat", "openai-responses"} <= set(apis), apis
+
+
+def test_an_earlier_turn_of_a_tool_case_puts_the_named_tools_answer_in_the_history(
+    tmp_path: Path,
+) -> None:
+    # the earlier turn's model called a draft tool first, then the one the case names
+    calls = (
+        synth.ToolCall("draft_code", json.dumps({"code_edits": [], "text_answer": "A draft."})),
+        synth.ToolCall("edit_job_code", json.dumps({"code_edits": EDITS, "text_answer": "Done."})),
+    )
+    body = synth.render("anthropic-messages", text="", tool_calls=calls)
+    save(synth.make_transcript("anthropic-messages", body, request_body={}), tmp_path / "t1.yaml")
+    request = {"content": "Now log it", "context": {"expression": ORIGINAL}}
+    case = {
+        "name": "tool-thread",
+        "mode": "job_code",
+        "tool": "edit_job_code",
+        "request": request,
+        "upstream": ["t1.yaml"],
+        "turns": [{"request": {**request, "content": "Fetch first"}, "upstream": ["t1.yaml"]}],
+    }
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(case))
+    _, history = earlier_turns(load_case(tmp_path), RunSpec(str(tmp_path)))
+    assert history == ("Fetch first", "Done.")

@@ -417,10 +417,10 @@ def earlier_turns(case: Case, spec: RunSpec) -> tuple[list[Turn], tuple[str, ...
         transcripts = cached_inputs(turn.upstream)
         plans = [build_plan(t, spec.chunking, latency, (), spec.seed) for t in transcripts]
         turns.append((body, plans))
-        served = transcripts[served_upstream([upstream_fate(t) for t in transcripts])]
+        fates = [upstream_fate(t, mode=case.mode) for t in transcripts]
         context = turn.request.get("context")
         code = str(context.get("expression", "")) if isinstance(context, dict) else ""
-        answer = recorded_answer(served, case.mode, code)
+        answer = recorded_answer(transcripts[served_upstream(fates)], case.mode, code, case.tool)
         history += [str(turn.request["content"]), answer.text or ""]
     return turns, tuple(h for h in history if h.strip())
 
