@@ -336,18 +336,25 @@ def _deliver(
     if cut_bytes is not None:
         cuts = [c for c in cuts if c < cut_bytes] + [cut_bytes]
 
+    if not cuts:
+        return [], []
     chunks: list[Chunk] = []
+    append, new = chunks.append, tuple.__new__  # (a named tuple's __new__ is a Python call)
     start = 0
-    j = 0  # the frame holding the chunk's last byte (cuts increase: one walk, no search)
+    # the frame holding the chunk's last byte: j, from frame_start to frame_end, its time
+    # running from prev (the frame before's) to t_end (cuts increase: one walk, no search)
+    j, frame_start, frame_end = 0, 0, frame_ends[0]
+    prev = t_end = times[0]
     for end in cuts:
-        while frame_ends[j] < end:
-            j += 1
+        if end > frame_end:
+            while frame_ends[j] < end:
+                j += 1
+            frame_start, frame_end = frame_ends[j - 1], frame_ends[j]
+            prev, t_end = times[j - 1], times[j]
+        span = frame_end - frame_start
         # the byte is ready at a time interpolated across its frame
-        frame_start = frame_ends[j - 1] if j else 0
-        prev = times[j - 1] if j else times[0]
-        span = frame_ends[j] - frame_start
-        t_ms = prev + (times[j] - prev) * (end - frame_start) / span if span else times[j]
-        chunks.append(Chunk(t_ms, body[start:end]))
+        t_ms = prev + (t_end - prev) * (end - frame_start) / span if span else t_end
+        append(new(Chunk, (t_ms, body[start:end])))
         start = end
     chunk_ends = cuts
     timeline: list[TimelineEntry] = []
