@@ -3,6 +3,8 @@ rows (timings are virtual, seeds fix every random choice)."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from distributed import LocalCluster
 from streambench.cli import main
 from streambench.errors import ConfigError
 from streambench.runner.dask_executor import DaskExecutor, make_executor
-from streambench.runner.executors import LocalExecutor
+from streambench.runner.executors import LocalExecutor, start_up_frozen
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CASES = ["job-unicode-escaped", "chat-hello"]
@@ -72,3 +74,26 @@ def test_make_executor_choices() -> None:
 def test_unreachable_scheduler_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="cannot connect"):
         list(DaskExecutor("tcp://127.0.0.1:9", connect_timeout_s=0.5).map(_square_row, [1]))
+
+
+def test_runs_see_start_up_objects_frozen_and_the_collector_gets_them_back_after() -> None:
+    ref = weakref.ref(_Cycle())  # garbage only a collection frees
+    frozen_during = list(LocalExecutor(1).map(lambda _: gc.get_freeze_count(), [0, 1]))
+    assert all(n > 0 for n in frozen_during) and gc.get_freeze_count() == 0
+    gc.collect()
+    assert ref() is None  # what was frozen is collectable again
+    gc.freeze()  # a process that froze its own objects (the servers) keeps them frozen
+    try:
+        before = gc.get_freeze_count()
+        with start_up_frozen():
+            pass
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()
+
+
+class _Cycle:
+    """An object that refers to itself: only the cycle collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self

@@ -4,8 +4,10 @@ the executor, and are never all held here (a 100k-run matrix streams to disk).""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 S = TypeVar("S")
@@ -28,6 +30,23 @@ def batches(specs: Sequence[S], workers: int) -> list[list[S]]:
     return [list(specs[i : i + size]) for i in range(0, len(specs), size)]
 
 
+@contextmanager
+def start_up_frozen() -> Iterator[None]:
+    """Run a batch of runs without full collections walking what was alive before them: the
+    start-up objects (imports, parsed cases) leave the collector's view (``gc.freeze``) for the
+    batch and come back after (``gc.unfreeze``), so nothing is kept that would have been freed.
+    A full collection over ~100k start-up objects cost ~70 ms every ~130 runs, 6% of a heavy
+    matrix. A process that froze objects itself (the servers) is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 class LocalExecutor:
     """In this process (``jobs=1``) or on a pool of ``jobs`` local processes."""
 
@@ -41,9 +60,10 @@ class LocalExecutor:
     ) -> Iterator[R]:
         tick = progress or (lambda _n: None)
         if self.jobs == 1 or len(specs) < 2:
-            for spec in specs:
-                yield fn(spec)
-                tick(1)
+            with start_up_frozen():
+                for spec in specs:
+                    yield fn(spec)
+                    tick(1)
             return
         parts = batches(specs, self.jobs)
         with ProcessPoolExecutor(max_workers=self.jobs) as pool:
@@ -53,4 +73,5 @@ class LocalExecutor:
 
 
 def _run_batch(fn: Callable[[S], R], specs: list[S]) -> list[R]:
-    return [fn(spec) for spec in specs]
+    with start_up_frozen():
+        return [fn(spec) for spec in specs]
