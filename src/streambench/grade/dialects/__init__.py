@@ -163,6 +163,10 @@ def _hashable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool) else json.dumps(value)
 
 
+# Event names whose candidate rules a dialect remembers (a SUT could send endless new names).
+_REMEMBERED_EVENT_NAMES = 256
+
+
 @dataclass(frozen=True)
 class Dialect:
     """A dialect as data: every rule whose ``when`` matches an event emits its UI event, in
@@ -171,6 +175,18 @@ class Dialect:
     name: str
     rules: tuple[EventRule, ...]
     description: str = ""
+    # event name -> the rules that may match it (any name, or this one), in the file's order
+    _by_event: dict[str, tuple[EventRule, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def _candidates(self, event: str) -> tuple[EventRule, ...]:
+        rules = self._by_event.get(event)
+        if rules is None:
+            rules = tuple(r for r in self.rules if r.events is None or event in r.events)
+            if len(self._by_event) < _REMEMBERED_EVENT_NAMES:
+                self._by_event[event] = rules
+        return rules
 
     def __call__(self, t_ms: float, event: str, data: str) -> list[UIEvent]:
         try:
@@ -179,7 +195,7 @@ class Dialect:
             body = None
         matched = False
         out: list[UIEvent] = []
-        for rule in self.rules:
+        for rule in self._candidates(event):
             if rule.matches(event, data, body):
                 matched = True
                 out.extend(rule.emit(t_ms, event, body))
