@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, TypedDict
 
-import numpy as np
-
 from streambench.grade.client import ClientState
 from streambench.grade.upstream import UpstreamContent
 
@@ -87,6 +85,53 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(high - step * (1 - weight)) if weight >= 0.5 else float(low + step * weight)
 
 
+def mean(values: Sequence[float]) -> float:
+    """``numpy.mean(values)`` to the bit (its pairwise summation), NaN when empty: a run's
+    few values need no array, and grading needs no numpy."""
+    if not values:
+        return NAN
+    # numpy adds the sum to its identity: 0.0 + -0.0 is 0.0
+    return (0.0 + _pairwise_sum([float(v) for v in values], 0, len(values))) / len(values)
+
+
+# numpy's pairwise summation: 8 running sums over blocks of up to this many values, halved above.
+_PAIRWISE_BLOCK = 128
+
+
+def _pairwise_sum(values: list[float], start: int, n: int) -> float:
+    """The sum of ``values[start:start + n]`` in numpy's order of additions."""
+    if n < 8:
+        total = 0.0
+        for value in values[start : start + n]:
+            total += value
+        return total
+    if n <= _PAIRWISE_BLOCK:
+        end = start + n - n % 8
+        sums = []
+        for lane in range(8):
+            column = values[start + lane : end : 8]
+            running = column[0]
+            for value in column[1:]:
+                running += value
+            sums.append(running)
+        total = ((sums[0] + sums[1]) + (sums[2] + sums[3])) + (
+            (sums[4] + sums[5]) + (sums[6] + sums[7])
+        )
+        for value in values[end : start + n]:
+            total += value
+        return total
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(values, start, half) + _pairwise_sum(values, start + half, n - half)
+
+
+def _fmin(a: float, b: float) -> float:
+    """``numpy.fmin`` of two floats: the smaller, ignoring a NaN (NaN only when both are)."""
+    if a != a:
+        return b
+    return a if b != b or a <= b else b
+
+
 def text_char_times(state: ClientState) -> list[float]:
     """When the client showed each character of the streamed text."""
     return [ev.t_ms for ev in state.timeline if ev.kind == "text" for _ in ev.text or ""]
@@ -148,7 +193,7 @@ def smoothness(state: ClientState, stall_ms: float = STALL_MS) -> Smoothness:
         "stall_count": float(sum(g > stall_ms for g in gaps)),
         "stall_ms_max": max(gaps, default=0.0),
         "second_paint_ms": shown[1].t_ms if len(shown) > 1 else NAN,
-        "itl_per_chunk_ms": float(np.mean(chunk_gaps)) if chunk_gaps else NAN,
+        "itl_per_chunk_ms": mean(chunk_gaps),
         "itl_per_token_ms": sum(chunk_gaps) / sum(tokens) if tokens else NAN,
     }
 
@@ -185,6 +230,6 @@ def compute_metrics(
         "gap_ms_p50": percentile(gaps, 50),
         "gap_ms_p95": percentile(gaps, 95),
         "n_text_chunks": float(len(sizes)),
-        "useful_ms": float(np.fmin(ttfc, ttft)),
+        "useful_ms": _fmin(ttfc, ttft),
         **smoothness(state),
     }
