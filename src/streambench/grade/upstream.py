@@ -238,12 +238,14 @@ def tool_timeline(plan: ReplayPlan) -> list[tuple[float, ToolCallPiece]]:
     """Every tool-call piece the plan delivers, with its delivery time."""
     if plan.json_payload is not None:
         return [(plan.duration_ms, piece) for piece in json_tool_calls(plan.api, plan.json_payload)]
-    return [
-        (entry.t_ms, piece)
-        for entry in plan.timeline
-        if entry.event is not None
-        for piece in event_tool_calls(plan.api, entry.event)
-    ]
+    api = plan.api
+    timed: list[tuple[float, ToolCallPiece]] = []
+    for entry in plan.timeline:  # a loop: most events carry no piece, and this runs per run
+        event = entry.frame.event
+        pieces = event_tool_calls(api, event) if event is not None else ()
+        if pieces:
+            timed += [(entry.t_ms, piece) for piece in pieces]
+    return timed
 
 
 def analyse_plan(plan: ReplayPlan, mode: str, tool: str | None = None) -> UpstreamContent:

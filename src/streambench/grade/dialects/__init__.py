@@ -56,6 +56,9 @@ _MISSING = object()
 
 def _lookup(value: Any, path: str) -> list[Any]:
     """Every value at a dotted path: ``a.b``, ``choices.0.delta``, ``choices.*.delta``."""
+    if isinstance(value, dict) and "." not in path and path != "*":  # most paths: one key
+        found_one = value.get(path)
+        return [] if found_one is None else [found_one]
     found = [value]
     for step in path.split("."):
         following: list[Any] = []
@@ -131,9 +134,9 @@ class EventRule:
             return False
         if self.raw is not None and data.strip() not in self.raw:
             return False
-        if any(not _lookup(body, path) for path in self.has):
+        if self.has and any(not _lookup(body, path) for path in self.has):
             return False
-        return all(
+        return not self.equals or all(
             any(_hashable(v) in allowed for v in _lookup(body, path))
             for path, allowed in self.equals
         )
