@@ -186,10 +186,6 @@ def _still_spans(shown: list[Paint], terminal: UIEvent | None) -> list[tuple[flo
     return list(itertools.pairwise(updates))
 
 
-def _ends_mid_word(paint: Paint, following: Paint) -> bool:
-    return paint.text[-1].isalnum() and following.text[0].isalnum()
-
-
 def smoothness(state: ClientState, stall_ms: float = STALL_MS) -> Smoothness:
     """How the stream felt (docs/evaluation.md, "Perceived smoothness")."""
     text_events = _text_events(state)
@@ -209,7 +205,8 @@ def _smoothness(
     span_s = (shown[-1].t_ms - shown[0].t_ms) / 1000
     gaps = [b - a for a, b in _still_spans(shown, state.terminal)]
     tokens = [max(1, len(_TOKEN.findall(ev.text or ""))) for ev in text_events[1:]]
-    midword = sum(_ends_mid_word(a, b) for a, b in itertools.pairwise(shown))
+    pairs = itertools.pairwise(shown)
+    midword = sum(a.text[-1].isalnum() and b.text[0].isalnum() for a, b in pairs)  # mid-word
     return {
         "paint_rate_cps": total / span_s if span_s > 0 else NAN,
         "jump_chars_max": float(jump),

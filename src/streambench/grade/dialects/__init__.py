@@ -90,6 +90,11 @@ def _first(body: Any, paths: Sequence[str]) -> Any:
 def _joined(body: Any, paths: Sequence[str]) -> str:
     """The strings the first finding path gives, joined (``choices.*`` may give several)."""
     for path in paths:
+        if isinstance(body, dict) and "." not in path and path != "*":  # one key: one value
+            value = body.get(path)
+            if isinstance(value, str):
+                return value
+            continue
         values = [v for v in _lookup(body, path) if isinstance(v, str)]
         if values:
             return "".join(values)
@@ -198,10 +203,10 @@ class Dialect:
             body = None
         matched = False
         out: list[UIEvent] = []
-        for rule in self._candidates(event):
+        for rule in self._by_event.get(event) or self._candidates(event):
             if rule.matches(event, data, body):
                 matched = True
-                out.extend(rule.emit(t_ms, event, body))
+                out += rule.emit(t_ms, event, body)
         if not matched:
             name = body.get("type") if isinstance(body, dict) and event == "message" else None
             return [UIEvent(t_ms, "unknown", text=str(name or event), data={"data": data[:200]})]
