@@ -5,6 +5,8 @@ rows' percentiles."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +199,11 @@ def test_the_mean_of_many_values_sums_pairwise_like_numpy() -> None:
     """Above 128 values numpy halves the sum (a plain running sum differs in the last bits)."""
     values = [0.1 * (i % 7) + 1e-9 * i for i in range(5000)]
     assert mean(values).hex() == float(np.mean(values)).hex()
+
+
+def test_grading_imports_no_numpy() -> None:
+    """The per-run grader is plain Python: numpy costs start-up and a few values need none."""
+    modules = [f"streambench.grade.{m}" for m in ("metrics", "rules", "expect", "upstream")]
+    code = f"import sys, {', '.join(modules)}; print('numpy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
