@@ -200,8 +200,8 @@ def _smoothness(
     shown = _paints(text_events)
     if not shown:
         return Smoothness(**dict.fromkeys(SMOOTHNESS_COLUMNS, NAN))  # type: ignore[typeddict-item]
-    total = sum(len(p.text) for p in shown)
-    jump = max(len(p.text) for p in shown)
+    sizes = [len(p.text) for p in shown]
+    total, jump = sum(sizes), max(sizes)
     span_s = (shown[-1].t_ms - shown[0].t_ms) / 1000
     gaps = [b - a for a, b in _still_spans(shown, state.terminal)]
     tokens = [max(1, len(_TOKEN.findall(ev.text or ""))) for ev in text_events[1:]]

@@ -250,7 +250,8 @@ def tool_timeline(plan: ReplayPlan) -> list[tuple[float, ToolCallPiece]]:
 
 def analyse_plan(plan: ReplayPlan, mode: str, tool: str | None = None) -> UpstreamContent:
     """:func:`analyse_upstream` over everything one replay plan delivers."""
-    return analyse_upstream(plan.content_timeline, mode, tool_timeline(plan), tool)
+    tools = tool_timeline(plan) if mode in SHAPES else ()  # chat mode reads no tool calls
+    return analyse_upstream(plan.content_timeline, mode, tools, tool)
 
 
 def _common_prefix(a: str, b: str) -> int:

@@ -151,7 +151,7 @@ class EventRule:
         paths = self.paths
         if self.kind in ("status", "text"):
             text = _joined(body, paths.get("text", ()))
-            return [UIEvent(t_ms, self.kind, text=text, data=data)] if text else []
+            return [UIEvent(t_ms, self.kind, text, None, data)] if text else []
         if self.kind == "changes":
             return [UIEvent(t_ms, "changes", code=_as_text(_first(body, paths["code"])), data=data)]
         if self.kind == "done":
