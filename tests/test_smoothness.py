@@ -5,6 +5,8 @@ rows' percentiles."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from tests.conftest import cli_exit_code
 from streambench.errors import ConfigError
 from streambench.grade.client import consume
 from streambench.grade.dialects import UIEvent
-from streambench.grade.metrics import SMOOTHNESS_COLUMNS, percentile, smoothness
+from streambench.grade.metrics import SMOOTHNESS_COLUMNS, mean, percentile, smoothness
 from streambench.grade.profile import bundled_profiles, default_profile, load_profile
 from streambench.grade.rules import RunContext, check_rules
 from streambench.replay import build_plan
@@ -176,3 +178,32 @@ def test_the_percentiles_of_a_row_are_numpys_to_the_bit(values: list[float], q: 
     expected = float(np.percentile(values, q)) if values else math.nan
     got = percentile(values, q)
     assert (math.isnan(got) and math.isnan(expected)) or got.hex() == expected.hex()
+
+
+@given(
+    st.one_of(
+        st.lists(st.floats(-1e9, 1e9, allow_nan=False), max_size=300),
+        st.lists(st.integers(0, 10_000), max_size=300),
+        st.lists(st.sampled_from([0.0, -0.0, 0.1, 1 / 3]), max_size=20),
+        st.lists(st.floats(allow_nan=True, allow_infinity=False), min_size=1, max_size=5),
+    )
+)
+def test_the_mean_of_a_row_is_numpys_to_the_bit(values: list[float]) -> None:
+    """itl_per_chunk_ms is numpy's pairwise mean, computed without numpy."""
+    expected = float(np.mean(values)) if values else math.nan
+    got = mean(values)
+    assert (math.isnan(got) and math.isnan(expected)) or got.hex() == expected.hex()
+
+
+def test_the_mean_of_many_values_sums_pairwise_like_numpy() -> None:
+    """Above 128 values numpy halves the sum (a plain running sum differs in the last bits)."""
+    values = [0.1 * (i % 7) + 1e-9 * i for i in range(5000)]
+    assert mean(values).hex() == float(np.mean(values)).hex()
+
+
+def test_grading_imports_no_numpy() -> None:
+    """The per-run grader is plain Python: numpy costs start-up and a few values need none."""
+    modules = [f"streambench.grade.{m}" for m in ("metrics", "rules", "expect", "upstream")]
+    code = f"import sys, {', '.join(modules)}; print('numpy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

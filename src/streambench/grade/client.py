@@ -71,7 +71,7 @@ class ClientState:
     def feed(self, event: UIEvent) -> None:
         self.timeline.append(event)
         if event.kind == "status":
-            if self.terminal is None:
+            if not self.terminals:
                 self.status = event.text
         elif event.kind == "text":
             self.status = None

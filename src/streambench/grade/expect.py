@@ -15,6 +15,7 @@ so a bug there cannot hide behind an expectation computed by the same code.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +33,9 @@ from streambench.transcript import Transcript
 CUTTING_FAULTS = frozenset({"disconnect", "truncate", "error-event"})
 # Content faults that keep every value of the answer: the user must see the same text and code.
 VALUE_KEEPING_FAULTS = frozenset({"reformat", "escape", "pings", "empty-deltas", "tool", "blocks"})
+# Answers decoded once per value (the body, the mode, the prefill...): every run of a case asks
+# for its recordings' answers again, and a decoded answer depends on nothing else.
+_CACHED_ANSWERS = 1024
 
 
 @dataclass(frozen=True)
@@ -139,9 +143,11 @@ def apply_code_edits(code: str, edits: Any) -> tuple[str, int, int] | None:
     return code, applied, len(edits) - applied
 
 
+@functools.lru_cache(maxsize=_CACHED_ANSWERS)
 def _structured_object(content: str, mode: str, prefill: str | None) -> dict[str, Any] | None:
     """The JSON object of a job_code / workflow answer continued from a prefill (the recorded
-    one, else the known ones); None when no guess parses with the mode's keys."""
+    one, else the known ones); None when no guess parses with the mode's keys. Shared and
+    read-only: callers never change the object."""
     shape = SHAPES[mode]
     guesses = [p for p in (prefill, *known_prefills(mode)) if p is not None]
     for guess in dict.fromkeys(guesses):
@@ -201,14 +207,21 @@ def body_answer(
     """The answer a response body of ``transcript``'s API carries for ``mode``: the whole text
     in chat mode; else a tool call's (:func:`tool_answer`), or the text continued from the
     recorded prefill."""
-    api = transcript.meta.api
+    prefill = recorded_prefill(transcript.request.body)
+    return _body_answer(transcript.meta.api, body, mode, expression, tool, prefill)
+
+
+@functools.lru_cache(maxsize=_CACHED_ANSWERS)
+def _body_answer(
+    api: str, body: bytes, mode: str, expression: str, tool: str | None, prefill: str | None
+) -> Answer:
     text = summarize_body(api, body).text
     if mode not in SHAPES:
         return Answer(text)
     called = tool_answer(api, body, text, mode, expression, tool)
     if called is not None:
         return called
-    return structured_answer(text, mode, expression, recorded_prefill(transcript.request.body))
+    return structured_answer(text, mode, expression, prefill)
 
 
 def recorded_answer(

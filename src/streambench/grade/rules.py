@@ -584,10 +584,11 @@ def _status_after_text(ctx: RunContext, _: dict[str, Any]) -> Findings:
     if text is None or ctx.requested_order == "text_first":
         return []
     timeline = ctx.state.timeline
-    end = timeline.index(ctx.state.terminal) if ctx.state.terminal else len(timeline)
+    terminal = ctx.state.terminal
+    end = _position(timeline, terminal) if terminal else len(timeline)
     return [
         (f"status {ev.text!r} after text had started", ev.t_ms)
-        for ev in timeline[timeline.index(text) + 1 : end]
+        for ev in timeline[_position(timeline, text) + 1 : end]
         if ev.kind == "status"
     ]
 
@@ -958,6 +959,6 @@ def judge(
             found = rule.check(ctx, {**rule.defaults, **selected[slug]})
             if found is None:
                 not_checked.append(slug)
-            else:
+            elif found:
                 violations.extend(Violation(slug, msg, at) for msg, at in found)
     return violations, not_checked

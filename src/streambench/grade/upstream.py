@@ -10,6 +10,7 @@ several parallel calls kept apart), and the user-visible text is the plain text 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -55,47 +56,77 @@ def _text_deltas(timeline: ContentTimeline) -> list[tuple[float, str]]:
     return [(t_ms, text) for t_ms, kind, text in timeline if kind == "text" and text]
 
 
-@dataclass
-class _Parsed:
-    content: UpstreamContent
+# Readings kept by value (the pieces' texts and the mode): a transcript's deltas are the same
+# text on every run that splits them alike, only their times move, and they are parsed once.
+_CACHED_READINGS = 1024
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How a sequence of pieces reads as the answer object, by piece index: the times are the
+    run's (:meth:`content`), the parse is the same on every run delivering the same pieces."""
+
+    text: str
+    text_counts: tuple[int, ...]  # text characters each piece carried
+    structured_at: int | None  # the piece the structured member (tool input: object) ended in
     ended: bool
-    # the structured member's value arrived in full (set even when it is an empty list)
-    structured_seen: bool
+    keys: frozenset[str]  # the object's top-level keys (and the prefill's answer keys)
+
+    def content(self, times_ms: Sequence[float], tool: str | None = None) -> UpstreamContent:
+        """The reading on a run whose i-th piece arrived at ``times_ms[i]``."""
+        at = self.structured_at
+        text_times_ms = [
+            t for t, n in zip(times_ms, self.text_counts, strict=True) for _ in range(n)
+        ]
+        return UpstreamContent(None if at is None else times_ms[at], text_times_ms, self.text, tool)
 
 
-def _parse_answer(deltas: Sequence[tuple[float, str]], prefill: str, mode: str) -> _Parsed | None:
-    """Content under one prefill guess; None when the content is not the answer under it: it
-    does not parse, it repeats a member (a text-first answer read as yaml-first), or none of
-    its members is the answer's (a bare code edit ``{"action": ...}`` read as the object)."""
+def _read_object(
+    texts: Sequence[str], mode: str, prefill: str = "", *, tool_input: bool = False
+) -> _Reading:
+    """The answer object ``texts`` continue from ``prefill``; JsonStreamError when it does not
+    parse or repeats a member. A tool's input (``tool_input``) starts from nothing and keeps
+    what parsed before a break; its structured member, else the whole object, ends in
+    ``structured_at``."""
     shape = SHAPES[mode]
     stream = JsonObjectStream()
-    content = UpstreamContent()
+    counts = [0] * len(texts)
     parts: list[str] = []
-    ended = structured = False
-    seen: set[str] = set()
+    at: int | None = None
+    ended = structured = False  # structured: its value arrived (even an empty list)
+    keys: set[str] = {k for k in shape.keys if f'"{k}"' in prefill}
     try:
         stream.feed(prefill)
-        seen.update(k for k in shape.keys if f'"{k}"' in prefill)
-        for t_ms, text in deltas:
+        for index, text in enumerate(texts):
             for event in stream.feed(text):
                 if isinstance(event, MemberStart):
-                    if event.key in seen:
-                        return None
-                    seen.add(event.key)
+                    if event.key in keys and not tool_input:
+                        raise JsonStreamError(f"member {event.key!r} repeats")
+                    keys.add(event.key)
                 elif isinstance(event, MemberDone) and event.key == shape.structured_key:
-                    content.structured_complete_ms = t_ms
-                    structured = True
+                    at, structured = index, True
                 elif isinstance(event, StringDelta) and event.key == shape.text_key:
-                    content.text_times_ms.extend([t_ms] * len(event.text))
+                    counts[index] += len(event.text)
                     parts.append(event.text)
                 elif isinstance(event, ObjectEnd):
                     ended = True
+                    if tool_input and not structured:
+                        at = index
+    except JsonStreamError:
+        if not tool_input:
+            raise
+    return _Reading("".join(parts), tuple(counts), at, ended, frozenset(keys))
+
+
+def _parse_answer(texts: Sequence[str], prefill: str, mode: str) -> _Reading | None:
+    """Content under one prefill guess; None when the content is not the answer under it: it
+    does not parse, it repeats a member (a text-first answer read as yaml-first), or none of
+    its members is the answer's (a bare code edit ``{"action": ...}`` read as the object)."""
+    try:
+        reading = _read_object(texts, mode, prefill)
     except JsonStreamError:
         return None
-    if not seen & set(shape.keys):
-        return None
-    content.text = "".join(parts)
-    return _Parsed(content, ended, structured)
+    return reading if reading.keys & set(SHAPES[mode].keys) else None
 
 
 def _plain(deltas: Sequence[tuple[float, str]]) -> UpstreamContent:
@@ -104,15 +135,17 @@ def _plain(deltas: Sequence[tuple[float, str]]) -> UpstreamContent:
     )
 
 
-def _json_answer(deltas: Sequence[tuple[float, str]], mode: str) -> UpstreamContent | None:
-    fallback: UpstreamContent | None = None
+@functools.lru_cache(maxsize=_CACHED_READINGS)
+def _json_answer(texts: tuple[str, ...], mode: str) -> _Reading | None:
+    """The answer under the first prefill guess it ends under, else the first it parses under."""
+    fallback: _Reading | None = None
     for prefill in known_prefills(mode):
-        parsed = _parse_answer(deltas, prefill, mode)
+        parsed = _parse_answer(texts, prefill, mode)
         if parsed is None:
             continue
         if parsed.ended:
-            return parsed.content
-        fallback = fallback or parsed.content
+            return parsed
+        fallback = fallback or parsed
     return fallback
 
 
@@ -143,45 +176,27 @@ def tool_calls(tools: ToolTimeline) -> list[ToolCallInput]:
     return list(calls.values())
 
 
-def _read_tool_input(call: ToolCallInput, mode: str) -> tuple[set[str], _Parsed]:
-    """The input's top-level keys, and when its structured member (else the whole input) ended."""
-    shape = SHAPES[mode]
-    stream = JsonObjectStream()
-    content = UpstreamContent(tool=call.name)
-    keys: set[str] = set()
-    parts: list[str] = []
-    ended = structured = False
-    try:
-        for t_ms, text in call.pieces:
-            for event in stream.feed(text):
-                if isinstance(event, MemberStart):
-                    keys.add(event.key)
-                elif isinstance(event, MemberDone) and event.key == shape.structured_key:
-                    content.structured_complete_ms, structured = t_ms, True
-                elif isinstance(event, StringDelta) and event.key == shape.text_key:
-                    content.text_times_ms.extend([t_ms] * len(event.text))
-                    parts.append(event.text)
-                elif isinstance(event, ObjectEnd):
-                    ended = True
-                    if not structured:
-                        content.structured_complete_ms = t_ms
-    except JsonStreamError:
-        pass  # a broken input never completed: no moment to measure from
-    content.text = "".join(parts)
-    return keys, _Parsed(content, ended, structured)
+@functools.lru_cache(maxsize=_CACHED_READINGS)
+def _read_tool_input(texts: tuple[str, ...], mode: str) -> _Reading:
+    """A tool call's input pieces: its top-level keys, and when its structured member (else
+    the whole input) ended (a broken input never completed: no moment to measure from)."""
+    return _read_object(texts, mode, tool_input=True)
 
 
 def _tool_answer(
     deltas: Sequence[tuple[float, str]], tools: ToolTimeline, mode: str, tool: str | None
 ) -> UpstreamContent | None:
     """The structured part from the tool call that carries it (:func:`answer_call`)."""
-    read = [(call, *_read_tool_input(call, mode)) for call in tool_calls(tools)]
-    index = answer_call([(call.name, keys) for call, keys, _ in read], mode, tool)
+    calls = tool_calls(tools)
+    read = [_read_tool_input(tuple(text for _, text in call.pieces), mode) for call in calls]
+    index = answer_call(
+        [(call.name, r.keys) for call, r in zip(calls, read, strict=True)], mode, tool
+    )
     if index is None:
         return None
-    _, keys, parsed = read[index]
-    content = parsed.content
-    if SHAPES[mode].text_key not in keys:  # the text is the plain text beside the call
+    call, reading = calls[index], read[index]
+    content = reading.content([t_ms for t_ms, _ in call.pieces], call.name)
+    if SHAPES[mode].text_key not in reading.keys:  # the text is the plain text beside the call
         plain = _plain(deltas)
         content.text_times_ms, content.text = plain.text_times_ms, plain.text
     return content
@@ -215,24 +230,28 @@ def analyse_upstream(
         found = _tool_answer(deltas, tools, mode, tool)
         if found is not None:
             return found
-    return _json_answer(deltas, mode) or UpstreamContent()
+    reading = _json_answer(tuple(text for _, text in deltas), mode)
+    return reading.content([t_ms for t_ms, _ in deltas]) if reading else UpstreamContent()
 
 
 def tool_timeline(plan: ReplayPlan) -> list[tuple[float, ToolCallPiece]]:
     """Every tool-call piece the plan delivers, with its delivery time."""
     if plan.json_payload is not None:
         return [(plan.duration_ms, piece) for piece in json_tool_calls(plan.api, plan.json_payload)]
-    return [
-        (entry.t_ms, piece)
-        for entry in plan.timeline
-        if entry.event is not None
-        for piece in event_tool_calls(plan.api, entry.event)
-    ]
+    api = plan.api
+    timed: list[tuple[float, ToolCallPiece]] = []
+    for entry in plan.timeline:  # a loop: most events carry no piece, and this runs per run
+        event = entry.frame.event
+        pieces = event_tool_calls(api, event) if event is not None else ()
+        if pieces:
+            timed += [(entry.t_ms, piece) for piece in pieces]
+    return timed
 
 
 def analyse_plan(plan: ReplayPlan, mode: str, tool: str | None = None) -> UpstreamContent:
     """:func:`analyse_upstream` over everything one replay plan delivers."""
-    return analyse_upstream(plan.content_timeline, mode, tool_timeline(plan), tool)
+    tools = tool_timeline(plan) if mode in SHAPES else ()  # chat mode reads no tool calls
+    return analyse_upstream(plan.content_timeline, mode, tools, tool)
 
 
 def _common_prefix(a: str, b: str) -> int:

@@ -56,6 +56,9 @@ _MISSING = object()
 
 def _lookup(value: Any, path: str) -> list[Any]:
     """Every value at a dotted path: ``a.b``, ``choices.0.delta``, ``choices.*.delta``."""
+    if isinstance(value, dict) and "." not in path and path != "*":  # most paths: one key
+        found_one = value.get(path)
+        return [] if found_one is None else [found_one]
     found = [value]
     for step in path.split("."):
         following: list[Any] = []
@@ -87,6 +90,11 @@ def _first(body: Any, paths: Sequence[str]) -> Any:
 def _joined(body: Any, paths: Sequence[str]) -> str:
     """The strings the first finding path gives, joined (``choices.*`` may give several)."""
     for path in paths:
+        if isinstance(body, dict) and "." not in path and path != "*":  # one key: one value
+            value = body.get(path)
+            if isinstance(value, str):
+                return value
+            continue
         values = [v for v in _lookup(body, path) if isinstance(v, str)]
         if values:
             return "".join(values)
@@ -131,9 +139,9 @@ class EventRule:
             return False
         if self.raw is not None and data.strip() not in self.raw:
             return False
-        if any(not _lookup(body, path) for path in self.has):
+        if self.has and any(not _lookup(body, path) for path in self.has):
             return False
-        return all(
+        return not self.equals or all(
             any(_hashable(v) in allowed for v in _lookup(body, path))
             for path, allowed in self.equals
         )
@@ -143,7 +151,7 @@ class EventRule:
         paths = self.paths
         if self.kind in ("status", "text"):
             text = _joined(body, paths.get("text", ()))
-            return [UIEvent(t_ms, self.kind, text=text, data=data)] if text else []
+            return [UIEvent(t_ms, self.kind, text, None, data)] if text else []
         if self.kind == "changes":
             return [UIEvent(t_ms, "changes", code=_as_text(_first(body, paths["code"])), data=data)]
         if self.kind == "done":
@@ -163,6 +171,10 @@ def _hashable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool) else json.dumps(value)
 
 
+# Event names whose candidate rules a dialect remembers (a SUT could send endless new names).
+_REMEMBERED_EVENT_NAMES = 256
+
+
 @dataclass(frozen=True)
 class Dialect:
     """A dialect as data: every rule whose ``when`` matches an event emits its UI event, in
@@ -171,6 +183,18 @@ class Dialect:
     name: str
     rules: tuple[EventRule, ...]
     description: str = ""
+    # event name -> the rules that may match it (any name, or this one), in the file's order
+    _by_event: dict[str, tuple[EventRule, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def _candidates(self, event: str) -> tuple[EventRule, ...]:
+        rules = self._by_event.get(event)
+        if rules is None:
+            rules = tuple(r for r in self.rules if r.events is None or event in r.events)
+            if len(self._by_event) < _REMEMBERED_EVENT_NAMES:
+                self._by_event[event] = rules
+        return rules
 
     def __call__(self, t_ms: float, event: str, data: str) -> list[UIEvent]:
         try:
@@ -179,10 +203,10 @@ class Dialect:
             body = None
         matched = False
         out: list[UIEvent] = []
-        for rule in self.rules:
+        for rule in self._by_event.get(event) or self._candidates(event):
             if rule.matches(event, data, body):
                 matched = True
-                out.extend(rule.emit(t_ms, event, body))
+                out += rule.emit(t_ms, event, body)
         if not matched:
             name = body.get("type") if isinstance(body, dict) and event == "message" else None
             return [UIEvent(t_ms, "unknown", text=str(name or event), data={"data": data[:200]})]
