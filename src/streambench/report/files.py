@@ -326,40 +326,38 @@ Chunk = tuple[Sequence[Mapping[str, Any]], dict[str, str]]
 _REPORTS_TMP = ".reports.tmp-"  # reports written beside other files, then moved in one by one
 
 
-def pandas_dtype(values: Iterable[Any]) -> str:
+def pandas_dtype(values: Sequence[Any]) -> str:
     """The dtype pandas (3.x) gives a column of these Python values in ``pd.DataFrame(rows)``:
     ``int64``, ``float64`` (numbers with a missing value: None or NaN), ``bool``, ``str``
     (text, some missing) or ``object`` (anything else, a column of only missing values too)."""
     seen: set[str] = set()
-    for value in values:
-        if value is None:
-            seen.add("none")
-        elif isinstance(value, bool):
-            seen.add("bool")
-        elif isinstance(value, int):
-            seen.add("int")
-        elif isinstance(value, float):
-            seen.add("float" if value == value else "nan")
-        elif isinstance(value, str):
-            seen.add("str")
-        else:
+    for kind in set(map(type, values)):  # exact types: numpy's scalars are objects here too
+        if kind not in _KINDS:
             return "object"
+        seen.add(_KINDS[kind])
+    if "float" in seen and "str" in seen and all(v != v for v in values if type(v) is float):
+        seen = (seen - {"float"}) | {"nan"}  # text with NaN gaps is text
     if seen == {"int"}:
         return "int64"
     if seen == {"bool"}:
         return "bool"
-    if seen & {"int", "float", "nan"} and seen <= {"int", "float", "nan", "none"}:
+    if seen & {"int", "float"} and seen <= {"int", "float", "none"}:
         return "float64"
     if "str" in seen and seen <= {"str", "nan", "none"}:
         return "str"
     return "object"
 
 
+_KINDS = {type(None): "none", bool: "bool", int: "int", float: "float", str: "str"}
+# Values the JSON reader takes as they are (the rest: NaN to null, a frame's numpy values).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def chunk_dtypes(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Each column of ``rows`` (in the order they first appear, as ``pd.DataFrame(rows)``
     orders them) and its :func:`pandas_dtype`; a row without a column has None there."""
     names = dict.fromkeys(name for row in rows for name in row)
-    return {name: pandas_dtype(row.get(name) for row in rows) for name in names}
+    return {name: pandas_dtype([row.get(name) for row in rows]) for name in names}
 
 
 def csv_cells(rows: Sequence[Mapping[str, Any]], dtypes: dict[str, str]) -> Iterator[list[Any]]:
@@ -374,7 +372,7 @@ def csv_cells(rows: Sequence[Mapping[str, Any]], dtypes: dict[str, str]) -> Iter
             value = row.get(name)
             if kind == "json":
                 cells.append(json.dumps(value))
-            elif given(value) is None:
+            elif value is None or (isinstance(value, float) and value != value):  # missing
                 cells.append("")
             elif kind == "float64":
                 cells.append(repr(float(value)))
@@ -429,10 +427,13 @@ def _arrow_table(
     import pyarrow as pa
     import pyarrow.json as pj
 
-    ints = {f.name for f in schema if pa.types.is_integer(f.type)}
+    fields = [(f.name, pa.types.is_integer(f.type)) for f in schema]
     lines = b"".join(
         json.dumps(
-            {f.name: _json_value(row.get(f.name), f.name in ints) for f in schema},
+            {
+                name: v if type(v := row.get(name)) in _PLAIN else _json_value(v, integer)
+                for name, integer in fields
+            },
             ensure_ascii=False,
         ).encode()
         + b"\n"
@@ -572,9 +573,11 @@ def _write_files(folder: Path, chunks: Iterable[Chunk], schema: pa.Schema | None
                 violations = violation_rows([row])
                 n_violations += len(violations)
                 listed += violations[: MAX_LISTED_VIOLATIONS - len(listed)]
-                kept = failing if row["n_violations"] else clean
-                if len(kept) < MAX_RUNS_SHOWN:
-                    kept.append((position, row))
+                if row["n_violations"] and len(failing) < MAX_RUNS_SHOWN:
+                    failing.append((position, row))
+                    del clean[MAX_RUNS_SHOWN - len(failing) :]  # the page has no room for them
+                elif not row["n_violations"] and len(failing) + len(clean) < MAX_RUNS_SHOWN:
+                    clean.append((position, row))
                 position += 1
     if writer is None:  # no runs: an empty table still says what a row is
         empty = pa.schema([], metadata=_pandas_metadata(pa.schema([]), {}))

@@ -82,7 +82,7 @@ class Overview:
                 continue
             if name in _FLOATS:
                 column = self._columns.setdefault(name, array("d", [NAN] * self._runs))
-                column.extend(NAN if (v := given(row.get(name))) is None else v for row in rows)
+                column.extend(NAN if (v := row.get(name)) is None else v for row in rows)
                 continue
             column = self._columns.setdefault(name, [None] * self._runs)
             for row in rows:
