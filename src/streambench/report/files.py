@@ -33,15 +33,13 @@ from streambench.grade.metrics import percentile
 from streambench.grade.profile import load_profile
 from streambench.grade.variance import GROUP_COLUMNS, cross_run_violations
 from streambench.report.html import MAX_RUNS_SHOWN, report_html
-from streambench.report.overview import OVERVIEW_COLUMNS, Overview, groups
+from streambench.report.overview import Overview, groups
 from streambench.report.text import as_seen, excerpt, given, variant
 from streambench.runner.row import ID_COLUMNS, Row, column_types
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-
-__all__ = ["OVERVIEW_COLUMNS", "Overview"]  # re-exported: the overview Written holds
 
 REPORT_FILES = ("results.parquet", "results.csv", "summary.md", "junit.xml", "report.html")
 SUMMARY_METRICS = ("ttfb_ms", "ttfc_ms", "ttft_ms", "total_ms", "changes_lag_ms", "text_lag_p95_ms")
