@@ -77,6 +77,27 @@ def test_run_help_needs_no_evaluation_stack() -> None:
     assert sorted(loaded.intersection(HEAVY)) == []
 
 
+def test_run_writes_its_reports_without_pandas_and_pyarrow_only_after_the_runs(
+    tmp_path: Path,
+) -> None:
+    """``streambench run`` formats results.csv and the other files itself; pyarrow (and
+    numpy with it) loads for the parquet file, once the runs are done."""
+    during = """
+import streambench.runner.matrix as matrix
+run_one = matrix.run_one
+seen = []
+def watched(spec, *args, **kwargs):
+    seen.append("pyarrow" in sys.modules)
+    return run_one(spec, *args, **kwargs)
+matrix.run_one = watched
+"""
+    args = ("run", "--case", "fixtures/chat-hello", "--chunking", "events", "--out", str(tmp_path))
+    check = "\nassert seen and not any(seen), seen\n"
+    loaded = modules_loaded(during + run_cli(*args) + check)
+    assert "pandas" not in loaded
+    assert "pyarrow.parquet" in loaded and (tmp_path / "results.parquet").is_file()
+
+
 def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
     from importlib.metadata import version
 

@@ -46,7 +46,7 @@ def run_cli(
 
 
 def test_summarize_counts_and_medians_per_group(frame: pd.DataFrame) -> None:
-    summary = summarize(frame, ["sut", "case"])
+    summary = pd.DataFrame(summarize(frame, ["sut", "case"]))
     assert list(zip(summary["sut"], summary["case"], strict=True)) == sorted(
         (s, c) for s in (NAIVE, "reference") for c in CASES
     )
@@ -78,7 +78,7 @@ def test_summarize_gives_pandas_own_quantiles_to_the_bit(frame: pd.DataFrame) ->
     runs.loc[::3, "ttft_ms"] = float("nan")
     runs.loc[1::4, "total_ms"] = runs.loc[1::4, "total_ms"] * 1.37 + 0.1
     runs.loc[runs["sut"] == NAIVE, "ttfc_ms"] = float("nan")  # a group without the metric
-    summary = summarize(runs, ["sut", "seed"])
+    summary = pd.DataFrame(summarize(runs, ["sut", "seed"]))
     assert len(summary) == 4
     for _, row in summary.iterrows():
         group = runs[(runs["sut"] == row["sut"]) & (runs["seed"] == row["seed"])]

@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from streambench.report.files import ResultsSpool, Written
+    from streambench.report.overview import Overview
     from streambench.suts import SutTimeouts
 
 
-# pandas and the evaluation stack load inside the commands: `streambench --help` stays fast.
+# The evaluation stack loads inside the commands: `streambench --help` stays fast. `run`
+# loads no pandas unless --format json or jsonl asks for its JSON.
 FORMATS = ("table", "json", "jsonl")
 # The table format lists at most this many violations; the report files hold them all.
 MAX_VIOLATION_ROWS = 25
@@ -183,13 +185,14 @@ def run_command(
 
 def _print_rows(spool: ResultsSpool, lines: bool) -> None:
     """Every row on stdout as ``--format json`` (one list) or ``jsonl`` (a row per line),
-    written a chunk at a time."""
+    written a chunk at a time (pandas' JSON: its number formatting is what scripts read)."""
+    import pandas as pd
+
     first = True
     if not lines:
         sys.stdout.write("[")
-    for chunk in spool.chunks():
-        if not len(chunk):
-            continue
+    for rows in spool.chunks():
+        chunk = pd.DataFrame(rows)
         if lines:
             sys.stdout.write(chunk.to_json(orient="records", lines=True))
             continue
@@ -199,22 +202,25 @@ def _print_rows(spool: ResultsSpool, lines: bool) -> None:
         sys.stdout.write("]\n")
 
 
-def dialect_lines(frame: pd.DataFrame) -> list[str]:
+def dialect_lines(frame: Overview | pd.DataFrame) -> list[str]:
     """Which dialect ``auto`` picked, and how many events no dialect rule understood."""
     import json
     from collections import Counter
 
+    from streambench.report.overview import Overview
+
     lines: list[str] = []
-    if not len(frame) or "dialect_used" not in frame:
+    runs = Overview.of(frame)
+    if not len(runs) or "dialect_used" not in runs:
         return lines
-    auto = frame[frame["dialect"] == "auto"]
-    if len(auto):
-        picked = Counter(auto["dialect_used"])
+    used = zip(runs["dialect"], runs["dialect_used"], strict=True)
+    picked = Counter(name for dialect, name in used if dialect == "auto")
+    if picked:
         lines.append(
             "dialect auto: " + ", ".join(f"{name} ({n} runs)" for name, n in picked.most_common())
         )
     names: Counter[str] = Counter()
-    for text in frame["unknown_event_names"]:
+    for text in runs["unknown_event_names"]:
         names.update(json.loads(text))
     if names:
         top = ", ".join(f"{name} {n}" for name, n in names.most_common(5))
@@ -280,23 +286,31 @@ def parse_by(value: str | None) -> list[str] | None:
     return columns
 
 
-def summary_tables(frame: pd.DataFrame, by: list[str] | None = None) -> list[Table]:
+def summary_tables(frame: Overview | pd.DataFrame, by: list[str] | None = None) -> list[Table]:
     """Runs grouped by ``by`` (default: case); one table per SUT unless ``by`` has ``sut``."""
+    from streambench.report.overview import Overview, groups
+
     by = by or ["case"]
-    if "sut" in by or frame["sut"].nunique() == 1:
-        return [summary_table(frame, by, f"runs by {', '.join(by)}")]
+    runs = Overview.of(frame)
+    suts = groups(runs, ["sut"])
+    if "sut" in by or len(suts) == 1:
+        return [summary_table(runs, by, f"runs by {', '.join(by)}")]
     return [
-        summary_table(group, by, f"{sut}: runs by {', '.join(by)}")
-        for sut, group in frame.groupby("sut", sort=True)
+        summary_table(runs.where("sut", sut), by, f"{sut}: runs by {', '.join(by)}")
+        for (sut,) in suts
     ]
 
 
-def summary_table(frame: pd.DataFrame, by: list[str], title: str) -> Table:
-    import pandas as pd
+def summary_table(frame: Overview | pd.DataFrame, by: list[str], title: str) -> Table:
+    import math
+
     from rich import box
     from rich.table import Table
 
     from streambench.report.files import TERMINALS, summarize
+    from streambench.report.overview import Overview
+
+    runs = Overview.of(frame)
 
     table = Table(
         title=title,
@@ -306,7 +320,7 @@ def summary_table(frame: pd.DataFrame, by: list[str], title: str) -> Table:
     )
     for column in by:
         # A single name column keeps its width (up to 30) while the terminal column wraps.
-        longest = int(frame[column].astype(str).str.len().max())
+        longest = max(len(str(value)) for value in runs[column])
         table.add_column(
             column, overflow="fold", min_width=min(longest, 30) if len(by) == 1 else None
         )
@@ -315,7 +329,7 @@ def summary_table(frame: pd.DataFrame, by: list[str], title: str) -> Table:
     table.add_column("terminal")
     for name in ("ttfc", "ttft", "code\nexact"):
         table.add_column(name, justify="right", no_wrap=True)
-    for _, row in summarize(frame, by).iterrows():
+    for row in summarize(runs, by):
         ends = ", ".join(f"{row[t]} {t}" for t in TERMINALS if row[t])
         rate = row["code_exact_rate"]
         table.add_row(
@@ -323,8 +337,11 @@ def summary_table(frame: pd.DataFrame, by: list[str], title: str) -> Table:
             str(row["runs"]),
             f"[red]{row['violations']}[/]" if row["violations"] else "0",
             ends if row["done"] == row["runs"] else f"[yellow]{ends}[/]",
-            *(f"{row[m]:.0f}" if pd.notna(row[m]) else "–" for m in ("ttfc_ms_p50", "ttft_ms_p50")),
-            f"{rate:.0%}" if pd.notna(rate) else "–",
+            *(
+                f"{row[m]:.0f}" if not math.isnan(row[m]) else "–"
+                for m in ("ttfc_ms_p50", "ttft_ms_p50")
+            ),
+            f"{rate:.0%}" if not math.isnan(rate) else "–",
         )
     return table
 
@@ -338,15 +355,14 @@ def violations_table(
     """The first ``limit`` violations, one row each: the run (case, then sut · chunking ·
     fault, the SUT's HTTP status and error when it had one), the rule, when (ms since the
     request), its message and the last characters the user had on screen by then."""
-    import pandas as pd
     from rich import box
     from rich.markup import escape
     from rich.table import Table
 
     from streambench.report.files import violation_rows
-    from streambench.report.text import as_seen
+    from streambench.report.text import as_seen, given
 
-    rows = violation_rows(frame) if isinstance(frame, pd.DataFrame) else frame
+    rows = frame if isinstance(frame, list) else violation_rows(frame)
     total = len(rows) if total is None else total
     caption = f"{total - limit} more in {more_in}" if total > limit else None
     table = Table(
@@ -369,7 +385,7 @@ def violations_table(
         table.add_row(
             run,
             v["rule"],
-            "end" if at is None or pd.isna(at) else f"{at:g}",
+            "end" if given(at) is None else f"{at:g}",
             escape(as_seen(v["message"])),
             escape(v["excerpt"]) if v["excerpt"] else "[dim](nothing)[/]",
             end_section=True,
@@ -377,20 +393,21 @@ def violations_table(
     return table
 
 
-def closing_line(frame: pd.DataFrame, elapsed_s: float, paths: list[Path]) -> str:
+def closing_line(frame: Overview | pd.DataFrame, elapsed_s: float, paths: list[Path]) -> str:
     from collections import Counter
 
-    flagged = int((frame["n_violations"] > 0).sum()) if len(frame) else 0
-    rules = (
-        Counter(v["rule"] for vs in frame["violations"] for v in vs) if len(frame) else Counter()
-    )
+    from streambench.report.overview import Overview
+
+    runs = Overview.of(frame)
+    flagged = sum(1 for n in runs["n_violations"] if n > 0) if len(runs) else 0
+    rules = Counter(v["rule"] for vs in runs["violations"] for v in vs) if len(runs) else Counter()
     by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items()))
-    lists = frame.get("not_checked", [])
+    lists = runs.get("not_checked", [])
     unchecked = Counter(slug for slugs in lists for slug in slugs)
     by_slug = ", ".join(f"{slug} {n}" for slug, n in sorted(unchecked.items()))
     where = paths[0].parent if paths else Path(".")
     return (
-        f"{len(frame)} runs in {elapsed_s:.1f} s: {len(frame) - flagged} clean, "
+        f"{len(runs)} runs in {elapsed_s:.1f} s: {len(runs) - flagged} clean, "
         f"{flagged} with violations{f' ({by_rule})' if by_rule else ''}; "
         + (f"{sum(unchecked.values())} checks not possible ({by_slug}); " if unchecked else "")
         + f"reports in {where}/ ({', '.join(p.name for p in paths)})"

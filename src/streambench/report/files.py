@@ -1,8 +1,17 @@
-"""Reports of a results DataFrame: results.parquet, results.csv, summary.md, junit.xml and a
-self-contained report.html (report/html.py: summaries, distributions, a player per run)."""
+"""Reports of result rows: results.parquet, results.csv, summary.md, junit.xml and a
+self-contained report.html (report/html.py: summaries, distributions, a player per run).
+
+Written without pandas: the CSV cells are formatted as pandas' ``to_csv`` formatted them (the
+dtype it infers per chunk of rows: ints, floats, bools, text or objects) and the parquet file
+gets the schema metadata ``pyarrow.Table.from_pandas`` gave it, so the files are the bytes they
+were (tests/test_report_bytes.py writes them both ways) while ``streambench run`` loads no
+pandas, and pyarrow (with numpy) only once it writes the parquet file. ``--format json``,
+:func:`load_results` and a frame handed to :func:`write_reports` still use pandas.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -12,24 +21,25 @@ import tempfile
 import types
 import typing
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from streambench._atomic import replace_folder
 from streambench.errors import ConfigError, OutputError
-from streambench.grade.metrics import METRIC_COLUMNS, percentile
+from streambench.grade.metrics import percentile
 from streambench.grade.profile import load_profile
 from streambench.grade.variance import GROUP_COLUMNS, cross_run_violations
 from streambench.report.html import MAX_RUNS_SHOWN, report_html
+from streambench.report.overview import Overview, groups
 from streambench.report.text import as_seen, excerpt, given, variant
 from streambench.runner.row import ID_COLUMNS, Row, column_types
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 REPORT_FILES = ("results.parquet", "results.csv", "summary.md", "junit.xml", "report.html")
 SUMMARY_METRICS = ("ttfb_ms", "ttfc_ms", "ttft_ms", "total_ms", "changes_lag_ms", "text_lag_p95_ms")
@@ -47,38 +57,33 @@ SMOOTHNESS_SUMMARY = {
 }
 TERMINALS = ("done", "error", "none")
 _SUT = ID_COLUMNS.index("sut")
+# Columns results.csv holds as JSON text (the other lists as Python shows them, as pandas did).
+JSON_CSV_COLUMNS = ("violations", "warnings")
 
 
-def _flat(frame: pd.DataFrame) -> pd.DataFrame:
-    """Lists and dicts as JSON text, for CSV."""
-    out = frame.copy()
-    for column in ("violations", "warnings"):
-        if column in out:
-            out[column] = out[column].map(json.dumps)
-    return out
-
-
-def run_id(row: pd.Series | dict[str, Any]) -> str:
+def run_id(row: Mapping[str, Any]) -> str:
     parts = [str(row[c]) for c in ID_COLUMNS if str(row[c]) != ""]
     return " | ".join(parts)
 
 
-def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """One row per group of the id columns ``by``, sorted: ``runs``, ``flagged`` (runs with
-    violations), ``violations``, a count per terminal (done, error, none), ``<metric>_p50`` and
-    ``<metric>_p95`` of each of SUMMARY_METRICS, ``not_checked`` (rule checks a run could not
-    make), and ``code_exact_rate`` (0..1; NaN when no run
-    of the group expects code).
+def summarize(
+    runs: Overview | pd.DataFrame | Iterable[Mapping[str, Any]], by: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One mapping per group of the id columns ``by``, sorted: ``runs``, ``flagged`` (runs
+    with violations), ``violations``, a count per terminal (done, error, none),
+    ``<metric>_p50`` and ``<metric>_p95`` of each of SUMMARY_METRICS, ``not_checked`` (rule
+    checks a run could not make), and ``code_exact_rate`` (0..1; NaN when no run of the group
+    expects code).
 
     Aggregated over plain lists, not a pandas groupby: a quantile per group and metric was
     most of the terminal summary's and summary.md's time; the quantiles are pandas' (numpy's
     linear method, :func:`~streambench.grade.metrics.percentile`) to the bit."""
-    groups = _groups(frame, by)
-    column = {c: frame[c].tolist() for c in ("n_violations", "terminal", *SUMMARY_METRICS)}
-    not_checked = frame["not_checked"].tolist() if "not_checked" in frame else None
-    code_exact = frame["code_exact"].tolist()
+    overview = Overview.of(runs)
+    column = {c: overview[c] for c in ("n_violations", "terminal", *SUMMARY_METRICS)}
+    not_checked = overview.get("not_checked")
+    code_exact = overview["code_exact"]
     rows = []
-    for key, members in groups.items():
+    for key, members in groups(overview, by).items():
         violations = [column["n_violations"][i] for i in members]
         terminals = Counter(column["terminal"][i] for i in members)
         row: dict[str, Any] = dict(zip(by, key, strict=True))
@@ -93,26 +98,16 @@ def summarize(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
                 row[f"{metric}_p{q}"] = percentile(values, q)
         row["not_checked"] = sum(len(not_checked[i]) for i in members) if not_checked else 0
         exact = [v for i in members if (v := given(code_exact[i])) is not None]
-        row["code_exact_rate"] = sum(map(bool, exact)) / len(exact) if exact else float("nan")
+        row["code_exact_rate"] = sum(map(bool, exact)) / len(exact) if exact else math.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
-def _groups(frame: pd.DataFrame, by: Sequence[str]) -> dict[tuple[Any, ...], list[int]]:
-    """The row positions of each group of the columns ``by``, keys sorted, as a pandas
-    groupby makes them (a row with a missing key is in no group)."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for index, key in enumerate(zip(*(frame[c].tolist() for c in by), strict=True)):
-        if not any(given(k) is None for k in key):
-            groups.setdefault(key, []).append(index)
-    return dict(sorted(groups.items()))
-
-
-def violation_rows(rows: pd.DataFrame | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def violation_rows(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Every violation of every run (a frame's rows or row mappings), with the run's id
     columns, ``excerpt`` (what the user saw by then), ``status_code`` and ``sut_error``, in
     the rows' order."""
-    records = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else rows
+    records = rows.to_dict(orient="records") if hasattr(rows, "to_dict") else rows
     return [
         {
             **{c: row[c] for c in ID_COLUMNS},
@@ -129,20 +124,21 @@ def violation_rows(rows: pd.DataFrame | Iterable[dict[str, Any]]) -> list[dict[s
 def where(v: dict[str, Any]) -> str:
     """``at 123 ms`` or, for a violation of the whole run, ``at the end``."""
     at = v.get("at_ms")
-    return "at the end" if at is None or pd.isna(at) else f"at {at:g} ms"
+    return "at the end" if given(at) is None else f"at {at:g} ms"
 
 
 def summary_markdown(
-    frame: pd.DataFrame,
+    frame: Overview | pd.DataFrame | Sequence[Mapping[str, Any]],
     violations: list[dict[str, Any]] | None = None,
     n_violations: int | None = None,
 ) -> str:
     """summary.md of ``frame`` (full rows, or :class:`Written`'s overview with
     ``violations``: the first :func:`violation_rows` of ``n_violations`` in all)."""
-    listed = violation_rows(frame) if violations is None else violations
+    listed = violation_rows(frame) if violations is None else violations  # type: ignore[arg-type]
     total = len(listed) if n_violations is None else n_violations
-    n = len(frame)
-    clean = int((frame["n_violations"] == 0).sum()) if n else 0
+    overview = Overview.of(frame)
+    n = len(overview)
+    clean = sum(1 for k in overview["n_violations"] if k == 0) if n else 0
     lines = ["# streambench results", "", f"{n} runs, {clean} without violations.", ""]
     if n:
         lines += [
@@ -151,10 +147,10 @@ def summary_markdown(
             + " | violations |"
         ]
         lines += ["|" + "---|" * (len(SUMMARY_METRICS) + 4)]
-        for _, group in summarize(frame, ("sut", "chunking")).iterrows():
+        for group in summarize(overview, ("sut", "chunking")):
             cells = [
                 f"{group[f'{m}_p50']:.0f} / {group[f'{m}_p95']:.0f}"
-                if pd.notna(group[f"{m}_p50"])
+                if not math.isnan(group[f"{m}_p50"])
                 else "–"
                 for m in SUMMARY_METRICS
             ]
@@ -164,7 +160,7 @@ def summary_markdown(
                 + f" | {group['violations']} |"
             )
         lines += ["", "## Smoothness (how the text arrived; docs/evaluation.md)", ""]
-        lines += _smoothness_lines(frame)
+        lines += _smoothness_lines(overview)
         lines += ["", "## Violations by rule", ""]
         if total:
             lines += ["| rule | sut | runs | violations | first at |", "|---|---|---:|---:|---|"]
@@ -173,8 +169,8 @@ def summary_markdown(
                 firsts.setdefault((v["rule"], v["sut"]), v)
             # (rule, sut) -> the runs (their ids) that broke it, and how many violations
             broken: dict[tuple[str, str], tuple[set[tuple[Any, ...]], list[int]]] = {}
-            ids = zip(*(frame[c].tolist() for c in ID_COLUMNS), strict=True)
-            for run, violations in zip(ids, frame["violations"].tolist(), strict=True):
+            ids = zip(*(overview[c] for c in ID_COLUMNS), strict=True)
+            for run, violations in zip(ids, overview["violations"], strict=True):
                 for v in violations:
                     runs, count = broken.setdefault((v["rule"], run[_SUT]), (set(), [0]))
                     runs.add(run)
@@ -197,7 +193,7 @@ def summary_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _sut_lines(row: pd.Series | dict[str, Any]) -> list[str]:
+def _sut_lines(row: Mapping[str, Any]) -> list[str]:
     """The SUT's HTTP status (when not 200) and its exception, for failure details."""
     lines = []
     status, error = given(row.get("status_code")), given(row.get("sut_error"))
@@ -216,18 +212,17 @@ def _md(text: str) -> str:
 
 
 def _ms(at: float | None) -> str:
-    return "–" if at is None or pd.isna(at) else f"{at:g}"
+    return "–" if given(at) is None else f"{at:g}"
 
 
-def _smoothness_lines(frame: pd.DataFrame) -> list[str]:
-    columns = [c for c in SMOOTHNESS_SUMMARY if c in frame]
+def _smoothness_lines(overview: Overview) -> list[str]:
+    columns = [c for c in SMOOTHNESS_SUMMARY if c in overview]
     if not columns:
         return ["No smoothness columns in these results."]
     heads = [SMOOTHNESS_SUMMARY[c][0] for c in columns]
     lines = ["| sut | chunking | " + " | ".join(heads) + " |", "|---|---|" + "---:|" * len(heads)]
-    groups = _groups(frame, ("sut", "chunking"))
-    values_of = {c: frame[c].tolist() for c in columns}
-    for (sut, chunking), members in groups.items():
+    values_of = {c: overview[c] for c in columns}
+    for (sut, chunking), members in groups(overview, ("sut", "chunking")).items():
         cells = []
         for column in columns:
             values = [
@@ -249,7 +244,7 @@ _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 }
 
 
-def _testcase(row: pd.Series | dict[str, Any]) -> str:
+def _testcase(row: Mapping[str, Any]) -> str:
     """One run as a JUnit ``<testcase>``, a failure per violation."""
     case = ET.Element("testcase", classname=f"streambench.{row['case']}", name=run_id(row))
     total = given(row.get("total_ms"))
@@ -270,14 +265,6 @@ def _junit_head(runs: int, failures: int) -> str:
     return head.removesuffix(" />") + ">"
 
 
-def junit_xml(frame: pd.DataFrame) -> bytes:
-    if not len(frame):
-        return _junit_head(0, 0).removesuffix(">").encode() + b" />"
-    failures = int((frame["n_violations"] > 0).sum())
-    body = "".join(_testcase(row) for row in frame.to_dict(orient="records"))
-    return (_junit_head(len(frame), failures) + body + "</testsuite>").encode()
-
-
 def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
     """Write the five report files of an in-memory frame into ``out`` (created); returns their
     paths. (:func:`write_streamed` writes them from rows streamed to disk.)
@@ -285,9 +272,11 @@ def write_reports(frame: pd.DataFrame, out: str | Path) -> list[Path]:
     A folder holding only reports is replaced in one swap, so a crash never leaves one run's
     page beside another run's results; a folder holding other files too gets each report
     replaced atomically on its own."""
-    parts = (frame.iloc[i : i + CHUNK_ROWS] for i in range(0, max(len(frame), 1), CHUNK_ROWS))
-    chunks = ((part, part.to_dict(orient="records")) for part in parts)
-    return _write_folder(Path(out), chunks, _arrow_schema(frame)).paths
+    dtypes = {name: str(frame[name].dtype) for name in frame.columns}  # the frame's, not inferred
+    records = frame.to_dict(orient="records")
+    parts = (records[i : i + CHUNK_ROWS] for i in range(0, max(len(records), 1), CHUNK_ROWS))
+    chunks = ((part, dtypes) for part in parts)
+    return _write_folder(Path(out), chunks, _arrow_schema(records, dtypes)).paths
 
 
 @dataclass
@@ -296,7 +285,7 @@ class Written:
 
     paths: list[Path]
     # every run's id, metrics and counts (no texts; ``violations`` as their rules only)
-    overview: pd.DataFrame
+    overview: Overview
     # the first MAX_LISTED_VIOLATIONS violations (:func:`violation_rows`), and how many in all
     violations: list[dict[str, Any]]
     n_violations: int
@@ -329,24 +318,71 @@ _COMPARED = (
     "terminal",
     "statuses",
 )
-# Rows written at once: as a frame (parquet, CSV, overview) and as the mappings it was made of.
-Chunk = tuple[pd.DataFrame, list[dict[str, Any]]]
+# Rows written at once, with each column's pandas dtype (int64, float64, bool, str, object):
+# what results.csv's cells and the parquet metadata follow.
+Chunk = tuple[Sequence[Mapping[str, Any]], dict[str, str]]
 _REPORTS_TMP = ".reports.tmp-"  # reports written beside other files, then moved in one by one
-OVERVIEW_COLUMNS = (
-    *ID_COLUMNS,
-    "dialect_used",
-    "terminal",
-    "n_violations",
-    "not_checked",
-    "code_exact",
-    "status_code",
-    "unknown_event_names",
-    *METRIC_COLUMNS,
-)
+
+
+def pandas_dtype(values: Sequence[Any]) -> str:
+    """The dtype pandas (3.x) gives a column of these Python values in ``pd.DataFrame(rows)``:
+    ``int64``, ``float64`` (numbers with a missing value: None or NaN), ``bool``, ``str``
+    (text, some missing) or ``object`` (anything else, a column of only missing values too)."""
+    seen: set[str] = set()
+    for kind in set(map(type, values)):  # exact types: numpy's scalars are objects here too
+        if kind not in _KINDS:
+            return "object"
+        seen.add(_KINDS[kind])
+    if "float" in seen and "str" in seen and all(v != v for v in values if type(v) is float):
+        seen = (seen - {"float"}) | {"nan"}  # text with NaN gaps is text
+    if seen == {"int"}:
+        return "int64"
+    if seen == {"bool"}:
+        return "bool"
+    if seen & {"int", "float"} and seen <= {"int", "float", "none"}:
+        return "float64"
+    if "str" in seen and seen <= {"str", "nan", "none"}:
+        return "str"
+    return "object"
+
+
+_KINDS = {type(None): "none", bool: "bool", int: "int", float: "float", str: "str"}
+# Values the JSON reader takes as they are (the rest: NaN to null, a frame's numpy values).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def chunk_dtypes(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each column of ``rows`` (in the order they first appear, as ``pd.DataFrame(rows)``
+    orders them) and its :func:`pandas_dtype`; a row without a column has None there."""
+    names = dict.fromkeys(name for row in rows for name in row)
+    return {name: pandas_dtype([row.get(name) for row in rows]) for name in names}
+
+
+def csv_cells(rows: Sequence[Mapping[str, Any]], dtypes: dict[str, str]) -> Iterator[list[Any]]:
+    """The cells ``DataFrame.to_csv`` writes for ``rows`` (a csv writer's fields), columns
+    of ``dtypes``: floats as Python's ``repr`` (``200.0`` in a float column of ints), missing
+    values as empty cells, violations and warnings as JSON, any other object as Python shows
+    it (``str``; the csv writer gives floats their ``repr``)."""
+    kinds = [(c, "json" if c in JSON_CSV_COLUMNS else dtype) for c, dtype in dtypes.items()]
+    for row in rows:
+        cells: list[Any] = []
+        for name, kind in kinds:
+            value = row.get(name)
+            if kind == "json":
+                cells.append(json.dumps(value))
+            elif value is None or (isinstance(value, float) and value != value):  # missing
+                cells.append("")
+            elif kind == "float64":
+                cells.append(repr(float(value)))
+            else:
+                cells.append(value)
+        yield cells
 
 
 def _arrow_type(kind: Any) -> pa.DataType:
     """The parquet type of a Row column's annotation (``X | None`` is a nullable X)."""
+    import pyarrow as pa
+
     args = [k for k in typing.get_args(kind) if k is not type(None)]
     if typing.get_origin(kind) is list:
         return pa.list_(_arrow_type(args[0]))
@@ -359,16 +395,102 @@ def _arrow_type(kind: Any) -> pa.DataType:
     return {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}[kind]
 
 
-def _arrow_schema(sample: pd.DataFrame) -> pa.Schema:
-    """The parquet schema of these columns: Row's types, inferred for columns Row lacks."""
+def _arrow_schema(sample: Sequence[Mapping[str, Any]], dtypes: dict[str, str]) -> pa.Schema:
+    """The parquet schema of these columns: Row's types; for a column Row lacks, the type
+    ``Schema.from_pandas`` infers from the ``sample`` rows' values and the column's dtype."""
+    import pyarrow as pa
+
     known = column_types()
+    inferred = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
+    inferred["str"] = pa.large_string()
     fields = []
-    for name in sample.columns:
+    for name, dtype in dtypes.items():
         if name in known:
             fields.append(pa.field(name, _arrow_type(known[name][0])))
+        elif dtype in inferred:
+            fields.append(pa.field(name, inferred[dtype]))
         else:
-            fields.append(pa.Schema.from_pandas(sample[[name]], preserve_index=False).field(0))
+            values = [row.get(name) for row in sample]
+            fields.append(pa.field(name, pa.array(values, from_pandas=True).type))
     return pa.schema(fields)
+
+
+def _arrow_table(
+    rows: Sequence[Mapping[str, Any]], dtypes: dict[str, str], schema: pa.Schema, first: bool
+) -> pa.Table:
+    """``rows`` as ``Table.from_pandas(pd.DataFrame(rows), schema)`` made them (NaN is null,
+    also inside violations); the ``first`` chunk's table carries the pandas metadata the file
+    keeps. Converted by pyarrow's JSON reader: ``pyarrow.array`` on Python values imports
+    pandas to check whether they are pandas objects."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    fields = [(f.name, pa.types.is_integer(f.type)) for f in schema]
+    lines = b"".join(
+        json.dumps(
+            {
+                name: v if type(v := row.get(name)) in _PLAIN else _json_value(v, integer)
+                for name, integer in fields
+            },
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+        for row in rows
+    )
+    if first:
+        schema = schema.with_metadata(_pandas_metadata(schema, dtypes))
+    if not rows:  # a frame without rows (the reader takes no empty input)
+        return schema.empty_table()
+    options = pj.ReadOptions(use_threads=False, block_size=max(len(lines), 1 << 16))
+    parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    table = pj.read_json(pa.BufferReader(lines), read_options=options, parse_options=parse)
+    return table.combine_chunks().replace_schema_metadata(schema.metadata)
+
+
+def _json_value(value: Any, integer: bool) -> Any:
+    """A cell as the JSON reader takes it: NaN as null, anywhere in it (pandas' missing
+    value, as ``from_pandas`` reads it); a whole float as an int in an integer column (a frame's
+    ints with a gap are floats)."""
+    if isinstance(value, float):
+        if value != value:
+            return None
+        return int(value) if integer and value.is_integer() else value
+    if isinstance(value, list | tuple):
+        return [_json_value(v, False) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v, False) for k, v in value.items()}
+    if hasattr(value, "tolist"):  # an array or numpy scalar of a frame read back
+        return _json_value(value.tolist(), integer)
+    return value
+
+
+def _pandas_metadata(schema: pa.Schema, dtypes: dict[str, str]) -> dict[bytes, bytes]:
+    """The ``pandas`` schema metadata ``Table.from_pandas`` writes (without an index): what
+    ``pandas.read_parquet`` restores the columns' dtypes from."""
+    from importlib.metadata import version
+
+    import pyarrow as pa
+    from pyarrow.pandas_compat import get_logical_type
+
+    columns = [
+        {
+            "name": f.name,
+            "field_name": f.name,
+            "pandas_type": get_logical_type(f.type),
+            "numpy_type": dtypes.get(f.name, "object"),
+            "metadata": None,
+        }
+        for f in schema
+    ]
+    about = {
+        "index_columns": [],
+        "column_indexes": [],
+        "columns": columns,
+        "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": version("pandas"),
+    }
+    return {b"pandas": json.dumps(about).encode("utf8")}
 
 
 def _write_folder(
@@ -377,8 +499,8 @@ def _write_folder(
     schema: pa.Schema | None = None,
     spool: Path | None = None,
 ) -> Written:
-    """The report files of rows arriving in chunks (sorted; each as a frame and as the row
-    mappings it was made of), in one pass over them: parquet row
+    """The report files of rows arriving in chunks (sorted; each with its columns' dtypes),
+    in one pass over them: parquet row
     groups, CSV and JUnit appended, summary.md and report.html from what the pass kept (the
     overview of every run, the first violations, failing runs first up to MAX_RUNS_SHOWN).
 
@@ -416,46 +538,52 @@ def _write_folder(
 
 
 def _write_files(folder: Path, chunks: Iterable[Chunk], schema: pa.Schema | None) -> Written:
-    parquet, csv, summary, junit, page = (folder / name for name in REPORT_FILES)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet, results_csv, summary, junit, page = (folder / name for name in REPORT_FILES)
     cases = folder / ".testcases.xml"
-    overview: list[pd.DataFrame] = []
+    every = Overview()
     listed: list[dict[str, Any]] = []
     n_violations = 0
-    failing: list[tuple[int, dict[str, Any]]] = []  # (position, row), up to MAX_RUNS_SHOWN
-    clean: list[tuple[int, dict[str, Any]]] = []
+    failing: list[tuple[int, Mapping[str, Any]]] = []  # (position, row), up to MAX_RUNS_SHOWN
+    clean: list[tuple[int, Mapping[str, Any]]] = []
     writer: pq.ParquetWriter | None = None
-    first = True
     position = 0
     with (
-        csv.open("w", encoding="utf-8", newline="") as csv_file,
+        results_csv.open("w", encoding="utf-8", newline="") as csv_file,
         cases.open("w", encoding="utf-8") as case_file,
     ):
-        for chunk, records in chunks:
-            if not len(chunk.columns):
+        cells = csv.writer(csv_file, lineterminator=os.linesep)  # to_csv's dialect
+        for records, dtypes in chunks:
+            if not dtypes:
                 continue
-            schema = schema or _arrow_schema(chunk)
-            table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
-            writer = writer or pq.ParquetWriter(parquet, table.schema)
+            schema = schema or _arrow_schema(records, dtypes)
+            table = _arrow_table(records, dtypes, schema, first=writer is None)
+            if writer is None:
+                writer = pq.ParquetWriter(parquet, table.schema)
+                cells.writerow(dtypes)
             writer.write_table(table)
-            _flat(chunk).to_csv(csv_file, index=False, header=first)
-            first = False
+            cells.writerows(csv_cells(records, dtypes))
             case_file.writelines(_testcase(row) for row in records)
-            overview.append(_overview(chunk))
+            every.add(records)
             for row in records:
                 violations = violation_rows([row])
                 n_violations += len(violations)
                 listed += violations[: MAX_LISTED_VIOLATIONS - len(listed)]
-                kept = failing if row["n_violations"] else clean
-                if len(kept) < MAX_RUNS_SHOWN:
-                    kept.append((position, row))
+                if row["n_violations"] and len(failing) < MAX_RUNS_SHOWN:
+                    failing.append((position, row))
+                    del clean[MAX_RUNS_SHOWN - len(failing) :]  # the page has no room for them
+                elif not row["n_violations"] and len(failing) + len(clean) < MAX_RUNS_SHOWN:
+                    clean.append((position, row))
                 position += 1
     if writer is None:  # no runs: an empty table still says what a row is
-        pd.DataFrame().to_parquet(parquet, index=False)
+        empty = pa.schema([], metadata=_pandas_metadata(pa.schema([]), {}))
+        pq.write_table(empty.empty_table(), parquet)
     else:
         writer.close()
-    every = pd.concat(overview, ignore_index=True) if overview else pd.DataFrame()
     runs = len(every)
-    failures = int((every["n_violations"] > 0).sum()) if runs else 0
+    failures = sum(1 for n in every["n_violations"] if n > 0) if runs else 0
     with junit.open("w", encoding="utf-8") as junit_file:
         if runs:
             junit_file.write(_junit_head(runs, failures))
@@ -474,13 +602,6 @@ def _write_files(folder: Path, chunks: Iterable[Chunk], schema: pa.Schema | None
     return Written([], every, listed, n_violations)
 
 
-def _overview(chunk: pd.DataFrame) -> pd.DataFrame:
-    """A chunk's overview columns; violations kept as their rules only."""
-    kept = chunk[[c for c in OVERVIEW_COLUMNS if c in chunk]].copy()
-    kept["violations"] = [[{"rule": v["rule"]} for v in vs] for vs in chunk["violations"]]
-    return kept
-
-
 class ResultsSpool:
     """Rows appended to ``OUT/results.partial.jsonl`` as runs finish (a line each, flushed), so
     an interrupted matrix leaves its finished runs readable (:func:`load_results`). Kept here
@@ -496,6 +617,7 @@ class ResultsSpool:
         self._places: list[tuple[tuple[Any, ...], int, int]] = []
         self._compared: list[tuple[Any, ...]] = []  # (run index, *_COMPARED values)
         self._interned: dict[Any, Any] = {}
+        self._ids: dict[Any, Any] = {}  # id values, shared by the runs that have them
         self._added: dict[int, list[dict[str, Any]]] = {}
         self._columns: dict[str, dict[int, Any]] = {}
 
@@ -515,7 +637,9 @@ class ResultsSpool:
         self._file.write(line)
         self._file.flush()  # a kill now loses at most the run being written
         index = len(self._places)
-        self._places.append((tuple(row[c] for c in ID_COLUMNS), offset, len(line)))  # type: ignore[literal-required]
+        ids = self._ids.setdefault
+        key = tuple(ids(row[c], row[c]) for c in ID_COLUMNS)  # type: ignore[literal-required]
+        self._places.append((key, offset, len(line)))
         if not row["fault"]:
             values = (*(row[c] for c in _COMPARED[:-1]), tuple(row["statuses"]))  # type: ignore[literal-required]
             intern = self._interned.setdefault
@@ -557,20 +681,20 @@ class ResultsSpool:
                     row[name] = values.get(index)
                 yield index, row
 
-    def chunks(self) -> Iterator[pd.DataFrame]:
-        """The rows in frames of CHUNK_ROWS."""
-        return (frame for frame, _ in self._chunks())
+    def chunks(self) -> Iterator[list[Row]]:
+        """The rows, CHUNK_ROWS at a time."""
+        batch: list[Row] = []
+        for _, row in self.rows():
+            batch.append(row)
+            if len(batch) == CHUNK_ROWS:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def _chunks(self) -> Iterator[Chunk]:
-        """The rows in CHUNK_ROWS at a time, as a frame and as the rows themselves."""
-        batch: list[dict[str, Any]] = []
-        for _, row in self.rows():
-            batch.append(row)  # type: ignore[arg-type]
-            if len(batch) == CHUNK_ROWS:
-                yield pd.DataFrame(batch), batch
-                batch = []
-        if batch or not self._places:
-            yield pd.DataFrame(batch), batch
+        """:meth:`chunks` with the dtypes pandas gave each chunk's columns."""
+        return ((batch, chunk_dtypes(batch)) for batch in self.chunks())  # type: ignore[arg-type]
 
     def write_reports(self) -> Written:
         """The five report files in ``out`` from the spooled rows (which then go)."""
@@ -578,7 +702,7 @@ class ResultsSpool:
         schema = None
         if self._places:
             _, first = next(self.rows())
-            schema = _arrow_schema(pd.DataFrame([first]))
+            schema = _arrow_schema([first], chunk_dtypes([first]))  # type: ignore[list-item]
         return _write_folder(self.out, self._chunks(), schema, self.path)
 
     def close(self) -> None:
@@ -609,6 +733,9 @@ def load_results(
     have the ``required`` columns. An empty CSV cell is NA; any text (``NA``, ``None``) stays
     text. ``skip`` leaves columns out (of parquet, unread: :data:`BULKY_COLUMNS` are most of
     a large run's bytes)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
     path = Path(path)
     if path.is_dir():  # an interrupted run left only the rows of its finished runs
         spool = path / SPOOL_NAME

@@ -15,14 +15,16 @@ import html
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from streambench.grade.rules import RULES
+from streambench.report.overview import Overview, groups
 from streambench.report.text import excerpt, given, variant
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Upstream deltas are drawn as marks; their text (a hover title) is cut to this many chars.
 UPSTREAM_TEXT_CHARS = 24
@@ -51,7 +53,7 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else round(value, 1)
 
 
-def _events(row: dict[str, Any]) -> list[list[Any]]:
+def _events(row: Mapping[str, Any]) -> list[list[Any]]:
     """[t_ms, source (0 client, n upstream n), kind, text, code?] per timeline entry."""
     timeline = row.get("timeline_json")
     if not isinstance(timeline, str):
@@ -70,7 +72,7 @@ def _events(row: dict[str, Any]) -> list[list[Any]]:
     return out
 
 
-def _run_data(index: int, row: dict[str, Any]) -> dict[str, Any]:
+def _run_data(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "i": index,
         "id": variant(row),
@@ -97,21 +99,22 @@ def _link(index: int, label: str) -> str:
     return f"<a href='#run-{index}'>{html.escape(label)}</a>"
 
 
-def _sut_table(frame: pd.DataFrame, rules: list[str]) -> str:
+def _sut_table(every: Overview, rules: list[str]) -> str:
     head = "".join(f"<th>{html.escape(r)}</th>" for r in rules)
     rows = []
-    for sut, group in frame.groupby("sut", sort=True):
-        flagged = int((group["n_violations"] > 0).sum())
-        per_rule = Counter(v["rule"] for vs in group["violations"] for v in vs)
+    counts, violations = every["n_violations"], every["violations"]
+    for (sut,), members in groups(every, ("sut",)).items():
+        flagged = sum(1 for i in members if counts[i] > 0)
+        per_rule = Counter(v["rule"] for i in members for v in violations[i])
         cells = "".join(
             f"<td class='n{' bad' if per_rule[r] else ''}'>{per_rule[r]}</td>" for r in rules
         )
         rows.append(
-            f"<tr data-sut='{html.escape(str(sut))}' data-runs='{len(group)}' "
+            f"<tr data-sut='{html.escape(str(sut))}' data-runs='{len(members)}' "
             f"data-flagged='{flagged}'><th>{html.escape(str(sut))}</th>"
-            f"<td class='n'>{len(group)}</td><td class='n'>{len(group) - flagged}</td>"
+            f"<td class='n'>{len(members)}</td><td class='n'>{len(members) - flagged}</td>"
             f"<td class='n{' bad' if flagged else ''}'>{flagged}</td>"
-            f"<td class='n'>{int(group['n_violations'].sum())}</td>{cells}</tr>"
+            f"<td class='n'>{int(sum(counts[i] for i in members))}</td>{cells}</tr>"
         )
     return (
         "<table id='by-sut'><caption>Per SUT: runs, and violations per rule</caption>"
@@ -120,7 +123,7 @@ def _sut_table(frame: pd.DataFrame, rules: list[str]) -> str:
     )
 
 
-def _rule_table(records: list[dict[str, Any]], failing: dict[str, list[int]]) -> str:
+def _rule_table(records: list[Mapping[str, Any]], failing: dict[str, list[int]]) -> str:
     if not failing:
         return "<p id='by-rule' class='clean'>No rule was broken in any run.</p>"
     rows = []
@@ -142,7 +145,7 @@ def _rule_table(records: list[dict[str, Any]], failing: dict[str, list[int]]) ->
     )
 
 
-def _card(index: int, row: dict[str, Any]) -> str:
+def _card(index: int, row: Mapping[str, Any]) -> str:
     rules = sorted({v["rule"] for v in row["violations"]})
     badges = "".join(f"<span class='badge'>{html.escape(r)}</span>" for r in rules)
     end = html.escape(str(row["terminal"]))
@@ -155,21 +158,17 @@ def _card(index: int, row: dict[str, Any]) -> str:
 
 
 def report_html(
-    frame: pd.DataFrame | Sequence[dict[str, Any]], overview: pd.DataFrame | None = None
+    frame: pd.DataFrame | Sequence[Mapping[str, Any]], overview: Overview | None = None
 ) -> str:
     """The page for a results frame or rows (in their order; ``#run-N`` is row N). With
     ``overview`` (every run's ids and counts, of which ``frame`` shows some), the counts and
     the per-SUT table are of every run, and the page says how many it shows."""
     # rows as mappings: a Series per row was 60% of the page's CPU time
-    if isinstance(frame, pd.DataFrame):
-        records = frame.to_dict("records")
-        every = frame if overview is None else overview
-    else:
-        records = list(frame)
-        every = pd.DataFrame(records) if overview is None else overview
+    records = frame.to_dict("records") if hasattr(frame, "to_dict") else list(frame)
+    every = Overview.of(records if overview is None else overview)
     n = len(every)
-    flagged = int((every["n_violations"] > 0).sum()) if n else 0
-    total = int(every["n_violations"].sum()) if n else 0
+    flagged = sum(1 for k in every["n_violations"] if k > 0) if n else 0
+    total = int(sum(every["n_violations"])) if n else 0
     failing: dict[str, list[int]] = defaultdict(list)
     first_rule: dict[int, str] = {}
     for index, row in enumerate(records):

@@ -4,10 +4,10 @@ a run's name. Shared by the terminal, summary.md, junit.xml and report.html."""
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
-
-import pandas as pd
 
 EXCERPT_CHARS = 40
 
@@ -22,7 +22,7 @@ def _text_events(timeline: str) -> tuple[tuple[float, str], ...]:
     )
 
 
-def shown_text(row: pd.Series | dict[str, Any], at_ms: float | None) -> str:
+def shown_text(row: Mapping[str, Any], at_ms: float | None) -> str:
     """The text the user had on screen at ``at_ms`` (all of it when None or untimed)."""
     timeline, at_ms = row.get("timeline_json"), given(at_ms)
     if at_ms is None or not isinstance(timeline, str):
@@ -42,19 +42,17 @@ def clip(text: str, width: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= width else "…" + text[-width:]
 
 
-def excerpt(
-    row: pd.Series | dict[str, Any], at_ms: float | None, width: int = EXCERPT_CHARS
-) -> str:
+def excerpt(row: Mapping[str, Any], at_ms: float | None, width: int = EXCERPT_CHARS) -> str:
     """The last ``width`` characters on screen at ``at_ms``, on one line ("" when none)."""
     return clip(shown_text(row, at_ms), width)
 
 
 def given(value: Any) -> Any:
     """``value``, or None when it is missing (None or NaN, as a results file reads back)."""
-    return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def variant(row: pd.Series | dict[str, Any]) -> str:
+def variant(row: Mapping[str, Any]) -> str:
     """A run for people: case · sut · chunking · fault (latency, dialect, seed when not the
     defaults)."""
     parts = [row["case"], row["sut"], row["chunking"], row["fault"] or "no fault"]

@@ -14,9 +14,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from streambench._yaml import load_yaml
 from streambench.errors import ConfigError, SpecError
@@ -57,6 +55,9 @@ from streambench.suts import (
     sut_process,
 )
 from streambench.transcript import Transcript
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The bundled cases, looked up in the current folder (a checkout of streambench), and where
 # reports go when no other folder is named.
@@ -731,6 +732,8 @@ def run_specs(
     rows = list(
         iter_specs(specs, sut_cmd, replay_port, executor, progress, on_host, in_order=in_order)
     )
+    import pandas as pd  # only a frame of every row needs it (`streambench run` spools rows)
+
     rows = add_cross_run_violations(rows, load_profile(profile))
     frame = pd.DataFrame(rows)
     if frame.empty:
