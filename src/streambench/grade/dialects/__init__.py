@@ -90,11 +90,6 @@ def _first(body: Any, paths: Sequence[str]) -> Any:
 def _joined(body: Any, paths: Sequence[str]) -> str:
     """The strings the first finding path gives, joined (``choices.*`` may give several)."""
     for path in paths:
-        if isinstance(body, dict) and "." not in path and path != "*":  # one key: one value
-            value = body.get(path)
-            if isinstance(value, str):
-                return value
-            continue
         values = [v for v in _lookup(body, path) if isinstance(v, str)]
         if values:
             return "".join(values)
@@ -203,7 +198,7 @@ class Dialect:
             body = None
         matched = False
         out: list[UIEvent] = []
-        for rule in self._by_event.get(event) or self._candidates(event):
+        for rule in self._candidates(event):
             if rule.matches(event, data, body):
                 matched = True
                 out += rule.emit(t_ms, event, body)
