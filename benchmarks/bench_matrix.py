@@ -45,6 +45,7 @@ from rich.console import Console
 
 from streambench.cli.evaluate import summary_tables, violations_table
 from streambench.report.files import write_streamed
+from streambench.runner.executors import claim_process
 from streambench.runner.matrix import Matrix, iter_matrix, run_matrix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -275,6 +276,7 @@ def main() -> None:
     if args.limit:
         cases = cases[: args.limit]
     print(f"load average at start: {load_average()}")
+    claim_process()  # this process is ours, as `streambench run`'s is: its runs freeze the same
     whole_process(cases, args.repeat)
     for name, matrix in matrices(args.matrix, args.seeds, cases).items():
         bench(name, matrix, args.repeat)

@@ -52,7 +52,13 @@ def options_named(**options: str) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback.
+    Without ``argv`` (the console script) the process is streambench's own: see
+    :func:`~streambench.runner.executors.claim_process`."""
+    if argv is None:
+        from streambench.runner.executors import claim_process
+
+        claim_process()
     try:
         app(args=argv, prog_name="streambench")
     except StreambenchError as exc:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 S = TypeVar("S")
@@ -30,21 +29,29 @@ def batches(specs: Sequence[S], workers: int) -> list[list[S]]:
     return [list(specs[i : i + size]) for i in range(0, len(specs), size)]
 
 
-@contextmanager
-def start_up_frozen() -> Iterator[None]:
-    """Run a batch of runs without full collections walking what was alive before them: the
-    start-up objects (imports, parsed cases) leave the collector's view (``gc.freeze``) for the
-    batch and come back after (``gc.unfreeze``), so nothing is kept that would have been freed.
-    A full collection over ~100k start-up objects cost ~70 ms every ~130 runs, 6% of a heavy
-    matrix. A process that froze objects itself (the servers) is left as it is."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+# Whether this process is streambench's own: the console script (``streambench ...``), not a
+# library call or a test calling ``main([...])`` inside someone else's process. See claim_process.
+_OWN_PROCESS = False
+
+
+def claim_process() -> None:
+    """Say this process is streambench's own (the console script's ``main()``): its in-process
+    runs then freeze the start-up objects (:func:`freeze_start_up`)."""
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
+
+
+def freeze_start_up() -> None:
+    """In a process streambench owns (``streambench run``, a pool worker): the objects alive
+    now (imports, parsed cases) leave the cycle collector's view for the rest of the process
+    (``gc.freeze``), so full collections during the runs do not walk them (a full collection
+    over ~100k start-up objects cost ~70 ms every ~130 runs, 6% of a heavy matrix). Once per
+    process: freezing again would also freeze the garbage made since, which then is never
+    collected (freezing per batch grew a worker by ~6 MB per 1000 runs). A process that froze
+    objects itself (the servers) is left as it is; in someone else's process (the pytest
+    plugin, ``run_matrix``, a test calling ``main([...])``) runs never freeze."""
+    if not gc.get_freeze_count():
+        gc.freeze()
 
 
 class LocalExecutor:
@@ -60,10 +67,11 @@ class LocalExecutor:
     ) -> Iterator[R]:
         tick = progress or (lambda _n: None)
         if self.jobs == 1 or len(specs) < 2:
-            with start_up_frozen():
-                for spec in specs:
-                    yield fn(spec)
-                    tick(1)
+            if _OWN_PROCESS:
+                freeze_start_up()
+            for spec in specs:
+                yield fn(spec)
+                tick(1)
             return
         parts = batches(specs, self.jobs)
         with ProcessPoolExecutor(max_workers=self.jobs) as pool:
@@ -73,5 +81,5 @@ class LocalExecutor:
 
 
 def _run_batch(fn: Callable[[S], R], specs: list[S]) -> list[R]:
-    with start_up_frozen():
-        return [fn(spec) for spec in specs]
+    freeze_start_up()  # a worker is ours: its start-up objects (imports) once, at its first batch
+    return [fn(spec) for spec in specs]
