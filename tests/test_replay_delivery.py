@@ -7,6 +7,7 @@ import contextvars
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -116,6 +117,73 @@ def test_each_virtual_run_starts_at_0_in_a_fresh_context_whatever_the_last_one_l
         assert run_virtual(measure) == (0.0, "unset", [0, 1, 2])
     assert fired == []  # the first run's timer never fires, in its shutdown or a later run
     assert RUN_NAME.get() == "unset"
+
+
+def test_a_virtual_loop_closes_abandoned_generators_without_waking_itself_and_threads_wake_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streambench.replay.vtime import VirtualTimeLoop
+
+    wakes: list[int] = []
+    real_wake = asyncio.SelectorEventLoop._write_to_self  # type: ignore[attr-defined]
+
+    def counted(loop: asyncio.AbstractEventLoop) -> None:
+        wakes.append(1)
+        real_wake(loop)
+
+    monkeypatch.setattr(asyncio.SelectorEventLoop, "_write_to_self", counted)
+    closed: list[int] = []
+
+    async def abandon_generators() -> float:
+        async def lines() -> AsyncIterator[int]:
+            try:
+                yield 1
+                yield 2
+            finally:
+                closed.append(1)
+
+        for _ in range(20):  # as a client that stops reading at the terminal event
+            async for _ in lines():
+                break
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return asyncio.get_running_loop().time()
+
+    assert run_virtual(abandon_generators) == 0.0
+    assert closed == [1] * 20  # each finalizer's aclose still ran, on the loop
+    assert wakes == []  # and none wrote to the loop's wake-up pipe
+
+    async def answered_by_a_thread() -> str:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualTimeLoop)
+        # the loop waits for real (a thread is working); the thread's answer must wake it
+        return await loop.run_in_executor(None, lambda: time.sleep(0.05) or "woken")
+
+    assert run_virtual(answered_by_a_thread) == "woken"
+    assert wakes  # another thread's call still woke the loop
+
+    async def answered_by_a_signal() -> str:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        # nothing is scheduled: the loop waits for outside I/O for real, on this thread
+        previous = signal.signal(
+            signal.SIGALRM, lambda *_: loop.call_soon_threadsafe(done.set_result, "signalled")
+        )
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        # if the handler's call does not wake the loop, another thread's does, 5 s later
+        fallback = threading.Timer(
+            5, lambda: loop.call_soon_threadsafe(lambda: done.done() or done.set_result("stuck"))
+        )
+        fallback.start()
+        try:
+            return await done
+        finally:
+            fallback.cancel()
+            signal.signal(signal.SIGALRM, previous)
+
+    started = time.monotonic()
+    assert run_virtual(answered_by_a_signal) == "signalled"  # a handler on the loop's thread
+    assert time.monotonic() - started < 4  # woke it at once, not the fallback 5 s later
 
 
 @virtual_time

@@ -44,6 +44,7 @@ class _JumpingSelector(selectors.BaseSelector):
         self._real = selectors.DefaultSelector()
         self._loop = loop
         self.watched = 0  # file objects registered; the loop's own wake-up pipe is the first
+        self.blocking = False  # in a real wait (a thread's answer, outside I/O)
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         key = self._real.register(fileobj, events, data)
@@ -73,14 +74,21 @@ class _JumpingSelector(selectors.BaseSelector):
             return self._real.select(0) if external else []
         if loop.threads:
             # a thread is working: wait for it for real; its time is not virtual time
-            ready = self._real.select(timeout)
+            ready = self._wait(timeout)
         else:
             ready = self._real.select(0)
             if not ready and timeout is None:
-                ready = self._real.select(None)  # nothing will ever fire but outside I/O
+                ready = self._wait(None)  # nothing will ever fire but outside I/O
         if not ready and timeout is not None:
             loop.advance(timeout)
         return ready
+
+    def _wait(self, timeout: float | None) -> list[tuple[selectors.SelectorKey, int]]:
+        self.blocking = True
+        try:
+            return self._real.select(timeout)
+        finally:
+            self.blocking = False
 
 
 def _ticks_of(timeout: float) -> int:
@@ -148,6 +156,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._timer_cancelled_count = 0
         self._asyncgens_shutdown_called = False
         self._ticks = 0
+
+    def _write_to_self(self) -> None:
+        """Wake the loop from another thread, or from a signal handler during a real wait; on
+        the loop's own thread otherwise (the finalizer of every async generator left
+        unfinished calls ``call_soon_threadsafe``) the loop is awake already: no system call."""
+        if self._jumping.blocking or threading.get_ident() != self._thread_id:  # type: ignore[attr-defined]
+            super()._write_to_self()  # type: ignore[misc]
 
     def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
         future = super().run_in_executor(executor, func, *args)

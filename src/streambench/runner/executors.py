@@ -32,6 +32,7 @@ def batches(specs: Sequence[S], workers: int) -> list[list[S]]:
 # Whether this process is streambench's own: the console script (``streambench ...``), not a
 # library call or a test calling ``main([...])`` inside someone else's process. See claim_process.
 _OWN_PROCESS = False
+_FROZEN = False  # freeze_start_up ran here (gc.get_freeze_count walks every frozen object)
 
 
 def claim_process() -> None:
@@ -50,8 +51,11 @@ def freeze_start_up() -> None:
     collected (freezing per batch grew a worker by ~6 MB per 1000 runs). A process that froze
     objects itself (the servers) is left as it is; in someone else's process (the pytest
     plugin, ``run_matrix``, a test calling ``main([...])``) runs never freeze."""
-    if not gc.get_freeze_count():
-        gc.freeze()
+    global _FROZEN
+    if not _FROZEN:
+        _FROZEN = True
+        if not gc.get_freeze_count():
+            gc.freeze()
 
 
 class LocalExecutor:
