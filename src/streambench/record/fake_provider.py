@@ -263,11 +263,22 @@ SENT_KEPT = 256  # streamed responses FakeProvider.sent remembers (the last ones
 
 @dataclass
 class SentStream:
-    """One streamed response as sent: the body and ``(monotonic_s, nbytes)`` per frame."""
+    """One streamed response as sent: each frame's bytes and the time (``time.monotonic()``)
+    the server wrote it (two appends per frame: no copy, no tuple for the collector to track)."""
 
     api: str
-    body: bytearray = field(default_factory=bytearray)
-    frames: list[tuple[float, int]] = field(default_factory=list)
+    pieces: list[bytes] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def body(self) -> bytes:
+        """Every byte sent."""
+        return b"".join(self.pieces)
+
+    @property
+    def frames(self) -> list[tuple[float, int]]:
+        """``(monotonic_s, nbytes)`` per frame."""
+        return [(t, len(piece)) for t, piece in zip(self.times, self.pieces, strict=True)]
 
 
 @dataclass
@@ -358,10 +369,12 @@ class _PacedStream(Response):
         log = self._log
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
 
+        times, pieces, clock = log.times, log.pieces, time.monotonic
+
         def sent(_: float, data: bytes) -> None:
             # Called once the server wrote the frame: this is its send time.
-            log.frames.append((time.monotonic(), len(data)))
-            log.body += data
+            times.append(clock())
+            pieces.append(data)
 
         write = body_writer(scope.get(_SERVER_SEND, send))
         bodies = self._schedule
