@@ -33,7 +33,7 @@ from streambench.grade.metrics import percentile
 from streambench.grade.profile import load_profile
 from streambench.grade.variance import GROUP_COLUMNS, cross_run_violations
 from streambench.report.html import MAX_RUNS_SHOWN, report_html
-from streambench.report.overview import Overview, groups
+from streambench.report.overview import Overview, as_records, groups
 from streambench.report.text import as_seen, excerpt, given, variant
 from streambench.runner.row import ID_COLUMNS, Row, column_types
 
@@ -107,7 +107,7 @@ def violation_rows(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[dic
     """Every violation of every run (a frame's rows or row mappings), with the run's id
     columns, ``excerpt`` (what the user saw by then), ``status_code`` and ``sut_error``, in
     the rows' order."""
-    records = rows.to_dict(orient="records") if hasattr(rows, "to_dict") else rows
+    records = as_records(rows)
     return [
         {
             **{c: row[c] for c in ID_COLUMNS},

@@ -20,7 +20,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from streambench.grade.rules import RULES
-from streambench.report.overview import Overview, groups
+from streambench.report.overview import Overview, as_records, groups
 from streambench.report.text import excerpt, given, variant
 
 if TYPE_CHECKING:
@@ -163,8 +163,7 @@ def report_html(
     """The page for a results frame or rows (in their order; ``#run-N`` is row N). With
     ``overview`` (every run's ids and counts, of which ``frame`` shows some), the counts and
     the per-SUT table are of every run, and the page says how many it shows."""
-    # rows as mappings: a Series per row was 60% of the page's CPU time
-    records = frame.to_dict("records") if hasattr(frame, "to_dict") else list(frame)
+    records = as_records(frame)  # (a Series per row was 60% of the page's CPU time)
     every = Overview.of(records if overview is None else overview)
     n = len(every)
     flagged = sum(1 for k in every["n_violations"] if k > 0) if n else 0

@@ -36,6 +36,18 @@ _FLOATS = frozenset(METRIC_COLUMNS)
 NAN = float("nan")
 
 
+def is_frame(rows: object) -> bool:
+    """Whether ``rows`` is a results DataFrame (told by its methods: pandas is not imported
+    for it; rows may be a frame read back, a list of row mappings, or an :class:`Overview`)."""
+    return hasattr(rows, "columns") and hasattr(rows, "to_dict")
+
+
+def as_records(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A frame's rows as mappings (one ``to_dict``: a Series per row costs far more), or the
+    row mappings as they are, in a list."""
+    return rows.to_dict(orient="records") if is_frame(rows) else list(rows)  # type: ignore[union-attr]
+
+
 class Overview:
     """Runs as columns: ``len()`` is the number of runs, ``overview[name]`` a column's values
     in run order, ``name in overview`` whether it has that column."""
@@ -52,8 +64,8 @@ class Overview:
         (a row without a column has None there); an Overview as it is."""
         if isinstance(runs, Overview):
             return runs
-        if hasattr(runs, "columns") and hasattr(runs, "to_dict"):  # a DataFrame
-            return cls({c: runs[c].tolist() for c in runs.columns}, len(runs))
+        if is_frame(runs):
+            return cls({c: runs[c].tolist() for c in runs.columns}, len(runs))  # type: ignore[union-attr]
         rows = list(runs)
         names = dict.fromkeys(name for row in rows for name in row)
         return cls({c: [row.get(c) for row in rows] for c in names}, len(rows))
