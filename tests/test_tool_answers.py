@@ -179,3 +179,38 @@ def test_an_earlier_turn_of_a_tool_case_puts_the_named_tools_answer_in_the_histo
     (tmp_path / "case.yaml").write_text(yaml.safe_dump(case))
     _, history = earlier_turns(load_case(tmp_path), RunSpec(str(tmp_path)))
     assert history == ("Fetch first", "Done.")
+
+
+def _tool_thread(tmp_path: Path) -> Path:
+    """A job-code thread of two turns, each answered by an ``edit_job_code`` tool call."""
+    for name, edits, text in (("t1", EDITS[:1], "Fetched."), ("t2", EDITS[1:], "Logged.")):
+        call = synth.ToolCall(
+            "edit_job_code", json.dumps({"code_edits": edits, "text_answer": text})
+        )
+        body = synth.render("anthropic-messages", text="", tool_calls=(call,))
+        transcript = synth.make_transcript("anthropic-messages", body, request_body={})
+        save(transcript, tmp_path / f"{name}.yaml")
+    first = {"content": "Fetch the data first", "context": {"expression": ORIGINAL}}
+    case = {
+        "name": "tool-thread",
+        "mode": "job_code",
+        "tool": "edit_job_code",
+        "request": {"content": "Now log it", "context": {"expression": ORIGINAL}},
+        "upstream": ["t2.yaml"],
+        "turns": [{"request": first, "upstream": ["t1.yaml"]}],
+    }
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(case))
+    return tmp_path
+
+
+def test_a_tool_backend_whose_thread_loses_the_tool_answers_is_lost_history(
+    tmp_path: Path,
+) -> None:
+    case = str(_tool_thread(tmp_path))
+    good = run_one(RunSpec(case, "reference:structured=tool"))
+    assert good["violations"] == [] and "lost-history" not in good["not_checked"]
+    broken = run_one(RunSpec(case, "tests.suts.http_misuse:tool_turns_unsaved"))
+    # what the user saw of the judged turn is right: only the history it was asked with is not
+    assert broken["final_text"] == good["final_text"] == "Logged."
+    assert [v["rule"] for v in broken["violations"]] == ["lost-history"]
+    assert "Fetched." in broken["violations"][0]["message"]

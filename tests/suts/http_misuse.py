@@ -16,7 +16,11 @@ multi-turn one (``chat-thread-second-turn``) must flag them:
   database that fails the writes a full disk fails): a reply already shown ends in a broken
   stream, and a message that cannot be stored in a 500 with a traceback page;
 * ``forgets_history``: builds the prompt from the new message alone, so a thread's second
-  turn is asked without the first.
+  turn is asked without the first;
+* ``tool_turns_unsaved``: the tool changes-first design (``structured=tool``) with a thread
+  store that saves the assistant turn from the model's text blocks, written before the answer
+  moved into a tool call: the ``done`` event shows the answer, but the saved turn is empty, so
+  a thread's second turn is asked without the first answer.
 
 Each is the reference with the user's code swapped in at one place.
 """
@@ -26,13 +30,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streambench.reference.app import ReferenceService, WireEvent, create_app
+from streambench.reference.assistant import Reply
 from streambench.reference.config import ReferenceConfig
 from streambench.reference.store import Store
 
@@ -148,9 +155,25 @@ class _ForgetsHistory(ReferenceService):
 
 
 def forgets_history() -> Starlette:
-    from starlette.routing import Route
-
     service = _ForgetsHistory(ReferenceConfig(), Store(":memory:"))
+    return Starlette(
+        routes=[
+            Route("/messages", service.post_message, methods=["POST"]),
+            Route("/threads/{thread_id}/messages", service.get_messages, methods=["GET"]),
+        ]
+    )
+
+
+class _ToolTurnsUnsaved(ReferenceService):
+    def _persist_reply(self, thread_id: str, reply: Reply) -> dict[str, Any]:
+        # the bug: the saved turn is the model's text blocks; a tool-call answer has none
+        shown = super()._persist_reply(thread_id, replace(reply, content=""))
+        return {**shown, "content": reply.content}
+
+
+def tool_turns_unsaved() -> Starlette:
+    config = ReferenceConfig(structured="tool")
+    service = _ToolTurnsUnsaved(config, Store(":memory:"))
     return Starlette(
         routes=[
             Route("/messages", service.post_message, methods=["POST"]),
