@@ -4,6 +4,7 @@ rows (timings are virtual, seeds fix every random choice)."""
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import weakref
@@ -17,7 +18,7 @@ from distributed import LocalCluster
 from streambench.cli import main
 from streambench.errors import ConfigError
 from streambench.runner.dask_executor import DaskExecutor, make_executor
-from streambench.runner.executors import LocalExecutor
+from streambench.runner.executors import AUTO_RUNS_PER_WORKER, LocalExecutor, auto_jobs, cores
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CASES = ["job-unicode-escaped", "chat-hello"]
@@ -139,3 +140,18 @@ class _Cycle:
 
     def __init__(self) -> None:
         self.me = self
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def test_jobs_0_runs_a_large_matrix_on_every_core_and_a_small_one_in_process() -> None:
+    assert auto_jobs(10) == 1 and auto_jobs(AUTO_RUNS_PER_WORKER * 2 - 1) == 1
+    assert auto_jobs(10**6) == cores()
+    assert set(LocalExecutor(0).map(_pid, list(range(10)))) == {os.getpid()}
+    large = set(LocalExecutor(0).map(_pid, list(range(AUTO_RUNS_PER_WORKER * 2))))
+    if cores() >= 2:  # (CI's machine has 2)
+        assert os.getpid() not in large and len(large) <= cores()
+    else:
+        assert large == {os.getpid()}

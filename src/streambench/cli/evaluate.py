@@ -83,7 +83,14 @@ def run_command(
             " one table per SUT)"
         ),
     ] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Local worker processes; 0: one per core once the matrix has 64 runs per"
+            " worker, else in this process (with --executor dask: its workers, 0: one per core).",
+        ),
+    ] = 0,
     executor: Annotated[str, typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")

@@ -175,7 +175,14 @@ def experiment_order(
     confidence: Annotated[float, typer.Option(help="Confidence level of the CIs")] = 0.95,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
-    jobs: Annotated[int, typer.Option(min=1, help="Local processes for matrix runs")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Local processes for matrix runs; 0: one per core once a matrix has 64 runs"
+            " per worker, else in this process.",
+        ),
+    ] = 0,
     sut_cmd: Annotated[
         str | None,
         typer.Option(help="Start the http:// SUT with this command (provider URLs -> replay)"),
@@ -246,7 +253,14 @@ def experiment_designs(
     confidence: Annotated[float, typer.Option(help="Confidence level of the CIs")] = 0.95,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
-    jobs: Annotated[int, typer.Option(min=1, help="Local processes for matrix runs")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Local processes for matrix runs; 0: one per core once a matrix has 64 runs"
+            " per worker, else in this process.",
+        ),
+    ] = 0,
     output_format: Annotated[str, typer.Option("--format", help="table, markdown or json")] = (
         "table"
     ),

@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from streambench.errors import ConfigError
-from streambench.runner.executors import Executor, LocalExecutor, Progress, _run_batch, batches
+from streambench.runner.executors import (
+    Executor,
+    LocalExecutor,
+    Progress,
+    _run_batch,
+    batches,
+    cores,
+)
 
 S = TypeVar("S")
 R = TypeVar("R")
@@ -70,12 +77,12 @@ class DaskExecutor:
 
 
 def make_executor(name: str, jobs: int = 1, scheduler: str | None = None) -> Executor:
-    """``local`` (``jobs`` processes) or ``dask`` (at ``scheduler``, else a LocalCluster of
-    ``jobs`` workers)."""
+    """``local`` (``jobs`` processes; 0: see :func:`~streambench.runner.executors.auto_jobs`)
+    or ``dask`` (at ``scheduler``, else a LocalCluster of ``jobs`` workers; 0: one per core)."""
     if name == "local":
         if scheduler is not None:
             raise ConfigError("needs the dask executor", param="scheduler")
         return LocalExecutor(jobs)
     if name == "dask":
-        return DaskExecutor(scheduler, workers=jobs)
+        return DaskExecutor(scheduler, workers=jobs or cores())
     raise ConfigError(f"{name!r}: expected one of {', '.join(EXECUTORS)}", param="executor")

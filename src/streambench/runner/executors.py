@@ -5,6 +5,7 @@ the executor, and are never all held here (a 100k-run matrix streams to disk).""
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Protocol, TypeVar
@@ -15,6 +16,23 @@ Progress = Callable[[int], None]  # called with how many runs just finished
 # Runs shipped to a worker at once: enough to amortise the hand-off, few enough that a batch's
 # rows (~50 KB each) stay small in the parent.
 MAX_BATCH = 64
+# jobs=0 (auto): a worker per core once the matrix has this many runs per worker; a smaller
+# one runs in process (starting the pool would cost more than it saves).
+AUTO_RUNS_PER_WORKER = 64
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def auto_jobs(runs: int) -> int:
+    """``jobs=0``'s processes for a matrix of ``runs``: one per core, at most one per
+    :data:`AUTO_RUNS_PER_WORKER` runs (1: in this process)."""
+    return max(1, min(cores(), runs // AUTO_RUNS_PER_WORKER))
 
 
 class Executor(Protocol):
@@ -59,26 +77,28 @@ def freeze_start_up() -> None:
 
 
 class LocalExecutor:
-    """In this process (``jobs=1``) or on a pool of ``jobs`` local processes."""
+    """In this process (``jobs=1``), on a pool of ``jobs`` local processes, or (``jobs=0``)
+    on as many as :func:`auto_jobs` gives for the matrix."""
 
     def __init__(self, jobs: int = 1) -> None:
-        if jobs < 1:
-            raise ValueError("jobs must be at least 1")
+        if jobs < 0:
+            raise ValueError("jobs must be 0 (one per core for a large matrix) or more")
         self.jobs = jobs
 
     def map(
         self, fn: Callable[[S], R], specs: Sequence[S], progress: Progress | None = None
     ) -> Iterator[R]:
         tick = progress or (lambda _n: None)
-        if self.jobs == 1 or len(specs) < 2:
+        jobs = self.jobs or auto_jobs(len(specs))
+        if jobs == 1 or len(specs) < 2:
             if _OWN_PROCESS:
                 freeze_start_up()
             for spec in specs:
                 yield fn(spec)
                 tick(1)
             return
-        parts = batches(specs, self.jobs)
-        with ProcessPoolExecutor(max_workers=self.jobs) as pool:
+        parts = batches(specs, jobs)
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
             for batch_rows in pool.map(_run_batch, [fn] * len(parts), parts):
                 yield from batch_rows
                 tick(len(batch_rows))
