@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from streambench.cli import main
-from streambench.cli.evaluate import MAX_VIOLATION_ROWS
+from streambench.cli.evaluate import MAX_VIOLATION_ROWS, unchecked_summary
 from streambench.report.files import load_results, summarize, violation_rows
 from streambench.runner.matrix import Matrix, run_matrix
 
@@ -281,3 +281,16 @@ def test_sut_errors_and_whole_run_violations_are_shown(
     assert "RemoteProtocolError" in out
     junit = (tmp_path / "junit.xml").read_text()
     assert "terminal-count at the end: " in junit and "sut_error: RemoteProtocolError" in junit
+
+
+def test_checks_not_possible_are_counted_per_rule_or_grouped_by_run_when_many() -> None:
+    few = unchecked_summary(["a", "a", "b"], [["latency-mismatch"], ["patch-count"], []])
+    assert few == "2 checks not possible (latency-mismatch 1, patch-count 1)"
+    stream_rules = [f"rule-{k:02d}" for k in range(25)]  # what a refused request cannot check
+    cases = ["http-bad-body"] * 9 + ["http-unknown-thread"] * 9 + ["http-json-answer"] * 9
+    lists = [stream_rules] * 18 + [stream_rules[:8]] * 9
+    assert unchecked_summary([*cases, "chat-hello"], [*lists, []]) == (
+        "522 checks not possible (25 rules on 18 runs of http-bad-body and 1 more case;"
+        " 8 rules on 9 runs of http-json-answer)"
+    )
+    assert unchecked_summary(["a"], [[]]) == ""

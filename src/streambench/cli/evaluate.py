@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -400,6 +401,11 @@ def violations_table(
     return table
 
 
+# Up to this many rules not checked, the closing line counts each; past it, it groups the runs.
+RULES_COUNTED = 6
+GROUPS_SHOWN = 4
+
+
 def closing_line(frame: Overview | pd.DataFrame, elapsed_s: float, paths: list[Path]) -> str:
     from collections import Counter
 
@@ -409,16 +415,44 @@ def closing_line(frame: Overview | pd.DataFrame, elapsed_s: float, paths: list[P
     flagged = sum(1 for n in runs["n_violations"] if n > 0) if len(runs) else 0
     rules = Counter(v["rule"] for vs in runs["violations"] for v in vs) if len(runs) else Counter()
     by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items()))
-    lists = runs.get("not_checked", [])
-    unchecked = Counter(slug for slugs in lists for slug in slugs)
-    by_slug = ", ".join(f"{slug} {n}" for slug, n in sorted(unchecked.items()))
+    unchecked = unchecked_summary(runs.get("case", []), runs.get("not_checked", []))
     where = paths[0].parent if paths else Path(".")
     return (
         f"{len(runs)} runs in {elapsed_s:.1f} s: {len(runs) - flagged} clean, "
         f"{flagged} with violations{f' ({by_rule})' if by_rule else ''}; "
-        + (f"{sum(unchecked.values())} checks not possible ({by_slug}); " if unchecked else "")
+        + (f"{unchecked}; " if unchecked else "")
         + f"reports in {where}/ ({', '.join(p.name for p in paths)})"
     )
+
+
+def unchecked_summary(cases: Sequence[str], lists: Sequence[Sequence[str]]) -> str:
+    """The closing line's checks not possible: a count per rule, or, past
+    :data:`RULES_COUNTED` rules, the runs grouped by the rules they could not check (refused
+    requests cannot check any stream rule: 25 rules on every such run would drown the rest)."""
+    from collections import Counter
+
+    per_rule = Counter(slug for slugs in lists for slug in slugs)
+    total = sum(per_rule.values())
+    if not total:
+        return ""
+    if len(per_rule) <= RULES_COUNTED:
+        detail = ", ".join(f"{slug} {n}" for slug, n in sorted(per_rule.items()))
+        return f"{total} checks not possible ({detail})"
+    runs_of: dict[frozenset[str], list[str]] = {}
+    for case, slugs in zip(cases, lists, strict=True):
+        if len(slugs):
+            runs_of.setdefault(frozenset(slugs), []).append(case)
+    parts = []
+    # the groups with the most checks first
+    biggest = sorted(runs_of.items(), key=lambda kv: (-len(kv[0]) * len(kv[1]), sorted(kv[0])))
+    for slugs, where in biggest:
+        names = list(dict.fromkeys(where))
+        others = len(names) - 1
+        shown = names[0] + (f" and {others} more case{'s' * (others > 1)}" if others else "")
+        what = ", ".join(sorted(slugs)) if len(slugs) <= 3 else f"{len(slugs)} rules"
+        parts.append(f"{what} on {len(where)} runs of {shown}")
+    more = f"; {len(parts) - GROUPS_SHOWN} more groups" if len(parts) > GROUPS_SHOWN else ""
+    return f"{total} checks not possible ({'; '.join(parts[:GROUPS_SHOWN])}{more})"
 
 
 def _print_summary(written: Written, by: list[str] | None, summary: Path) -> None:
