@@ -18,9 +18,10 @@ from distributed import LocalCluster
 from streambench.cli import main
 from streambench.errors import ConfigError
 from streambench.runner.dask_executor import DaskExecutor, make_executor
-from streambench.runner.executors import AUTO_RUNS_PER_WORKER, LocalExecutor, auto_jobs, cores
+from streambench.runner.executors import AUTO_RUNS_PER_WORKER, LocalExecutor, auto_jobs
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
 CASES = ["job-unicode-escaped", "chat-hello"]
 
 
@@ -146,12 +147,21 @@ def _pid(_: int) -> int:
     return os.getpid()
 
 
-def test_jobs_0_runs_a_large_matrix_on_every_core_and_a_small_one_in_process() -> None:
-    assert auto_jobs(10) == 1 and auto_jobs(AUTO_RUNS_PER_WORKER * 2 - 1) == 1
-    assert auto_jobs(10**6) == cores()
-    assert set(LocalExecutor(0).map(_pid, list(range(10)))) == {os.getpid()}
-    large = set(LocalExecutor(0).map(_pid, list(range(AUTO_RUNS_PER_WORKER * 2))))
-    if cores() >= 2:  # (CI's machine has 2)
-        assert os.getpid() not in large and len(large) <= cores()
-    else:
-        assert large == {os.getpid()}
+def test_jobs_0_runs_a_large_matrix_on_every_core_in_its_own_process_only() -> None:
+    assert auto_jobs(10) == 1  # in someone else's process (this one): always in process
+    assert set(LocalExecutor(0).map(_pid, list(range(AUTO_RUNS_PER_WORKER * 2)))) == {os.getpid()}
+    script = (
+        "import os\n"
+        "from streambench.runner.executors import LocalExecutor, auto_jobs, claim_process, cores\n"
+        "from tests.test_dask_executor import _pid\n"
+        "claim_process()\n"
+        "small = set(LocalExecutor(0).map(_pid, list(range(10))))\n"
+        "large = set(LocalExecutor(0).map(_pid, list(range(128))))\n"
+        "in_process = large == {os.getpid()}\n"
+        "print(small == {os.getpid()}, auto_jobs(10**6) == cores(),"
+        " in_process if cores() == 1 else not in_process and len(large) <= cores())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.stdout.split() == ["True", "True", "True"], done.stderr

@@ -89,7 +89,8 @@ def run_command(
         typer.Option(
             min=0,
             help="Local worker processes; 0: one per core once the matrix has 64 runs per"
-            " worker, else in this process (with --executor dask: its workers, 0: one per core).",
+            " worker, else in this process (the streambench command only: called as a library,"
+            " 0 runs in process; with --executor dask: its workers, 0: one per core).",
         ),
     ] = 0,
     executor: Annotated[str, typer.Option(help="local or dask.")] = "local",

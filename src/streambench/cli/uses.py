@@ -180,7 +180,7 @@ def experiment_order(
         typer.Option(
             min=0,
             help="Local processes for matrix runs; 0: one per core once a matrix has 64 runs"
-            " per worker, else in this process.",
+            " per worker, else in this process (called as a library: in process).",
         ),
     ] = 0,
     sut_cmd: Annotated[
@@ -258,7 +258,7 @@ def experiment_designs(
         typer.Option(
             min=0,
             help="Local processes for matrix runs; 0: one per core once a matrix has 64 runs"
-            " per worker, else in this process.",
+            " per worker, else in this process (called as a library: in process).",
         ),
     ] = 0,
     output_format: Annotated[str, typer.Option("--format", help="table, markdown or json")] = (

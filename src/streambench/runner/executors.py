@@ -21,20 +21,6 @@ MAX_BATCH = 64
 AUTO_RUNS_PER_WORKER = 64
 
 
-def cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def auto_jobs(runs: int) -> int:
-    """``jobs=0``'s processes for a matrix of ``runs``: one per core, at most one per
-    :data:`AUTO_RUNS_PER_WORKER` runs (1: in this process)."""
-    return max(1, min(cores(), runs // AUTO_RUNS_PER_WORKER))
-
-
 class Executor(Protocol):
     def map(
         self, fn: Callable[[S], R], specs: Sequence[S], progress: Progress | None = None
@@ -74,6 +60,24 @@ def freeze_start_up() -> None:
         _FROZEN = True
         if not gc.get_freeze_count():
             gc.freeze()
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def auto_jobs(runs: int) -> int:
+    """``jobs=0``'s processes for a matrix of ``runs``: in streambench's own process (see
+    :func:`claim_process`), one per core, at most one per :data:`AUTO_RUNS_PER_WORKER` runs;
+    1 (in this process) otherwise: forking someone else's process (a test calling
+    ``main([...])``, with its threads) is theirs to ask for, with ``jobs`` > 1."""
+    if not _OWN_PROCESS:
+        return 1
+    return max(1, min(cores(), runs // AUTO_RUNS_PER_WORKER))
 
 
 class LocalExecutor:
