@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 # The chaos and experiment stacks (httpx, the reference chain, pandas, numpy) load inside the
 # commands, so `streambench --help` stays fast.
 
+# The experiments' --jobs (both commands run matrices the same way).
+MatrixJobs = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Local processes for matrix runs; 0: one per core once a matrix has 64 runs"
+        " per worker, else in this process (called as a library: in process).",
+    ),
+]
+
 experiment_app = typer.Typer(help="Paired experiments between two systems under test.")
 app.add_typer(experiment_app, name="experiment")
 
@@ -175,14 +185,7 @@ def experiment_order(
     confidence: Annotated[float, typer.Option(help="Confidence level of the CIs")] = 0.95,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Local processes for matrix runs; 0: one per core once a matrix has 64 runs"
-            " per worker, else in this process (called as a library: in process).",
-        ),
-    ] = 0,
+    jobs: MatrixJobs = 0,
     sut_cmd: Annotated[
         str | None,
         typer.Option(help="Start the http:// SUT with this command (provider URLs -> replay)"),
@@ -253,14 +256,7 @@ def experiment_designs(
     confidence: Annotated[float, typer.Option(help="Confidence level of the CIs")] = 0.95,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Local processes for matrix runs; 0: one per core once a matrix has 64 runs"
-            " per worker, else in this process (called as a library: in process).",
-        ),
-    ] = 0,
+    jobs: MatrixJobs = 0,
     output_format: Annotated[str, typer.Option("--format", help="table, markdown or json")] = (
         "table"
     ),
