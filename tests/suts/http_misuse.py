@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from streambench.reference.app import ReferenceService, WireEvent, create_app
+from streambench.reference.app import ReferenceService, WireEvent, create_app, service_app
 from streambench.reference.assistant import Reply
 from streambench.reference.config import ReferenceConfig
 from streambench.reference.store import Store
@@ -155,13 +154,7 @@ class _ForgetsHistory(ReferenceService):
 
 
 def forgets_history() -> Starlette:
-    service = _ForgetsHistory(ReferenceConfig(), Store(":memory:"))
-    return Starlette(
-        routes=[
-            Route("/messages", service.post_message, methods=["POST"]),
-            Route("/threads/{thread_id}/messages", service.get_messages, methods=["GET"]),
-        ]
-    )
+    return service_app(_ForgetsHistory(ReferenceConfig(), Store(":memory:")))
 
 
 class _ToolTurnsUnsaved(ReferenceService):
@@ -172,11 +165,4 @@ class _ToolTurnsUnsaved(ReferenceService):
 
 
 def tool_turns_unsaved() -> Starlette:
-    config = ReferenceConfig(structured="tool")
-    service = _ToolTurnsUnsaved(config, Store(":memory:"))
-    return Starlette(
-        routes=[
-            Route("/messages", service.post_message, methods=["POST"]),
-            Route("/threads/{thread_id}/messages", service.get_messages, methods=["GET"]),
-        ]
-    )
+    return service_app(_ToolTurnsUnsaved(ReferenceConfig(structured="tool"), Store(":memory:")))

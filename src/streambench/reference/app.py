@@ -249,7 +249,11 @@ def create_app(config: ReferenceConfig | None = None) -> Starlette:
     """The ASGI app; with no argument it reads the environment (an ASGI factory)."""
     config = config if config is not None else ReferenceConfig.from_env()
     store = config.store if config.store is not None else Store(config.db_path)
-    service = ReferenceService(config, store)
+    return service_app(ReferenceService(config, store))
+
+
+def service_app(service: ReferenceService) -> Starlette:
+    """The ASGI app answering the reference's routes with ``service`` (``app.state.service``)."""
     app = Starlette(
         routes=[
             Route("/messages", service.post_message, methods=["POST"]),
